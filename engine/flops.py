@@ -8,9 +8,9 @@ sees does not depend on widths, so it is traced once per architecture on the met
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping, Sequence
 
 import torch
 from torch import nn

@@ -1,8 +1,8 @@
 """The paper's networks, built from a width configuration (see base.PrunableModel)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from engine.errors import PfsError
 from sample_models.base import PrunableModel, scaled

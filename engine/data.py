@@ -1,0 +1,265 @@
+"""Data sets held in memory as uint8 tensors, with batching and augmentation on tensors.
+
+Small data sets (Fashion-MNIST, CIFAR, synthetic) fit in memory many times over; keeping
+them as one uint8 tensor and cropping/flipping whole batches at once beats a DataLoader
+with worker processes on a 2-core machine, and keeps runs reproducible from a seed.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.errors import DataError
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as uint8 [N, C, H, W] tensors with int64 labels, and how to normalise/augment them."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_padding: int = 4
+    flip: bool = True
+    heldout_size: int = 5000
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])
+
+    def subset(self, n: int) -> Dataset:
+        """Only the first `n` training images (quick runs)."""
+        if n < 1:
+            raise DataError(f"--subset must be a positive number of images, got {n}")
+        return replace(self, train_x=self.train_x[:n], train_y=self.train_y[:n],
+                       heldout_size=min(self.heldout_size, max(1, n // 10)))
+
+    def heldout_split(self, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """(train, held-out): the held-out images come from the training set (gate selection).
+
+        Both parts are Datasets whose `train_*` is the respective slice; the split depends
+        only on `seed`, so every run on a data set selects gates on the same images.
+        """
+        n = self.train_x.shape[0]
+        k = min(self.heldout_size, n // 2)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        held, rest = perm[:k].sort().values, perm[k:].sort().values
+        return (replace(self, train_x=self.train_x[rest], train_y=self.train_y[rest]),
+                replace(self, train_x=self.train_x[held], train_y=self.train_y[held]))
+
+
+DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
+
+
+def dataset_names() -> list[str]:
+    """Names load_dataset accepts (plus `imagefolder:PATH` where supported)."""
+    return list(DATASETS)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = False) -> Dataset:
+    """Load a data set by name; a missing data set is a DataError that says how to get it."""
+    if name == "fashion-mnist":
+        return _fashion_mnist(root, download)
+    if name in ("cifar10", "cifar100"):
+        return _cifar(name, root, download)
+    if name == "synthetic":
+        return synthetic_dataset()
+    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+# -- batching ------------------------------------------------------------------------
+def batches(ds: Dataset, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool,
+            augment: bool, generator: torch.Generator | None = None, drop_last: bool = False,
+            device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Normalised float batches of (x, y); augmentation (crop + flip) is done per batch."""
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    mean = torch.tensor(ds.mean, device=device).view(1, -1, 1, 1)
+    inv_std = 1.0 / torch.tensor(ds.std, device=device).view(1, -1, 1, 1)
+    for start in range(0, stop, batch_size):
+        ix = order[start:start + batch_size]
+        xb = x[ix].to(device, non_blocking=True)
+        if augment:
+            xb = augment_batch(xb, ds.crop_padding, ds.flip, generator)
+        xb = (xb.float().div_(255.0) - mean).mul_(inv_std)
+        yield xb, y[ix].to(device, non_blocking=True)
+
+
+def augment_batch(x: torch.Tensor, padding: int, flip: bool,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, for a whole uint8 batch."""
+    n, _, h, w = x.shape
+    if padding > 0:
+        padded = F.pad(x, (padding, padding, padding, padding))
+        oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+        ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+        rows = (oy[:, None] + torch.arange(h))[:, :, None].to(x.device)
+        cols = (ox[:, None] + torch.arange(w))[:, None, :].to(x.device)
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    if flip:
+        mask = (torch.rand(n, generator=generator) < 0.5).to(x.device).view(-1, 1, 1, 1)
+        x = torch.where(mask, x.flip(3), x)
+    return x.contiguous()
+
+
+# -- Fashion-MNIST --------------------------------------------------------------------
+def _fashion_mnist(root, download: bool) -> Dataset:
+    folder = _find_fashion_folder(root)
+    if folder is None and download:
+        folder = _download_torchvision("FashionMNIST", root)
+    if folder is None:
+        where = f"{root}" if root else f"{DEBIAN_FASHION_MNIST} or ./data"
+        raise DataError(f"Fashion-MNIST not found in {where}; install it with "
+                        "`apt-get install dataset-fashion-mnist`, pass --data-root DIR, "
+                        "or add --download (needs internet)")
+    parts = {split: (_read_idx(folder, img), _read_idx(folder, lbl))
+             for split, (img, lbl) in FASHION_FILES.items()}
+    (trx, try_), (tex, tey) = parts["train"], parts["test"]
+    return Dataset("fashion-mnist", torch.from_numpy(trx).unsqueeze(1), torch.from_numpy(try_).long(),
+                   torch.from_numpy(tex).unsqueeze(1), torch.from_numpy(tey).long(), 10,
+                   mean=(0.2860,), std=(0.3530,), crop_padding=2, flip=True, heldout_size=5000,
+                   class_names=tuple(FASHION_CLASSES))
+
+
+def _find_fashion_folder(root) -> Path | None:
+    candidates = []
+    if root:
+        r = Path(root)
+        candidates += [r, r / "FashionMNIST" / "raw", r / "fashion-mnist"]
+    else:
+        candidates += [DEBIAN_FASHION_MNIST, Path("data") / "FashionMNIST" / "raw"]
+    for c in candidates:
+        if all(_idx_path(c, f) is not None for pair in FASHION_FILES.values() for f in pair):
+            return c
+    return None
+
+
+def _idx_path(folder: Path, stem: str) -> Path | None:
+    for p in (folder / stem, folder / f"{stem}.gz"):
+        if p.is_file():
+            return p
+    return None
+
+
+def _read_idx(folder: Path, stem: str) -> np.ndarray:
+    """An IDX file (the MNIST format: magic, dims, big-endian uint8 payload) as an array."""
+    path = _idx_path(folder, stem)
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path} is not a uint8 IDX file; re-install the data set")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
+    payload = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if payload.size != int(np.prod(dims)):
+        raise DataError(f"{path} is truncated ({payload.size} of {int(np.prod(dims))} bytes); re-install it")
+    return payload.reshape(dims).copy()
+
+
+# -- CIFAR ----------------------------------------------------------------------------
+CIFAR = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
+                b"labels", 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "CIFAR10"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", 100,
+                 (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "CIFAR100"),
+}
+
+
+def _cifar(name: str, root, download: bool) -> Dataset:
+    folder_name, train_files, test_files, label_key, classes, mean, std, tv_name = CIFAR[name]
+    base = Path(root) if root else Path("data")
+    folder = base / folder_name
+    if not folder.is_dir() and download:
+        _download_torchvision(tv_name, base)
+    if not folder.is_dir():
+        raise DataError(f"{name} not found: expected {folder}/ (torchvision's layout); "
+                        "pass --data-root DIR holding it, or add --download (needs internet)")
+    trx, try_ = _cifar_batches(folder, train_files, label_key)
+    tex, tey = _cifar_batches(folder, test_files, label_key)
+    return Dataset(name, trx, try_, tex, tey, classes, mean=mean, std=std, crop_padding=4, flip=True,
+                   heldout_size=5000, class_names=tuple(CIFAR10_CLASSES) if classes == 10 else ())
+
+
+def _cifar_batches(folder: Path, files: list[str], label_key: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for f in files:
+        path = folder / f
+        if not path.is_file():
+            raise DataError(f"{path} is missing; the CIFAR folder is incomplete, download it again")
+        try:
+            batch = _SafeUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(batch[label_key], dtype=np.int64))
+        except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
+            raise DataError(f"{path} is not a CIFAR batch ({exc}); download it again") from None
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """CIFAR ships pickles; allow only what rebuilds numpy arrays, never arbitrary code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _download_torchvision(tv_name: str, root) -> Path:
+    import torchvision
+
+    base = Path(root) if root else Path("data")
+    try:
+        getattr(torchvision.datasets, tv_name)(str(base), train=True, download=True)
+        getattr(torchvision.datasets, tv_name)(str(base), train=False, download=True)
+    except Exception as exc:  # network errors come in many types; all mean the same to a user
+        raise DataError(f"could not download {tv_name} into {base} ({type(exc).__name__}); "
+                        "check the internet connection or place the files there by hand") from None
+    return base / tv_name / "raw" if tv_name == "FashionMNIST" else base
+
+
+# -- synthetic ------------------------------------------------------------------------
+def synthetic_dataset(n_train: int = 2000, n_test: int = 500, num_classes: int = 10,
+                      size: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> Dataset:
+    """A learnable stand-in for tests: each class is a smooth random template plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    c, h, w = size
+    templates = F.interpolate(torch.rand(num_classes, c, 4, 4, generator=g), size=(h, w),
+                              mode="bilinear", align_corners=False)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, num_classes, (n,), generator=g)
+        x = templates[y] * 0.6 + torch.rand(n, c, h, w, generator=g) * 0.4
+        return (x * 255).round().clamp(0, 255).to(torch.uint8), y
+
+    (trx, try_), (tex, tey) = draw(n_train), draw(n_test)
+    return Dataset("synthetic", trx, try_, tex, tey, num_classes, mean=(0.5,) * c, std=(0.25,) * c,
+                   crop_padding=2, flip=False, heldout_size=max(1, n_train // 10))

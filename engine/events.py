@@ -1,0 +1,265 @@
+"""Typed progress events and the sinks that consume them.
+
+Every job reports through a stream of small frozen dataclasses. The CLI's progress bar,
+the run directory's events.jsonl, the TUI and replay all read the same stream, so an
+event must round-trip through JSON: `Event.from_json(e.to_json()) == e`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import IO, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base: `kind` names the event type in JSON; `time` is seconds since the epoch."""
+
+    kind: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_json(self) -> dict:
+        """A plain JSON-safe dict with a "type" key."""
+        return {"type": self.kind, **{k: _json_safe(v) for k, v in asdict(self).items()}}
+
+    @staticmethod
+    def from_json(data: dict) -> Event:
+        """The event a `to_json()` dict describes; unknown types raise ValueError."""
+        data = dict(data)
+        cls = EVENT_TYPES.get(data.pop("type", None))
+        if cls is None:
+            raise ValueError(f"unknown event type in {data!r}")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class StepEnd(Event):
+    """One optimisation step finished (gate learning or training). High rate: coalescible."""
+
+    kind: ClassVar[str] = "step"
+    stage: str
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+    ce: float = 0.0
+    reg: float = 0.0
+    mean_gate: float = float("nan")
+    open_frac: float = float("nan")
+    lr: float = 0.0
+    accuracy: float = float("nan")  # of the training batch
+    steps_per_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvalEnd(Event):
+    """A held-out (learn) or test (train) evaluation finished."""
+
+    kind: ClassVar[str] = "eval"
+    stage: str
+    step: int
+    accuracy: float
+    loss: float
+    open_frac: float = float("nan")
+    best: bool = False  # this evaluation became the selected / best one
+
+
+@dataclass(frozen=True)
+class GateSnapshot(Event):
+    """The gate values (group -> one float per channel) at a step."""
+
+    kind: ClassVar[str] = "gates"
+    step: int
+    gates: dict
+
+
+@dataclass(frozen=True)
+class StructureFound(Event):
+    """A FLOPs-budget search picked a structure."""
+
+    kind: ClassVar[str] = "structure"
+    widths: dict
+    macs: int
+    params: int
+    dense_macs: int
+    budget: float
+    threshold: float
+    tied: int
+
+
+@dataclass(frozen=True)
+class EpochEnd(Event):
+    """A training (or gate-learning) epoch finished."""
+
+    kind: ClassVar[str] = "epoch"
+    stage: str
+    epoch: int
+    total_epochs: int
+    train_loss: float
+    train_acc: float
+    test_acc: float = float("nan")
+    lr: float = 0.0
+    images_per_s: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    kind: ClassVar[str] = "checkpoint"
+    stage: str
+    path: str
+    step: int
+    epoch: int = 0
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "started"
+    stage: str
+    config: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "finished"
+    stage: str
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunFailed(Event):
+    kind: ClassVar[str] = "failed"
+    stage: str
+    error: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    c.kind: c for c in (StepEnd, EvalEnd, GateSnapshot, StructureFound, EpochEnd,
+                        CheckpointSaved, RunStarted, RunFinished, RunFailed)
+}
+
+Sink = Callable[[Event], None]
+
+
+def _json_safe(value):
+    # JSON has no NaN/inf: write null so every reader (jq, browsers) can parse the file.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def fanout(*sinks: Sink | None) -> Sink:
+    """One sink that forwards each event to every given sink (None entries skipped)."""
+    live = [s for s in sinks if s is not None]
+
+    def emit(event: Event) -> None:
+        for s in live:
+            s(event)
+    return emit
+
+
+class JsonlSink:
+    """Appends each event as one JSON line and flushes, so followers see it at once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def __call__(self, event: Event) -> None:
+        self._file.write(json.dumps(event.to_json()) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> JsonlSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_events(path: str | Path) -> list[Event]:
+    """Every complete event in a JSON-lines file (a torn last line is skipped)."""
+    return list(iter_events(Path(path).read_text(encoding="utf-8").splitlines()))
+
+
+def iter_events(lines: Iterable[str]) -> Iterator[Event]:
+    """Events from JSON lines; blank, torn or unknown lines are skipped, not fatal."""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            data = json.loads(line)
+            yield Event.from_json({k: (float("nan") if v is None else v) for k, v in data.items()})
+        except (ValueError, TypeError):
+            continue
+
+
+class ProgressBar:
+    """A one-line stderr progress bar fed by StepEnd/EvalEnd/EpochEnd events.
+
+    Redraws at most `hz` times a second, so fast steps cost nothing.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, width: int = 24, hz: float = 8.0) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.interval = 1.0 / hz
+        self._last_draw = 0.0
+        self._heldout = float("nan")
+        self._started = time.monotonic()
+        self._line_len = 0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, EvalEnd):
+            self._heldout = event.accuracy
+        elif isinstance(event, StepEnd):
+            now = time.monotonic()
+            if now - self._last_draw >= self.interval or event.step >= event.total_steps:
+                self._last_draw = now
+                self._draw(event, now)
+        elif isinstance(event, (RunFinished, RunFailed)):
+            self.close()
+
+    def _draw(self, e: StepEnd, now: float) -> None:
+        frac = min(1.0, e.step / max(1, e.total_steps))
+        filled = int(frac * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        parts = [f"{e.stage} [{bar}] {e.step}/{e.total_steps}", f"loss {e.loss:.3f}"]
+        if math.isfinite(self._heldout):
+            parts.append(f"held-out {self._heldout:.3f}")
+        if math.isfinite(e.open_frac):
+            parts.append(f"open {e.open_frac:.2f}")
+        if e.steps_per_s > 0:
+            eta = (e.total_steps - e.step) / e.steps_per_s
+            parts.append(f"{e.steps_per_s:.1f} it/s eta {_clock(eta)}")
+        line = "  ".join(parts)
+        pad = max(0, self._line_len - len(line))
+        self.stream.write("\r" + line + " " * pad)
+        self.stream.flush()
+        self._line_len = len(line)
+
+    def close(self) -> None:
+        if self._line_len:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line_len = 0
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else \
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

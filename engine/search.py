@@ -1,0 +1,175 @@
+"""FLOPs-budget structure search: one global gate threshold, found by binary search.
+
+All gates are ranked globally; keeping the top k gives widths whose MACs grow with k,
+so a binary search over the integer k finds the largest structure within the budget
+exactly (no tolerance). Equal gates (at init every gate is 1; after clamping many are 0)
+are ordered deterministically by their relative position in the layer, so ties spread
+evenly across layers, and the result says how many kept channels a tie decided.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+
+from engine.errors import BudgetError, PfsError
+from engine.flops import count_params, dense_macs, dense_params, input_size_of, layer_costs, macs_from_table
+
+
+@dataclass
+class Structure:
+    """A pruned architecture: kept channels per group, and what it costs."""
+
+    model: str
+    widths: dict[str, int]
+    dense_widths: dict[str, int]
+    keep: dict[str, list[int]]
+    macs: int
+    params: int
+    dense_macs: int
+    dense_params: int
+    budget: float
+    budget_macs: int
+    threshold: float
+    tied: int
+    input_size: list[int]
+    num_classes: int
+    spec: dict = field(default_factory=dict)
+    min_channels: int = 1
+
+    @property
+    def macs_ratio(self) -> float:
+        return self.macs / self.dense_macs
+
+    @property
+    def speedup(self) -> float:
+        return self.dense_macs / self.macs
+
+    def to_json(self) -> dict:
+        """The structure.json payload (plain JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> Structure:
+        """A Structure from structure.json; a missing field is a PfsError naming the fix."""
+        names = [f.name for f in fields(cls)]
+        missing = [f.name for f in fields(cls) if f.name not in data
+                   and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise PfsError(f"structure.json lacks {', '.join(missing)}; re-create it with "
+                           "`pfs search RUN --flops F`")
+        return cls(**{k: data[k] for k in names if k in data})
+
+
+def budget_to_macs(budget: float, dense: int) -> int:
+    """Absolute MACs of a budget: a fraction of the dense model in (0, 1], or MACs if > 1."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+        raise BudgetError(f"FLOPs budget must be a fraction in (0, 1] of the dense model or "
+                          f"absolute MACs > 1, got {budget!r}")
+    return int(budget * dense) if budget <= 1 else int(budget)
+
+
+def search(model, budget: float, input_size: Sequence[int] | None = None, *, min_channels: int = 1,
+           gates: Mapping[str, torch.Tensor] | None = None) -> Structure:
+    """The largest structure within `budget` MACs, keeping the highest |gate| channels.
+
+    `budget` is a fraction of the dense, unexpanded model's MACs, or absolute MACs if > 1.
+    `gates` defaults to the model's current gate values.
+    """
+    size = input_size_of(model, input_size)
+    table = layer_costs(model, size)
+    dense = dense_macs(model, size)
+    limit = budget_to_macs(budget, dense)
+    if gates is None:
+        gates = {g: gate.weight for g, gate in model.gates().items()}
+    ranking = _Ranking(model.widths, gates, min_channels)
+
+    def macs_at(k: int) -> int:
+        return macs_from_table(table, ranking.widths(k))
+
+    if macs_at(0) > limit:
+        smallest = macs_at(0)
+        raise BudgetError(
+            f"FLOPs budget {limit:,} MACs is below the smallest structure ({smallest:,} MACs, "
+            f"{smallest / dense:.4f} of dense, with min_channels={min_channels}); "
+            f"raise --flops to at least {np.ceil(smallest / dense * 1e4) / 1e4:.4f}")
+    lo, hi = 0, ranking.size  # invariant: macs_at(lo) <= limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if macs_at(mid) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    widths = ranking.widths(lo)
+    threshold, tied = ranking.threshold_and_ties(lo)
+    return Structure(
+        model=model.registry_name, widths=widths, dense_widths=dict(model.widths),
+        keep=ranking.keep(lo), macs=macs_at(lo), params=count_params(model, widths),
+        dense_macs=dense, dense_params=dense_params(model), budget=float(budget), budget_macs=limit,
+        threshold=threshold, tied=tied, input_size=list(size), num_classes=model.num_classes,
+        spec={k: v for k, v in model.spec.items() if k != "widths"}, min_channels=min_channels)
+
+
+def uniform_structure(model, budget: float, input_size: Sequence[int] | None = None, *,
+                      min_channels: int = 1) -> Structure:
+    """The same-budget baseline that keeps the same fraction of every layer.
+
+    Equal gates rank by relative position in their layer, so searching over all-equal
+    gates keeps channel 0..k of every layer in step: a uniform width multiplier.
+    """
+    ones = {g: torch.ones(w) for g, w in model.widths.items()}
+    return search(model, budget, input_size, min_channels=min_channels, gates=ones)
+
+
+class _Ranking:
+    """Global channel order (forced minimum first, then by |gate| with stable tie-break)."""
+
+    def __init__(self, widths: Mapping[str, int], gates: Mapping[str, torch.Tensor], min_channels: int) -> None:
+        if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
+            raise PfsError(f"min_channels must be a positive integer, got {min_channels!r}")
+        self.groups = list(widths)
+        values, group_idx, channel, rel = [], [], [], []
+        for i, g in enumerate(self.groups):
+            if g not in gates:
+                raise PfsError(f"no gate values for group {g!r}; the gates do not belong to this model")
+            v = gates[g].detach().abs().float().cpu().numpy().reshape(-1)
+            if v.size != widths[g]:
+                raise PfsError(f"group {g!r} has {v.size} gate values for {widths[g]} channels; "
+                               "the gates do not belong to this model")
+            values.append(v)
+            group_idx.append(np.full(v.size, i))
+            channel.append(np.arange(v.size))
+            rel.append(np.arange(v.size) / v.size)
+        values, group_idx = np.concatenate(values), np.concatenate(group_idx)
+        channel, rel = np.concatenate(channel), np.concatenate(rel)
+        # Within a group: best first, then lowest index. The first min_channels are forced.
+        by_group = np.lexsort((channel, -values, group_idx))
+        rank_in_group = np.empty_like(by_group)
+        starts = np.searchsorted(group_idx[by_group], np.arange(len(self.groups)))
+        rank_in_group[by_group] = np.arange(by_group.size) - starts[group_idx[by_group]]
+        forced = rank_in_group < min_channels
+        self.forced_counts = np.bincount(group_idx[forced], minlength=len(self.groups))
+        rest = np.flatnonzero(~forced)
+        order = rest[np.lexsort((channel[rest], group_idx[rest], rel[rest], -values[rest]))]
+        self.order, self.values, self.group_idx, self.channel = order, values, group_idx, channel
+        self.forced = forced
+        self.size = order.size
+
+    def widths(self, k: int) -> dict[str, int]:
+        counts = self.forced_counts + np.bincount(self.group_idx[self.order[:k]], minlength=len(self.groups))
+        return {g: int(c) for g, c in zip(self.groups, counts)}
+
+    def keep(self, k: int) -> dict[str, list[int]]:
+        kept = np.zeros(self.values.size, dtype=bool)
+        kept[self.forced] = True
+        kept[self.order[:k]] = True
+        return {g: self.channel[kept & (self.group_idx == i)].tolist() for i, g in enumerate(self.groups)}
+
+    def threshold_and_ties(self, k: int) -> tuple[float, int]:
+        """The first pruned gate's value, and how many kept channels share it (decided by a tie)."""
+        if k >= self.size:
+            return 0.0, 0
+        threshold = float(self.values[self.order[k]])
+        return threshold, int(np.count_nonzero(self.values[self.order[:k]] == threshold))
