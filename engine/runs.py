@@ -1,0 +1,212 @@
+"""Run directories: config, events, artifacts and checkpoints, written atomically.
+
+Layout of `runs/<name>/`: config.json (enough to re-run), events.jsonl (one event a
+line, flushed), gates.pt, init.pt, structure.json, checkpoints/last.pt, summary.json.
+Every file is written to a temporary name and renamed, so a killed job never leaves a
+half-written file; tensors load with weights_only=True, so a run never unpickles code.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.errors import RunError
+from engine.events import EpochEnd, EvalEnd, Event, JsonlSink, RunFailed, RunFinished, StepEnd, read_events
+
+DEFAULT_ROOT = Path(os.environ.get("PFS_RUNS", "runs"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename (all or nothing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write pretty JSON atomically."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
+
+
+def save_tensors(path: str | os.PathLike, obj: Any) -> None:
+    """torch.save a structure of tensors / numbers / strings atomically."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_tensors(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True: anything but plain tensors and containers is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path} does not exist; the run has not reached that stage yet")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types; all mean "unsafe or corrupt"
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise RunError(f"refusing to load {path}: not a plain-tensor checkpoint or corrupt ({reason}); "
+                       "only files written by pfs can be loaded") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; missing or corrupt files are a RunError that names the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path} does not exist; is this a pfs run directory?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path} is corrupt ({exc.msg if hasattr(exc, 'msg') else exc}); "
+                       "re-create the run") from None
+
+
+class RunDir:
+    """One run directory; every write goes through an atomic helper."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: dict, *, overwrite: bool = False) -> RunDir:
+        """A new run directory holding `config`; an existing run is refused unless `overwrite`."""
+        run = cls(path)
+        if (run.path / "config.json").exists() and not overwrite:
+            raise RunError(f"{run.path} already holds a run; pick another --out, "
+                           f"or `pfs resume {run.path}` to continue it")
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_json("config.json", config)
+        return run
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> RunDir:
+        """An existing run directory; a folder without config.json is a RunError."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise RunError(f"run directory {run.path} does not exist; list runs with `pfs runs`")
+        if not (run.path / "config.json").is_file():
+            raise RunError(f"{run.path} is not a pfs run (no config.json); point at a folder made "
+                           "by `pfs learn/prune/run --out`")
+        _ = run.config  # parse now: a corrupt config is reported here, not mid-job
+        return run
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> dict:
+        return read_json(self.path / "config.json")
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def write_json(self, name: str, data: Any) -> None:
+        atomic_write_json(self.path / name, data)
+
+    def read_json(self, name: str) -> Any:
+        return read_json(self.path / name)
+
+    def save(self, name: str, obj: Any) -> None:
+        save_tensors(self.path / name, obj)
+
+    def load(self, name: str, map_location: str | torch.device = "cpu") -> Any:
+        return load_tensors(self.path / name, map_location)
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    def event_sink(self) -> JsonlSink:
+        """A sink appending to events.jsonl (close it when the job ends)."""
+        return JsonlSink(self.events_path)
+
+    def events(self) -> list[Event]:
+        return read_events(self.events_path) if self.events_path.is_file() else []
+
+
+@dataclass
+class RunInfo:
+    """What `pfs runs` and the TUI's runs screen show of one run."""
+
+    name: str
+    path: str
+    model: str
+    dataset: str
+    stage: str
+    status: str  # running | finished | failed | stopped
+    progress: float  # of the current stage, 0..1
+    budget: float | None
+    macs: int | None
+    accuracy: float | None
+    updated: float
+
+    def to_json(self) -> dict:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in self.__dict__.items()}
+
+
+def run_info(path: str | os.PathLike) -> RunInfo:
+    """Summarise a run from its files and the tail of its events."""
+    run = RunDir.open(path)
+    config = run.config
+    events = run.events()
+    stage, status, progress, accuracy = config.get("stage", "learn"), "stopped", 0.0, None
+    for e in events:
+        if isinstance(e, (StepEnd, EvalEnd, EpochEnd, RunFinished, RunFailed)):
+            stage = e.stage
+        if isinstance(e, StepEnd):
+            progress, status = e.step / max(1, e.total_steps), "running"
+        elif isinstance(e, EpochEnd):
+            progress, status = e.epoch / max(1, e.total_epochs), "running"
+            if math.isfinite(e.test_acc):
+                accuracy = e.test_acc
+        elif isinstance(e, EvalEnd) and stage != "train" and math.isfinite(e.accuracy):
+            accuracy = e.accuracy
+        elif isinstance(e, RunFinished):
+            status, progress = "finished", 1.0
+        elif isinstance(e, RunFailed):
+            status = "failed"
+    summary = run.read_json("summary.json") if run.exists("summary.json") else {}
+    structure = run.read_json("structure.json") if run.exists("structure.json") else {}
+    if summary.get("test_acc") is not None:
+        accuracy = summary["test_acc"]
+    mtime = max((p.stat().st_mtime for p in run.path.iterdir() if p.is_file()), default=0.0)
+    return RunInfo(name=run.name, path=str(run.path), model=config.get("model", "?"),
+                   dataset=config.get("dataset", "?"), stage=stage, status=status, progress=progress,
+                   budget=structure.get("budget"), macs=structure.get("macs"), accuracy=accuracy,
+                   updated=mtime)
+
+
+def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
+    """Every run under `root` (default ./runs or $PFS_RUNS), newest first; broken runs skipped."""
+    root = Path(root) if root is not None else DEFAULT_ROOT
+    if not root.is_dir():
+        return []
+    infos = []
+    for child in root.iterdir():
+        if (child / "config.json").is_file():
+            try:
+                infos.append(run_info(child))
+            except RunError:
+                continue
+    return sorted(infos, key=lambda i: i.updated, reverse=True)
