@@ -75,6 +75,17 @@ class Dataset:
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
 
 
+SHAPES = {"fashion-mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
+          "cifar100": ((3, 32, 32), 100), "synthetic": ((3, 32, 32), 10)}
+
+
+def dataset_shape(name: str) -> tuple[tuple[int, int, int], int]:
+    """(input size, class count) of a named data set, without loading it."""
+    if name not in SHAPES:
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    return SHAPES[name]
+
+
 def dataset_names() -> list[str]:
     """Names load_dataset accepts (plus `imagefolder:PATH` where supported)."""
     return list(DATASETS)

@@ -48,8 +48,8 @@ class Structure:
         return self.dense_macs / self.macs
 
     def to_json(self) -> dict:
-        """The structure.json payload (plain JSON)."""
-        return asdict(self)
+        """The structure.json payload (plain JSON; `tied_channels` spelled out for readers)."""
+        return {**asdict(self), "tied_channels": self.tied}
 
     @classmethod
     def from_json(cls, data: Mapping) -> Structure:
