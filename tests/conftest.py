@@ -1,0 +1,23 @@
+"""Shared fixtures: real Fashion-MNIST when installed, tiny on-disk data sets otherwise."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.data import DEBIAN_FASHION_MNIST
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist():
+    """The real data set (Debian's dataset-fashion-mnist); the test setup installs it."""
+    from engine.data import load_dataset
+
+    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.fail("Fashion-MNIST is missing: `apt-get install dataset-fashion-mnist` (make test does)")
+    return load_dataset("fashion-mnist")
