@@ -4,8 +4,18 @@ import io
 import json
 import math
 
-from engine.events import (EVENT_TYPES, EpochEnd, EvalEnd, Event, GateSnapshot, JsonlSink, ProgressBar, StepEnd,
-                           StructureFound, read_events)
+from engine.events import (
+    EVENT_TYPES,
+    EpochEnd,
+    EvalEnd,
+    Event,
+    GateSnapshot,
+    JsonlSink,
+    ProgressBar,
+    StepEnd,
+    StructureFound,
+    read_events,
+)
 
 
 def samples():
