@@ -82,7 +82,7 @@ SHAPES = {"fashion-mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
 def dataset_shape(name: str) -> tuple[tuple[int, int, int], int]:
     """(input size, class count) of a named data set, without loading it."""
     if name not in SHAPES:
-        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}, imagefolder:PATH")
     return SHAPES[name]
 
 
@@ -99,7 +99,12 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: 
         return _cifar(name, root, download)
     if name == "synthetic":
         return synthetic_dataset()
-    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    if name.startswith("imagefolder:"):
+        # Too big for memory: a streamed folder set (engine.imagefolder), not a Dataset.
+        from engine.imagefolder import load_imagefolder
+
+        return load_imagefolder(name.split(":", 1)[1])
+    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}, imagefolder:PATH")
 
 
 # -- batching ------------------------------------------------------------------------

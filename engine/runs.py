@@ -11,7 +11,11 @@ import io
 import json
 import math
 import os
+import socket
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,8 @@ from engine.errors import RunError
 from engine.events import EpochEnd, EvalEnd, Event, JsonlSink, RunFailed, RunFinished, StepEnd, read_events
 
 DEFAULT_ROOT = Path(os.environ.get("PFS_RUNS", "runs"))
+OWNER_FILE = "pid.json"  # which process is working on the run, so a dead one is not "running"
+STALE_S = 300.0  # without an owner file, a run whose events stopped this long ago is not running
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -143,6 +149,38 @@ class RunDir:
     def events(self) -> list[Event]:
         return read_events(self.events_path) if self.events_path.is_file() else []
 
+    @contextmanager
+    def owned(self, stage: str) -> Iterator[None]:
+        """Record this process as the run's owner while the block runs (see `owner_alive`)."""
+        if _read_owner(self.file(OWNER_FILE)).get("pid") == os.getpid():
+            yield  # already ours (a pipeline owning all its stages): leave the file to the outer block
+            return
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage,
+              "started": _process_start(os.getpid()), "time": time.time()}
+        self.write_json(OWNER_FILE, me)
+        try:
+            yield
+        finally:
+            if self.exists(OWNER_FILE) and _read_owner(self.file(OWNER_FILE)).get("pid") == me["pid"]:
+                self.file(OWNER_FILE).unlink(missing_ok=True)
+
+    def owner_alive(self) -> bool | None:
+        """True/False when an owner file says whether its process still lives; None without one."""
+        owner = _read_owner(self.file(OWNER_FILE))
+        if not owner or owner.get("host") != socket.gethostname():
+            return None  # no owner, or one on another machine: cannot tell from here
+        pid = owner.get("pid")
+        if not isinstance(pid, int) or pid <= 0:
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        started = _process_start(pid)
+        return started is None or owner.get("started") in (None, started)  # pid reuse check
+
 
 @dataclass
 class RunInfo:
@@ -153,12 +191,15 @@ class RunInfo:
     model: str
     dataset: str
     stage: str
-    status: str  # running | finished | failed | stopped
+    status: str  # running | finished | failed | stopped | killed
     progress: float  # of the current stage, 0..1
     budget: float | None
     macs: int | None
     accuracy: float | None
     updated: float
+    best_accuracy: float | None = None
+    epoch: int | None = None
+    total_epochs: int | None = None
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -171,6 +212,7 @@ def run_info(path: str | os.PathLike) -> RunInfo:
     config = run.config
     events = run.events()
     stage, status, progress, accuracy = config.get("stage", "learn"), "stopped", 0.0, None
+    epoch = total_epochs = None
     for e in events:
         if isinstance(e, (StepEnd, EvalEnd, EpochEnd, RunFinished, RunFailed)):
             stage = e.stage
@@ -178,6 +220,7 @@ def run_info(path: str | os.PathLike) -> RunInfo:
             progress, status = e.step / max(1, e.total_steps), "running"
         elif isinstance(e, EpochEnd):
             progress, status = e.epoch / max(1, e.total_epochs), "running"
+            epoch, total_epochs = e.epoch, e.total_epochs
             if math.isfinite(e.test_acc):
                 accuracy = e.test_acc
         elif isinstance(e, EvalEnd) and stage != "train" and math.isfinite(e.accuracy):
@@ -191,10 +234,35 @@ def run_info(path: str | os.PathLike) -> RunInfo:
     if summary.get("test_acc") is not None:
         accuracy = summary["test_acc"]
     mtime = max((p.stat().st_mtime for p in run.path.iterdir() if p.is_file()), default=0.0)
+    alive = run.owner_alive()
+    if alive:
+        status = "running"
+    elif alive is False and status == "running":
+        status = "killed"  # its process died without a final event: `pfs resume` continues it
+    elif alive is None and status == "running" and time.time() - mtime > STALE_S:
+        status = "stopped"
     return RunInfo(name=run.name, path=str(run.path), model=config.get("model", "?"),
                    dataset=config.get("dataset", "?"), stage=stage, status=status, progress=progress,
                    budget=structure.get("budget"), macs=structure.get("macs"), accuracy=accuracy,
-                   updated=mtime)
+                   updated=mtime, best_accuracy=summary.get("best_test_acc"), epoch=epoch,
+                   total_epochs=total_epochs)
+
+
+def _read_owner(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _process_start(pid: int) -> int | None:
+    """The kernel's start time of `pid` (Linux), to tell a reused pid from the owner."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
