@@ -1,0 +1,141 @@
+"""The pfs terminal explorer: pages as modes, and the few actions that span pages."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from engine.errors import PfsError
+from pfs_tui.screens.help import HelpScreen
+from pfs_tui.screens.learn import LearnScreen
+from pfs_tui.screens.runs import RunsScreen
+from pfs_tui.screens.setup import SetupScreen
+from pfs_tui.screens.structure import StructureScreen
+from pfs_tui.session import Session, settings_from_config
+from pfs_tui.tasks import gates_to_lists, launch_train, load_replay
+
+
+class PfsApp(App):
+    """Setup -> Learn -> Structure -> Runs, each a mode so its state survives switching."""
+
+    TITLE = "pfs"
+    CSS_PATH = "app.tcss"
+    MODES = {"setup": SetupScreen, "learn": LearnScreen, "structure": StructureScreen,
+             "runs": RunsScreen, "help": HelpScreen}
+    BINDINGS = [
+        Binding("1", "page('setup')", "Setup", id="page.setup", show=False),
+        Binding("2", "page('learn')", "Learn", id="page.learn", show=False),
+        Binding("3", "page('structure')", "Structure", id="page.structure", show=False),
+        Binding("4", "page('runs')", "Runs", id="page.runs", show=False),
+        Binding("question_mark,f1", "page('help')", "Help", id="page.help", key_display="?"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, session: Session | None = None, *, start: str = "setup", replay: str | None = None,
+                 show_eta: bool = True, blink: bool = True, launcher=launch_train) -> None:
+        super().__init__()
+        self.session = session or Session()
+        self.start_page = start
+        self.replay_source = replay
+        self.show_eta = show_eta  # snapshot tests freeze it
+        self.blink = blink
+        self.launcher = launcher  # tests swap in a stub `pfs train`
+
+    async def on_mount(self) -> None:
+        await self.switch_mode(self.start_page)
+        if self.replay_source:
+            await self.replay_run(self.replay_source)
+
+    async def action_page(self, page: str) -> None:
+        await self.switch_mode(page)
+
+    def set_setting(self, name: str, value) -> None:
+        """Change one setting (pages read them when they are shown)."""
+        setattr(self.session.settings, name, value)
+
+    def _apply_run_config(self, path: Path) -> dict:
+        from engine.runs import RunDir
+
+        config = RunDir.open(path).config
+        self.session.settings = settings_from_config(config, self.session.settings)
+        return config
+
+    # -- actions spanning pages ----------------------------------------------------
+    async def action_learn(self) -> None:
+        """Start gate learning with the current settings and show it."""
+        await self.switch_mode("learn")
+        self.screen.start_learning()
+
+    async def replay_run(self, path: str | Path) -> None:
+        """Replay a recorded run's gate learning (no compute) on the Learn page."""
+        try:
+            run, events = load_replay(path)
+            self._apply_run_config(run.path)
+        except PfsError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        await self.switch_mode("learn")
+        self.session.replay_path = run.path
+        self.session.run_path, self.session.run_finished = run.path, run.exists("gates.pt")
+        self.screen.start_replay(events)
+        self.session.replay_path = run.path
+
+    async def open_run_gates(self, path: str | Path) -> None:
+        """Show a run's selected gates (gates.pt) on the Structure page."""
+        from engine.jobs import load_gated_model
+
+        path = Path(path)
+        try:
+            self._apply_run_config(path)
+            model = load_gated_model(path)
+        except PfsError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.session.reset_log().set_gates(gates_to_lists({g: m.weight for g, m in model.gates().items()}), 0)
+        self.session.run_path, self.session.run_finished = path, True
+        await self.switch_mode("structure")
+
+    async def action_retrain(self) -> None:
+        """Retrain the structure at the current target from the current run (Structure page)."""
+        s = self.session
+        if s.run_path is None or not s.run_finished:
+            self.notify("learn gates first (s on the Learn page), or open a run's gates (Runs, g)",
+                        severity="warning")
+            return
+        await self.retrain_run(s.run_path, search=True)
+
+    async def retrain_run(self, path: str | Path, *, search: bool = False) -> None:
+        """Write the run's structure.json if needed, start `pfs train` detached, follow it."""
+        from engine.jobs import search_run
+        from pfs_tui.screens.run_detail import RunDetailScreen
+
+        path = Path(path)
+        try:
+            if search or not (path / "structure.json").is_file():
+                search_run(path, self.session.settings.budget)
+            pid = self.launcher(path, self.session.settings.train_epochs)
+        except PfsError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"pfs train started (pid {pid}); it keeps running if you quit")
+        await self.switch_mode("runs")
+        if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
+            await self.push_screen(RunDetailScreen(path))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Start gate learning", "Learn gates with the current settings", self.action_learn)
+        yield SystemCommand("Export structure.json", "Write the structure at the FLOPs target",
+                            self._export)
+        yield SystemCommand("Retrain (pfs train)", "Train the pruned network as a detached process",
+                            self.action_retrain)
+        for page in ("setup", "learn", "structure", "runs", "help"):
+            yield SystemCommand(f"Go to {page}", f"Show the {page} page",
+                                lambda p=page: self.switch_mode(p))
+
+    async def _export(self) -> None:
+        await self.switch_mode("structure")
+        self.screen.action_export()

@@ -1,0 +1,62 @@
+"""Messages the explorer's workers post to the UI thread."""
+from __future__ import annotations
+
+from textual.message import Message
+
+
+class LearnProgress(Message):
+    """The learn log moved (posted from a worker, possibly hundreds of times a second).
+
+    It carries no data (the screen reads the log), so consecutive ones coalesce: only the
+    newest waiting in the queue is handled, as Toolong does with its high-rate messages.
+    """
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LearnProgress)
+
+
+class LearnDone(Message):
+    """Gate learning or replay ended: finished, stopped or failed (with why)."""
+
+    def __init__(self, status: str, detail: str = "") -> None:
+        super().__init__()
+        self.status = status
+        self.detail = detail
+
+
+class ModelRowsReady(Message):
+    """The model list with dense MACs/params for a data set was computed."""
+
+    def __init__(self, dataset: str, rows: list) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.rows = rows
+
+
+class RunsListed(Message):
+    """A fresh list of run summaries (engine.runs.RunInfo) for the runs screen."""
+
+    def __init__(self, infos: list) -> None:
+        super().__init__()
+        self.infos = infos
+
+
+class RunEvents(Message):
+    """New events read from a followed run's events.jsonl."""
+
+    def __init__(self, events: list, alive: bool | None) -> None:
+        super().__init__()
+        self.events = events
+        self.alive = alive
+
+    def can_replace(self, message: Message) -> bool:
+        return False
+
+
+class SettingChanged(Message):
+    """A setting was edited to a valid value (name, value)."""
+
+    def __init__(self, name: str, value) -> None:
+        super().__init__()
+        self.name = name
+        self.value = value

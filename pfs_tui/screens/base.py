@@ -1,0 +1,37 @@
+"""What every page shares: the page bar on top, the key footer below."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
+
+from pfs_tui.widgets.nav_bar import NavBar
+
+
+class PageScreen(Screen):
+    """A page of the explorer; subclasses yield their body from `compose_body`."""
+
+    PAGE = ""
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.PAGE)
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def session(self):
+        return self.app.session
+
+    def set_status(self, text: str) -> None:
+        """Right-hand text in the page bar."""
+        self.query_one(NavBar).set_extra(text)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Workers run with exit_on_error=False so a failed job never kills the app;
+        # the user still hears about it here.
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.group}: {event.worker.error}", severity="error", timeout=10)

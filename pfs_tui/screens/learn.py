@@ -1,0 +1,197 @@
+"""Learn: gate learning (or a replay) live: curves, gate statistics and histogram."""
+from __future__ import annotations
+
+import math
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, ProgressBar, Static
+
+from pfs_tui.messages import LearnDone, LearnProgress
+from pfs_tui.screens.base import PageScreen
+from pfs_tui.session import Pauser
+from pfs_tui.tasks import SPEEDS, replay, run_learning
+from pfs_tui.widgets.curve_plot import CurvePlot
+from pfs_tui.widgets.gate_histogram import GateHistogram
+
+REDRAW_HZ = 4  # steady redraw rate, however fast steps arrive
+
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss (or h:mm:ss)."""
+    seconds = int(max(0, seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def fmt(value: float, spec: str = ".3f") -> str:
+    return format(value, spec) if value is not None and math.isfinite(value) else "-"
+
+
+class LearnScreen(PageScreen):
+    """Start, pause, resume and stop gate learning; everything redraws at REDRAW_HZ."""
+
+    PAGE = "learn"
+    CSS_PATH = "learn.tcss"
+    BINDINGS = [
+        Binding("s", "app.learn", "Start", id="learn.start"),
+        Binding("space,p", "pause", "Pause/resume", id="learn.pause"),
+        Binding("x", "stop", "Stop", id="learn.stop"),
+        Binding("left_square_bracket", "speed(-1)", "Slower", id="learn.slower", show=False),
+        Binding("right_square_bracket", "speed(1)", "Faster", id="learn.faster", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pauser: Pauser | None = None
+        self.speed_index = SPEEDS.index(10.0)
+        self._drawn = -1
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="learn-top"):
+            yield Static("", id="learn-status")
+            yield ProgressBar(id="learn-progress", show_eta=False, show_percentage=True)
+            yield Static("", id="learn-stats")
+        with Horizontal(id="plots"):
+            yield CurvePlot("loss", id="loss-plot")
+            yield CurvePlot("held-out accuracy", id="acc-plot")
+        yield Label("", id="hist-title")
+        yield GateHistogram(id="gate-hist")
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / REDRAW_HZ, self.redraw)
+        self.redraw()
+
+    # -- running -------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return any(w.is_running for w in self.workers if w.group == "learn")
+
+    def start_learning(self) -> None:
+        """Start gate learning with the current settings (refused while one runs)."""
+        if self.running:
+            self.notify("gate learning is already running; stop it first (x)", severity="warning")
+            return
+        self.session.replay_path = None
+        self.session.reset_log().set_status("loading", "loading data")
+        self.pauser = Pauser()
+        self._drawn = -1
+        self._learn(self.pauser)
+
+    def start_replay(self, events: list) -> None:
+        """Replay recorded events at the current speed (no compute)."""
+        if self.running:
+            self.notify("something is already running here; stop it first (x)", severity="warning")
+            return
+        self.session.reset_log()
+        self.pauser = Pauser()
+        self._drawn = -1
+        self._replay(events, self.pauser)
+
+    @work(thread=True, exclusive=True, group="learn", exit_on_error=False)
+    def _learn(self, pauser: Pauser) -> None:
+        worker = self._current_worker()
+        try:
+            status, detail = run_learning(self.session, pauser, self._notify, lambda: worker.is_cancelled)
+        except Exception as exc:  # shown to the user, never swallowed: the worker ends with it
+            self.session.log.set_status("failed", str(exc))
+            self.post_message(LearnDone("failed", str(exc)))
+            raise
+        self.post_message(LearnDone(status, detail))
+
+    @work(thread=True, exclusive=True, group="learn", exit_on_error=False)
+    def _replay(self, events: list, pauser: Pauser) -> None:
+        worker = self._current_worker()
+        status = replay(events, self.session.log, pauser, lambda: SPEEDS[self.speed_index], self._notify,
+                        lambda: worker.is_cancelled)
+        self.post_message(LearnDone(status, "replay"))
+
+    def _current_worker(self):
+        from textual.worker import get_current_worker
+
+        return get_current_worker()
+
+    def _notify(self) -> None:
+        self.post_message(LearnProgress())
+
+    def on_learn_progress(self, message: LearnProgress) -> None:
+        # Drawing happens on the timer; the message only wakes the screen up.
+        pass
+
+    def on_learn_done(self, message: LearnDone) -> None:
+        self.redraw()
+        severity = "error" if message.status == "failed" else "information"
+        self.notify(f"gate learning {message.status}: {message.detail}", severity=severity)
+
+    def action_pause(self) -> None:
+        if not (self.pauser and self.running):
+            self.notify("nothing is running; press s to start", severity="warning")
+            return
+        if self.pauser.paused:
+            self.pauser.resume()
+            self.session.log.set_status("running", self.session.log.message)
+        else:
+            self.pauser.pause()
+            self.session.log.set_status("paused", self.session.log.message)
+        self.redraw()
+
+    def action_stop(self) -> None:
+        if self.pauser and self.running:
+            self.pauser.stop()
+            self.session.log.set_status("stopping", self.session.log.message)
+            self.redraw()
+
+    def action_speed(self, step: int) -> None:
+        self.speed_index = max(0, min(len(SPEEDS) - 1, self.speed_index + step))
+        self.redraw(force=True)
+
+    # -- drawing -------------------------------------------------------------------
+    def redraw(self, force: bool = False) -> None:
+        """Redraw from the log if it moved (called REDRAW_HZ times a second)."""
+        log = self.session.log
+        if log.version == self._drawn and not force:
+            return
+        snap = log.snapshot()
+        self._drawn = snap["version"]
+        s = self.session.settings
+        last = snap["last"]
+        status = snap["status"]
+        replaying = self.session.replay_path is not None
+        if replaying:
+            speed = SPEEDS[self.speed_index]
+            status += f" · replay {'max' if math.isinf(speed) else f'{speed:g}x'} ([ ] speed)"
+        line = f"[b]{status}[/b]"
+        if last is not None:
+            line += f"  step {last.step}/{last.total_steps}  {last.steps_per_s:.1f} steps/s"
+            if last.steps_per_s > 0 and getattr(self.app, "show_eta", True):
+                line += f"  ETA {clock((last.total_steps - last.step) / last.steps_per_s)}"
+        self.query_one("#learn-status", Static).update(line)
+        bar = self.query_one("#learn-progress", ProgressBar)
+        bar.update(total=last.total_steps if last else 100, progress=last.step if last else 0)
+        heldout = snap["heldout"]
+        stats = (f"mean gate [b]{fmt(last.mean_gate if last else None)}[/b] (r {s.sparsity:g})  "
+                 f"open [b]{fmt(last.open_frac if last else None)}[/b]  "
+                 f"loss {fmt(last.loss if last else None)}  "
+                 f"held-out [b]{fmt(heldout[-1][1] if heldout else None)}[/b]")
+        if snap["message"] and status.startswith(("failed", "finished", "stopped")):
+            stats += f"\n{snap['message']}"
+        self.query_one("#learn-stats", Static).update(stats)
+        self.query_one("#loss-plot", CurvePlot).show([("loss", snap["steps"], snap["loss"])])
+        self.query_one("#acc-plot", CurvePlot).show(
+            [("held-out", [h[0] for h in heldout], [h[1] for h in heldout])])
+        gates = snap["gates"]
+        values = [v for vs in gates.values() for v in vs] if gates else []
+        self.query_one("#hist-title", Label).update(
+            f"gate histogram at step {snap['gates_step']} ({len(values)} channels)" if gates
+            else "gate histogram: every gate starts at 1")
+        self.query_one("#gate-hist", GateHistogram).show(values, s.sparsity)
+        self.set_status(self._bar_text(snap))
+
+    def _bar_text(self, snap: dict) -> str:
+        last = snap["last"]
+        if last is None:
+            return snap["status"]
+        return f"{snap['status']} {100 * last.step / max(1, last.total_steps):.0f}%"

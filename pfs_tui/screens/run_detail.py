@@ -1,0 +1,137 @@
+"""One run, followed live: its stages, curves and whether its `pfs train` still runs."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, Static
+
+from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd
+from engine.runs import RunDir
+from pfs_tui.messages import RunEvents
+from pfs_tui.tasks import EventFollower, train_process_alive
+from pfs_tui.widgets.curve_plot import CurvePlot
+from pfs_tui.widgets.nav_bar import NavBar
+
+FOLLOW_S = 0.5
+
+
+class RunDetailScreen(Screen):
+    """Tails RUN/events.jsonl every FOLLOW_S seconds; works for finished runs too."""
+
+    CSS_PATH = "run_detail.tcss"
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back", id="run.back"),
+        Binding("g", "use_gates", "Gates → structure", id="run.gates"),
+        Binding("r", "replay", "Replay learning", id="run.replay"),
+        Binding("t", "retrain", "Retrain", id="run.retrain"),
+    ]
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.follower = EventFollower(self.path / "events.jsonl")
+        self.learn_steps: list[int] = []
+        self.learn_loss: list[float] = []
+        self.heldout: list[tuple[int, float]] = []
+        self.epochs: list[EpochEnd] = []
+        self.stage, self.status, self.last_step = "learn", "stopped", None
+        self.alive: bool | None = None
+        self.device = ""
+        self.error = ""
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("runs")
+        yield Static("", id="run-head")
+        yield ProgressBar(id="run-progress", show_eta=False)
+        with Horizontal(id="run-plots"):
+            yield CurvePlot("gate learning: loss", id="run-learn-plot")
+            yield CurvePlot("retraining: test accuracy", id="run-train-plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.config = RunDir.open(self.path).config
+        self.poll()
+        self.set_interval(FOLLOW_S, self.poll)
+
+    def poll(self) -> None:
+        self._read()
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
+    def _read(self) -> None:
+        events = self.follower.read_new()
+        self.post_message(RunEvents(events, train_process_alive(self.path)))
+
+    def on_run_events(self, message: RunEvents) -> None:
+        self.alive = message.alive
+        for e in message.events:
+            self._fold(e)
+        self.draw()
+
+    def _fold(self, e) -> None:
+        stage = getattr(e, "stage", None)
+        if stage:
+            self.stage = stage
+        if isinstance(e, RunStarted):
+            self.status = "running"
+            self.device = str(e.config.get("device", self.device)) if isinstance(e.config, dict) else self.device
+        elif isinstance(e, StepEnd):
+            self.status, self.last_step = "running", e
+            if e.stage != "train":
+                self.learn_steps.append(e.step)
+                self.learn_loss.append(e.loss)
+        elif isinstance(e, EvalEnd) and e.stage != "train" and math.isfinite(e.accuracy):
+            self.heldout.append((e.step, e.accuracy))
+        elif isinstance(e, EpochEnd) and e.stage == "train":
+            self.epochs.append(e)
+        elif isinstance(e, RunFinished):
+            self.status = "finished"
+        elif isinstance(e, RunFailed):
+            self.status, self.error = "failed", e.error
+
+    def draw(self) -> None:
+        cfg = self.config
+        status = self.status
+        if self.alive is True:
+            status += " (pfs train running)"
+        elif self.alive is False and self.status == "running":
+            status = "stopped (pfs train is no longer running)"
+        head = (f"[b]{self.path.name}[/b]  {cfg.get('model', '?')} on {cfg.get('dataset', '?')}\n"
+                f"stage [b]{self.stage}[/b] · {status}")
+        if self.device:
+            head += f" · device {self.device}"
+        if self.epochs:
+            e = self.epochs[-1]
+            head += f"\nepoch {e.epoch}/{e.total_epochs}  train acc {e.train_acc:.3f}"
+            if math.isfinite(e.test_acc):
+                head += f"  test acc [b]{e.test_acc:.3f}[/b]"
+        if self.heldout:
+            head += f"\nheld-out accuracy of the gates {self.heldout[-1][1]:.3f}"
+        if self.error:
+            head += f"\n[red]{self.error}[/]"
+        self.query_one("#run-head", Static).update(head)
+        bar = self.query_one("#run-progress", ProgressBar)
+        if self.stage == "train" and self.epochs:
+            bar.update(total=self.epochs[-1].total_epochs, progress=self.epochs[-1].epoch)
+        elif self.last_step is not None:
+            bar.update(total=self.last_step.total_steps, progress=self.last_step.step)
+        if self.status == "finished":
+            bar.update(total=100, progress=100)
+        self.query_one("#run-learn-plot", CurvePlot).show([("loss", self.learn_steps, self.learn_loss)])
+        self.query_one("#run-train-plot", CurvePlot).show(
+            [("test", [e.epoch for e in self.epochs], [e.test_acc for e in self.epochs])])
+        self.query_one(NavBar).set_extra(f"{self.stage} · {self.status}")
+
+    def action_use_gates(self) -> None:
+        self.app.open_run_gates(self.path)
+
+    def action_replay(self) -> None:
+        self.app.replay_run(self.path)
+
+    def action_retrain(self) -> None:
+        self.app.retrain_run(self.path)

@@ -1,0 +1,80 @@
+"""Runs: every run directory under the runs root, refreshed while the page is shown."""
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from engine.runs import list_runs
+from pfs_tui.messages import RunsListed
+from pfs_tui.screens.base import PageScreen
+
+REFRESH_S = 2.0
+
+
+def human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(n)
+
+
+class RunsScreen(PageScreen):
+    """A table of runs (stage, status, accuracy, MACs); Enter opens one, finished or not."""
+
+    PAGE = "runs"
+    CSS_PATH = "runs.tcss"
+    BINDINGS = [
+        Binding("enter", "open", "Open run", id="runs.open"),
+        Binding("r", "refresh", "Refresh", id="runs.refresh"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="runs-title")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("run", "model", "data", "stage", "status", "prog", "acc", "MACs")
+        self.infos = []
+        self.action_refresh()
+        self.set_interval(REFRESH_S, self.action_refresh)
+        table.focus()
+
+    def action_refresh(self) -> None:
+        if self.is_current:
+            self._list(self.session.runs_root)
+
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def _list(self, root) -> None:
+        self.post_message(RunsListed(list_runs(root)))
+
+    def on_runs_listed(self, message: RunsListed) -> None:
+        table = self.query_one(DataTable)
+        keep = table.cursor_row
+        self.infos = message.infos
+        table.clear()
+        for i in message.infos:
+            table.add_row(i.name, i.model, i.dataset, i.stage, i.status, f"{100 * i.progress:.0f}%",
+                          "-" if i.accuracy is None else f"{i.accuracy:.3f}", human(i.macs), key=i.path)
+        if message.infos:
+            table.move_cursor(row=min(keep, len(message.infos) - 1))
+        self.query_one("#runs-title", Static).update(
+            f" {len(message.infos)} runs in {self.session.runs_root}  (Enter opens one)")
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.open_run(event.row_key.value)
+
+    def action_open(self) -> None:
+        table = self.query_one(DataTable)
+        if self.infos and 0 <= table.cursor_row < len(self.infos):
+            self.open_run(self.infos[table.cursor_row].path)
+
+    def open_run(self, path: str) -> None:
+        from pfs_tui.screens.run_detail import RunDetailScreen
+
+        self.app.push_screen(RunDetailScreen(path))

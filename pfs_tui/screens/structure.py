@@ -1,0 +1,151 @@
+"""Structure: the pruned widths at the FLOPs target, live as the target or gates move."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Static
+
+from engine.errors import PfsError
+from engine.runs import atomic_write_json
+from pfs_tui.screens.base import PageScreen
+from pfs_tui.session import FIELDS, build_model, gates_fit, structures
+from pfs_tui.widgets.channel_bars import ChannelBars
+from pfs_tui.widgets.number_field import NumberField
+
+REFRESH_HZ = 4
+
+
+def human(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(n)
+
+
+class StructureScreen(PageScreen):
+    """Search runs on every change (it is analytic: tens of ms even for ResNet-56)."""
+
+    PAGE = "structure"
+    CSS_PATH = "structure.tcss"
+    BINDINGS = [
+        Binding("plus,equals_sign,right", "nudge(1)", "Target +", id="structure.more", key_display="+/→"),
+        Binding("minus,left", "nudge(-1)", "Target -", id="structure.less", key_display="-/←"),
+        Binding("e", "export", "Export", id="structure.export"),
+        Binding("t", "app.retrain", "Retrain (pfs train)", id="structure.retrain"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.structure = None
+        self.uniform = None
+        self.error = ""
+        self._key = None
+        self._model_key = None
+        self._model = None
+
+    def compose_body(self) -> ComposeResult:
+        spec = FIELDS["budget"]
+        with Horizontal(id="structure-top"):
+            yield NumberField(spec.label, self.session.settings.budget, minimum=spec.minimum,
+                              maximum=spec.maximum, step=0.01, help=spec.help, id="budget")
+        yield Static("", id="structure-summary")
+        yield Static(" kept/dense channels per layer   (u: uniform network of the same MACs)",
+                     id="bars-title")
+        with VerticalScroll(id="bars-scroll"):
+            yield ChannelBars(id="bars")
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / REFRESH_HZ, self.update_structure)
+        self.update_structure()
+        # The bars have focus (up/down scroll them); + and - move the target from anywhere
+        # on the page, and a click or Tab into the field allows typing a value.
+        self.query_one("#bars-scroll").focus()
+
+    def action_nudge(self, direction: int) -> None:
+        self.query_one("#budget", NumberField).nudge(direction)
+
+    def on_screen_resume(self) -> None:
+        field = self.query_one("#budget", NumberField)
+        if field.value != self.session.settings.budget:
+            field.set_value(self.session.settings.budget)
+        self.update_structure()
+
+    @on(NumberField.Changed, "#budget")
+    def _budget(self, event: NumberField.Changed) -> None:
+        self.app.set_setting("budget", event.value)
+        self.update_structure()  # at once, not on the next tick: this is the slider
+
+    def _model_for_settings(self):
+        s = self.session.settings
+        key = (s.model, s.dataset, s.expand)
+        if key != self._model_key:
+            self._model, self._input_size = build_model(s, self.session.data_root)
+            self._model_key = key
+        return self._model, self._input_size
+
+    def update_structure(self) -> None:
+        """Search again if the target, the model or the gates changed since last time."""
+        s, log = self.session.settings, self.session.log
+        key = (s.model, s.dataset, s.expand, s.budget, log.gates_step, id(log.gates))
+        if key == self._key:
+            return
+        self._key = key
+        try:
+            model, size = self._model_for_settings()
+            gates = log.gates if gates_fit(log.gates, model.widths) else None
+            self.structure, self.uniform = structures(model, size, gates, s.budget)
+            self.error = ""
+        except PfsError as exc:
+            self.structure = self.uniform = None
+            self.error = str(exc)
+            model, gates = None, None
+        self._draw(gates is not None)
+
+    def _draw(self, learned: bool) -> None:
+        summary = self.query_one("#structure-summary", Static)
+        bars = self.query_one("#bars", ChannelBars)
+        if self.structure is None:
+            summary.update(f"[b red]{self.error}[/]")
+            bars.show({}, {})
+            return
+        st, un = self.structure, self.uniform
+        log = self.session.log
+        source = (f"learned gates at step {log.gates_step}" if learned
+                  else "initial gates (all 1 = uniform)")
+        summary.update(
+            f"[b]pfs[/b]     MACs [b]{human(st.macs)}[/b] ({st.macs / st.dense_macs:.3f} of {human(st.dense_macs)})"
+            f"  params {human(st.params)}  speed-up [b]{st.speedup:.2f}x[/b]\n"
+            f"[cyan]uniform[/] MACs {human(un.macs)} ({un.macs / un.dense_macs:.3f})  params {human(un.params)}"
+            f"  speed-up {un.speedup:.2f}x\n"
+            f"threshold {st.threshold:.4g}  ties {st.tied}  · {source}")
+        bars.show(st.dense_widths, st.widths, un.widths)
+        self.set_status(f"{st.macs / st.dense_macs:.2f} MACs · {st.speedup:.2f}x")
+
+    def action_export(self) -> None:
+        """Write structure.json: into the run (via the engine's search_run when learning
+        finished, so `pfs train RUN` trains exactly this), else next to the runs."""
+        path = self.export()
+        if path is not None:
+            self.notify(f"wrote {path}")
+
+    def export(self) -> Path | None:
+        if self.structure is None:
+            self.notify(self.error or "no structure to export", severity="error")
+            return None
+        session = self.session
+        if session.run_path is not None and session.run_finished:
+            from engine.jobs import search_run
+
+            search_run(session.run_path, session.settings.budget)
+            return session.run_path / "structure.json"
+        if session.run_path is not None:
+            path = session.run_path / "structure.json"
+        else:
+            s = session.settings
+            path = session.runs_root / f"structure-{s.model}-{s.dataset}-{s.budget:g}.json"
+        atomic_write_json(path, self.structure.to_json())
+        return path

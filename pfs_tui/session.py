@@ -1,0 +1,263 @@
+"""The explorer's state without any widgets: settings, the learning log, structures.
+
+Screens read this state and workers write it, so it lives outside Textual: the learn
+and replay workers append events to a `LearnLog` under a lock from their thread, and
+the screens redraw from it on a timer (a few Hz however fast steps arrive).
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+
+from engine.errors import PfsError
+from engine.events import EpochEnd, EvalEnd, Event, GateSnapshot, RunFailed, RunFinished, StepEnd
+from engine.flops import dense_macs, dense_params
+from engine.search import Structure, search, uniform_structure
+from sample_models import create_model, list_models, model_entry
+
+# Input shape and class count of the built-in data sets, so the setup screen can show
+# MACs without loading images; anything else is loaded once to find out.
+KNOWN_DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
+    "fashion-mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+    "synthetic": ((3, 32, 32), 10),
+}
+
+
+def dataset_shape(name: str, data_root: str | None = None) -> tuple[tuple[int, int, int], int]:
+    """(input C,H,W, classes) of a data set; unknown names are loaded to find out."""
+    if name in KNOWN_DATASETS:
+        return KNOWN_DATASETS[name]
+    from engine.data import load_dataset
+
+    ds = load_dataset(name, data_root)
+    return tuple(ds.input_size), ds.num_classes
+
+
+@dataclass
+class Settings:
+    """Everything the setup screen edits; the defaults are the paper's CIFAR settings,
+    shortened (300 steps) so a CPU session shows a learned structure within minutes."""
+
+    model: str = "resnet20"
+    dataset: str = "fashion-mnist"
+    budget: float = 0.5
+    sparsity: float = 0.2
+    gamma: float = 0.5
+    reg: str = "mean"
+    steps: int = 300
+    epochs: int = 1
+    batch_size: int = 128
+    seed: int = 0
+    expand: float = 1.0
+    train_epochs: int = 20
+
+    def learn_kwargs(self) -> dict:
+        """Keyword arguments of engine.learn.LearnConfig (steps 0 means: use epochs)."""
+        return {"sparsity": self.sparsity, "gamma": self.gamma, "reg": self.reg, "epochs": self.epochs,
+                "steps": self.steps or None, "batch_size": self.batch_size, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How a numeric setting is edited: its range, nudge step and what it means."""
+
+    name: str
+    label: str
+    minimum: float
+    maximum: float
+    step: float
+    integer: bool = False
+    help: str = ""
+
+
+FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
+    FieldSpec("budget", "FLOPs target", 0.01, 1.0, 0.05, help="fraction of the dense model's MACs to keep"),
+    FieldSpec("sparsity", "sparsity r", 0.0, 1.0, 0.05, help="target mean gate value"),
+    FieldSpec("gamma", "gamma", 0.0, 100.0, 0.1, help="weight of the sparsity regulariser"),
+    FieldSpec("steps", "steps", 0, 1_000_000, 50, integer=True, help="0 = use epochs"),
+    FieldSpec("epochs", "epochs", 1, 1000, 1, integer=True, help="gate-learning epochs"),
+    FieldSpec("seed", "seed", 0, 2**31 - 1, 1, integer=True, help="random init and data order"),
+    FieldSpec("expand", "expansion", 0.25, 4.0, 0.25, help="width multiplier of the gated model"),
+    FieldSpec("train_epochs", "retrain epochs", 1, 1000, 5, integer=True, help="epochs of `pfs train`"),
+)}
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One line of the model list: dense MACs/params at a data set's input size."""
+
+    name: str
+    description: str
+    macs: int | None
+    params: int | None
+    reason: str = ""  # why there are no counts
+
+
+def model_rows(dataset: str, data_root: str | None = None) -> list[ModelRow]:
+    """Every registered model with its dense cost on `dataset` (None where it does not fit)."""
+    size, classes = dataset_shape(dataset, data_root)
+    rows = []
+    for name in list_models():
+        try:
+            with torch.device("meta"):  # shapes only: no memory, no init
+                model = create_model(name, in_channels=size[0], num_classes=classes)
+            macs, params = dense_macs(model, size), dense_params(model)
+        except (PfsError, ValueError, RuntimeError) as exc:
+            # Some models cannot run at a small input (a 1x1 map in a train-mode BN):
+            # the list says so instead of failing the whole page.
+            macs = params = None
+            reason = str(exc).splitlines()[0][:80]
+        else:
+            reason = ""
+        rows.append(ModelRow(name, model_entry(name).description, macs, params, reason))
+    return rows
+
+
+def build_model(settings: Settings, data_root: str | None = None):
+    """The gated model the settings describe (random init; searched, never trained here)."""
+    size, classes = dataset_shape(settings.dataset, data_root)
+    with torch.device("meta"):
+        return create_model(settings.model, in_channels=size[0], num_classes=classes, expand=settings.expand), size
+
+
+def gates_fit(gates: dict | None, widths: dict[str, int]) -> bool:
+    """Whether gate values (group -> floats) belong to a model of these widths."""
+    return bool(gates) and set(gates) == set(widths) and all(len(gates[g]) == w for g, w in widths.items())
+
+
+def structures(model, size, gates: dict | None, budget: float) -> tuple[Structure, Structure]:
+    """(searched, uniform) structures at `budget`; no gates means every gate is still 1."""
+    if gates is None:
+        gates = {g: [1.0] * w for g, w in model.widths.items()}
+    tensors = {g: torch.as_tensor(v, dtype=torch.float32) for g, v in gates.items()}
+    return search(model, budget, size, gates=tensors), uniform_structure(model, budget, size)
+
+
+@dataclass
+class LearnLog:
+    """What the learn screen draws, appended to by a worker thread (under `lock`).
+
+    `version` grows with every change, so a timer can redraw only when something moved.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    heldout: list[tuple[int, float]] = field(default_factory=list)
+    last: StepEnd | None = None
+    gates: dict | None = None
+    gates_step: int = 0
+    epochs: list[EpochEnd] = field(default_factory=list)
+    status: str = "idle"  # idle | loading | running | paused | stopping | finished | stopped | failed
+    message: str = ""
+    version: int = 0
+
+    def add(self, event: Event) -> None:
+        """Fold one event in (any thread)."""
+        with self.lock:
+            if isinstance(event, StepEnd) and event.stage != "train":
+                self.steps.append(event.step)
+                self.loss.append(event.loss)
+                self.last = event
+            elif isinstance(event, EvalEnd) and event.stage != "train" and math.isfinite(event.accuracy):
+                self.heldout.append((event.step, event.accuracy))
+            elif isinstance(event, GateSnapshot):
+                self.gates, self.gates_step = event.gates, event.step
+            elif isinstance(event, EpochEnd):
+                self.epochs.append(event)
+            elif isinstance(event, RunFinished) and event.stage != "train":
+                self.status = "finished"
+            elif isinstance(event, RunFailed):
+                self.status, self.message = "failed", event.error
+            self.version += 1
+
+    def set_status(self, status: str, message: str = "") -> None:
+        with self.lock:
+            self.status, self.message = status, message
+            self.version += 1
+
+    def set_gates(self, gates: dict, step: int) -> None:
+        with self.lock:
+            self.gates, self.gates_step = gates, step
+            self.version += 1
+
+    def snapshot(self) -> dict:
+        """A consistent copy of the fields the screens draw."""
+        with self.lock:
+            return {"steps": list(self.steps), "loss": list(self.loss), "heldout": list(self.heldout),
+                    "last": self.last, "gates": self.gates, "gates_step": self.gates_step,
+                    "status": self.status, "message": self.message, "version": self.version}
+
+
+class Pauser:
+    """Pause/stop flags shared with a worker: `wait()` blocks while paused (in the worker)."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self.stop_requested = False
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self.stop_requested = True
+        self._running.set()
+
+    def wait(self, is_cancelled=lambda: False) -> None:
+        """Block while paused, waking regularly so a cancel or stop is seen."""
+        while not self._running.wait(0.1):
+            if is_cancelled() or self.stop_requested:
+                return
+
+
+@dataclass
+class Session:
+    """The one explorer session: settings, where runs go, the current run and its gates."""
+
+    settings: Settings = field(default_factory=Settings)
+    runs_root: Path = field(default_factory=lambda: Path(os.environ.get("PFS_RUNS", "runs")))
+    data_root: str | None = None
+    run_path: Path | None = None  # the learn run whose gates are shown, if any
+    run_finished: bool = False  # its gates.pt holds the selected gates
+    replay_path: Path | None = None
+    log: LearnLog = field(default_factory=LearnLog)
+
+    def new_run_path(self) -> Path:
+        """A fresh run directory name under runs_root."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = self.runs_root / f"{self.settings.model}-{self.settings.dataset}-{stamp}"
+        path, n = base, 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        return path
+
+    def reset_log(self) -> LearnLog:
+        self.log = LearnLog()
+        return self.log
+
+
+def settings_from_config(config: dict, base: Settings) -> Settings:
+    """Settings of a recorded run (config.json), keeping `base` where the run is silent."""
+    learn = config.get("learn", {}) if isinstance(config.get("learn"), dict) else {}
+    known = {f.name for f in fields(Settings)}
+    values = {k: v for k, v in {**learn, **config}.items() if k in known and v is not None}
+    if "steps" in values and not values["steps"]:
+        values["steps"] = 0
+    return replace(base, **values)

@@ -1,0 +1,207 @@
+"""The explorer's jobs, free of widgets: gate learning, replay, retraining, following.
+
+Each function runs in a worker thread (or launches a process) and reports only through
+the LearnLog it is given and a `notify()` callback, which the screens turn into a
+coalescing message; so these are testable without an app.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.events import Event, GateSnapshot, iter_events, read_events
+from engine.runs import RunDir
+from pfs_tui.session import LearnLog, Pauser, Session
+
+TRAIN_PID = "tui_train.json"  # written by the explorer into a run it launched `pfs train` on
+
+
+def gates_to_lists(gates) -> dict[str, list[float]]:
+    """Group -> plain floats, from tensors or lists (what GateSnapshot carries)."""
+    return {g: [float(x) for x in (v.detach().cpu().reshape(-1).tolist() if hasattr(v, "detach") else v)]
+            for g, v in gates.items()}
+
+
+def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
+                 is_cancelled: Callable[[], bool], min_interval: float = 0.03) -> tuple[str, str]:
+    """Learn gates into a new run directory; returns (status, detail) for the UI.
+
+    Every event lands in the session's log; `notify` is called at most every
+    `min_interval` seconds (plus once at the end), so a fast model cannot flood the UI.
+    Pausing blocks here, in the learning thread, inside the event callback.
+    """
+    from engine.jobs import learn_run
+    from engine.learn import LearnConfig
+
+    s, log = session.settings, session.log
+    config = LearnConfig(**s.learn_kwargs())
+    config.validate()
+    out = session.new_run_path()
+    session.run_path, session.run_finished = out, False
+    last = [0.0]
+
+    def on_event(event: Event) -> None:
+        log.add(event)
+        now = time.monotonic()
+        if now - last[0] >= min_interval:
+            last[0] = now
+            notify()
+        if pauser.paused:
+            log.set_status("paused")
+            notify()
+            pauser.wait(is_cancelled)
+            if not (pauser.stop_requested or is_cancelled()):
+                log.set_status("running")
+                notify()
+
+    def should_stop() -> bool:
+        return pauser.stop_requested or is_cancelled()
+
+    log.set_status("running", str(out))
+    notify()
+    result = learn_run(out, model=s.model, dataset=s.dataset, learn=config, data_root=session.data_root,
+                       expand=s.expand, on_event=on_event, should_stop=should_stop)
+    log.set_gates(gates_to_lists(result.gates), result.selected_step)
+    session.run_finished = True
+    status = "stopped" if result.stopped else "finished"
+    acc = result.heldout_acc
+    detail = f"selected step {result.selected_step}" + (f", held-out {acc:.3f}" if acc == acc else "")
+    log.set_status(status, detail)
+    notify()
+    return status, detail
+
+
+SPEEDS = (1.0, 2.0, 5.0, 10.0, 50.0, 200.0, math.inf)
+
+
+def replay(events: list[Event], log: LearnLog, pauser: Pauser, speed: Callable[[], float],
+           notify: Callable[[], None], is_cancelled: Callable[[], bool], min_interval: float = 0.03) -> str:
+    """Feed recorded events into `log` at `speed()` times their recorded pace (no compute).
+
+    Gaps are capped at one second of replay time, so an idle stretch in the recording
+    does not stall the show; infinite speed replays everything at once.
+    """
+    log.set_status("running", "replay")
+    prev_time, last_notify = None, 0.0
+    for event in events:
+        if is_cancelled() or pauser.stop_requested:
+            log.set_status("stopped", "replay stopped")
+            notify()
+            return "stopped"
+        if pauser.paused:
+            log.set_status("paused", "replay")
+            notify()
+            pauser.wait(is_cancelled)
+            log.set_status("running", "replay")
+        factor = speed()
+        if prev_time is not None and math.isfinite(factor):
+            gap = min(1.0, max(0.0, (event.time - prev_time) / factor))
+            if gap > 0:
+                time.sleep(gap)  # pacing the show, not synchronisation
+        prev_time = event.time
+        log.add(event)
+        now = time.monotonic()
+        if now - last_notify >= min_interval:
+            last_notify = now
+            notify()
+    if log.status in ("running", "paused"):
+        log.set_status("finished" if log.status == "running" else log.status, "replay finished")
+    notify()
+    return log.status
+
+
+def load_replay(run: str | os.PathLike) -> tuple[RunDir, list[Event]]:
+    """A recorded run and its gate-learning events (train-stage events left out)."""
+    rd = RunDir.open(run)
+    if not rd.events_path.is_file():
+        from engine.errors import RunError
+
+        raise RunError(f"{rd.path} has no events.jsonl to replay; pick a run that has started")
+    events = [e for e in read_events(rd.events_path) if getattr(e, "stage", "learn") != "train"]
+    return rd, events
+
+
+def last_gates(events: list[Event]) -> GateSnapshot | None:
+    """The newest gate snapshot among `events`."""
+    snaps = [e for e in events if isinstance(e, GateSnapshot)]
+    return snaps[-1] if snaps else None
+
+
+# -- retraining as a detached process ------------------------------------------------
+def train_command(run_path: Path, epochs: int, device: str = "auto") -> list[str]:
+    """The `pfs train` command line for a run (the same module the `pfs` script runs)."""
+    return [sys.executable, "-m", "engine", "train", str(run_path), "--epochs", str(epochs), "--device", device]
+
+
+def launch_train(run_path: Path, epochs: int, device: str = "auto",
+                 command: list[str] | None = None) -> int:
+    """Start `pfs train RUN` detached (own session, output to RUN/train.log); its pid.
+
+    The process outlives the explorer; the pid is written into the run so a restarted
+    explorer can tell whether it is still alive.
+    """
+    cmd = command or train_command(run_path, epochs, device)
+    with open(run_path / "train.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    RunDir(run_path).write_json(TRAIN_PID, {"pid": proc.pid, "command": cmd, "started": time.time()})
+    return proc.pid
+
+
+def train_process_alive(run_path: Path) -> bool | None:
+    """Whether the `pfs train` the explorer launched on this run still runs (None: not launched here)."""
+    try:
+        pid = int(json.loads((Path(run_path) / TRAIN_PID).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        # Reap it if it is our own finished child, so it does not linger as a zombie.
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EventFollower:
+    """Reads the events appended to an events.jsonl since the last call (tail -f)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self._partial = b""
+
+    def read_new(self) -> list[Event]:
+        """Complete new events; a line still being written waits for the next call."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        return list(iter_events(line.decode("utf-8", "replace") for line in lines))
+
+
+def device_label() -> str:
+    """Where `pfs train --device auto` will run: the GPU's name, or cpu."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return "cpu (no GPU found)"
