@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from engine.errors import PfsError
 from sample_models.base import PrunableModel, scaled
 from sample_models.mobilenet_v1 import MobileNetV1
-from sample_models.mobilenet_v2 import MobileNetV2Cifar
+from sample_models.mobilenet_v2 import MobileNetV2Cifar, MobileNetV2ImageNet
 from sample_models.resnet_cifar import CifarResNet
 from sample_models.resnet_imagenet import ImageNetResNet
 from sample_models.vgg import VGG
@@ -34,6 +34,7 @@ _REGISTRY: dict[str, ModelEntry] = {
     "mobilenet_v2": ModelEntry(MobileNetV2Cifar, {}, "CIFAR MobileNet-V2"),
     "resnet50": ModelEntry(ImageNetResNet, {"depth": 50}, "ImageNet ResNet-50 (paper)"),
     "mobilenet_v1": ModelEntry(MobileNetV1, {}, "ImageNet MobileNet-V1 (paper)"),
+    "mobilenet_v2_imagenet": ModelEntry(MobileNetV2ImageNet, {}, "ImageNet MobileNet-V2 (paper)"),
 }
 SHORTCUTS = ("A", "B")
 

@@ -11,7 +11,7 @@ from engine.errors import PfsError
 from engine.flops import count_macs, count_params, dense_macs
 from sample_models import create_model, list_models
 
-SMALL_INPUT = {"resnet50": (3, 64, 64), "mobilenet_v1": (3, 64, 64)}
+SMALL_INPUT = {"resnet50": (3, 64, 64), "mobilenet_v1": (3, 64, 64), "mobilenet_v2_imagenet": (3, 64, 64)}
 
 
 def ptflops_count(model, size):
@@ -57,12 +57,15 @@ def test_reference_sizes_from_the_paper():
     with torch.device("meta"):
         r50 = create_model("resnet50", num_classes=1000)
         mb1 = create_model("mobilenet_v1", num_classes=1000)
+        mb2 = create_model("mobilenet_v2_imagenet", num_classes=1000)
     assert round(count_macs(r50) / 1e9, 2) == 4.09
     assert round(count_macs(mb1) / 1e6, 1) == 568.7
+    # torchvision's MobileNet-V2 counts 300,775,272 MACs and 3,504,872 params with ptflops (aten)
+    assert (count_macs(mb2), count_params(mb2)) == (300_775_272, 3_504_872)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v1"])
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v1", "mobilenet_v2_imagenet"])
 def test_imagenet_models_match_ptflops_at_224(name):
     m = create_model(name, num_classes=1000)
     assert (count_macs(m), count_params(m)) == ptflops_count(m, (3, 224, 224))

@@ -9,7 +9,7 @@ from engine.prune import extract, fold_gates, pruned_model
 from engine.search import search
 from sample_models import create_model, list_models
 
-SIZE = {"resnet50": (3, 64, 64), "mobilenet_v1": (3, 64, 64)}
+SIZE = {"resnet50": (3, 64, 64), "mobilenet_v1": (3, 64, 64), "mobilenet_v2_imagenet": (3, 64, 64)}
 
 
 def trained_looking(name):
