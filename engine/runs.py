@@ -228,7 +228,7 @@ def run_info(path: str | os.PathLike) -> RunInfo:
         elif isinstance(e, RunFinished):
             status, progress = "finished", 1.0
         elif isinstance(e, RunFailed):
-            status = "failed"
+            status = "stopped" if e.error.startswith("stopped") else "failed"
     summary = run.read_json("summary.json") if run.exists("summary.json") else {}
     structure = run.read_json("structure.json") if run.exists("structure.json") else {}
     if summary.get("test_acc") is not None:

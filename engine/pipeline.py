@@ -1,0 +1,84 @@
+"""The whole method in one run directory: learn gates, search the budget, train; resumable.
+
+`pfs run` records the budget and the training options in config.json ("pipeline") before
+any work starts, so `pfs resume RUN` can tell from the files alone which stage to
+continue: learning until gates.pt and a finished learn summary exist, the search until
+structure.json exists, then training from checkpoints/last.pt.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.errors import PfsError
+from engine.events import Event
+from engine.runs import RunDir
+from engine.train import CHECKPOINT, TrainOptions, train_run
+
+
+def pipeline_run(out: str | Path, *, model: str, dataset: str, learn, flops: float, train: TrainOptions,
+                 data_root: str | None = None, download: bool = False, expand: float = 1.0,
+                 arch: dict | None = None, min_channels: int = 1, on_event: Callable[[Event], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, overwrite: bool = False) -> dict:
+    """Learn, search and train into `out`; returns the training summary."""
+    from engine.jobs import learn_run
+
+    if not isinstance(flops, (int, float)) or not 0 < flops <= 1:
+        raise PfsError(f"--flops must be a fraction of the dense model's MACs in (0, 1], got {flops}")
+    train.validate()  # before learning, so a bad training flag costs no compute
+    result = learn_run(out, model=model, dataset=dataset, learn=learn, data_root=data_root,
+                       download=download, expand=expand, arch=arch, on_event=on_event,
+                       should_stop=should_stop, overwrite=overwrite)
+    run = RunDir.open(out)
+    run.write_json("config.json", {**run.config, "pipeline": {
+        "flops": flops, "min_channels": min_channels, "train": train.to_json()}})
+    if result.stopped:
+        raise PfsError(f"stopped while learning gates; `pfs resume {out}` continues")
+    return _rest(run, on_event, should_stop)
+
+
+def resume_run(run_path: str | Path, *, on_event: Callable[[Event], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> dict:
+    """Continue whatever stage a run stopped in; a finished run returns its summary as is."""
+    run = RunDir.open(run_path)
+    with run.owned("resume"):
+        return _resume(run, on_event, should_stop)
+
+
+def _resume(run: RunDir, on_event, should_stop) -> dict:
+    from engine.jobs import resume_learn
+
+    config = run.config
+    summary = run.read_json("summary.json") if run.exists("summary.json") else {}
+    if summary.get("stage") == "train" and summary.get("status") == "finished":
+        return summary
+    if "pipeline" not in config and "train" in config:
+        return train_run(run.path, on_event=on_event, should_stop=should_stop, resume=True)
+    if not _learn_finished(run):
+        result = resume_learn(run.path, on_event=on_event, should_stop=should_stop)
+        if result.stopped:
+            raise PfsError(f"stopped while learning gates; `pfs resume {run.path}` continues")
+    if "pipeline" not in config:
+        raise PfsError(f"{run.path} has learned its gates and has nothing more to resume; "
+                       f"next: `pfs search {run.path} --flops F`, then `pfs train {run.path}`")
+    return _rest(run, on_event, should_stop)
+
+
+def _learn_finished(run: RunDir) -> bool:
+    if not run.exists("gates.pt") or not run.exists("summary.json"):
+        return False
+    summary = run.read_json("summary.json")
+    return summary.get("stage") != "learn" or summary.get("status") == "finished"
+
+
+def _rest(run: RunDir, on_event, should_stop) -> dict:
+    """Search (unless structure.json exists), then train (resuming a started training)."""
+    from engine.jobs import search_run
+
+    plan = run.config["pipeline"]
+    if not run.exists("structure.json"):
+        search_run(run.path, plan["flops"], min_channels=plan.get("min_channels", 1), on_event=on_event)
+    started = "train" in run.config and run.exists(CHECKPOINT)
+    options = None if started else TrainOptions.from_json(plan["train"])
+    return train_run(run.path, options, on_event=on_event, should_stop=should_stop, resume=started,
+                     overwrite=True)

@@ -1,0 +1,384 @@
+"""Train a pruned network from scratch: the paper's retraining stage, resumable, DDP-aware.
+
+Read `train_run` top to bottom: it builds the data, the network and the optimiser, then
+runs a plain epoch loop (train, reduce metrics over ranks, evaluate, checkpoint). Every
+epoch's batches depend only on (seed, epoch) and every checkpoint holds the full state
+(weights, momentum, epoch, history), so a run killed mid-epoch and resumed ends with the
+same weights as one never interrupted. Only rank 0 writes files and events.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine import distributed
+from engine.data import Dataset, load_dataset
+from engine.errors import PfsError
+from engine.events import CheckpointSaved, EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd, fanout
+from engine.flops import count_macs, count_params, dense_macs
+from engine.inits import build_model
+from engine.recipes import SCHEDULES, Plan, lr_at, make_plan
+from engine.runs import RunDir, read_json
+from engine.search import Structure
+from engine.sources import MemorySource, steps_per_epoch
+
+INITS = ("scratch", "ticket", "inherit")
+DEVICES = ("auto", "cpu", "cuda")
+CHECKPOINT = "checkpoints/last.pt"
+
+
+@dataclass
+class TrainOptions:
+    """What `pfs train` was asked for; None means "the recipe's default"."""
+
+    epochs: int | None = None
+    budget: bool = False  # Scratch-B: epochs x dense MACs / pruned MACs
+    expand: float = 1.0
+    init: str = "scratch"
+    from_checkpoint: str | None = None  # --init inherit: a trained dense model's weights
+    structure: str | None = None  # default RUN/structure.json
+    recipe: str | None = None  # default: by data set (imagefolder -> imagenet, else cifar)
+    lr: float | None = None
+    wd: float | None = None
+    momentum: float | None = None
+    schedule: str | None = None
+    label_smoothing: float | None = None
+    batch_size: int | None = None
+    accum_steps: int = 1  # micro-batches per step (BN sees each alone, as a DDP rank does)
+    device: str = "auto"
+    amp: bool = False
+    subset: int | None = None
+    test_subset: int | None = None
+    image_size: int | None = None
+    workers: int = 4
+    seed: int | None = None  # default: the run's seed
+    log_every: int = 10
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainOptions:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def validate(self) -> None:
+        """Raise a PfsError naming the flag for any value that cannot work."""
+        def positive(flag: str, v, allow_zero: bool = False) -> None:
+            if v is not None and not (v >= 0 if allow_zero else v > 0):
+                raise PfsError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {v}")
+        for flag, v in (("--epochs", self.epochs), ("--expand", self.expand), ("--lr", self.lr),
+                        ("--batch-size", self.batch_size), ("--accum-steps", self.accum_steps),
+                        ("--subset", self.subset), ("--test-subset", self.test_subset),
+                        ("--image-size", self.image_size), ("--log-every", self.log_every)):
+            positive(flag, v)
+        for flag, v in (("--wd", self.wd), ("--momentum", self.momentum), ("--workers", self.workers)):
+            positive(flag, v, allow_zero=True)
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
+            raise PfsError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.init not in INITS:
+            raise PfsError(f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise PfsError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.device not in DEVICES:
+            raise PfsError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.init == "inherit" and not self.from_checkpoint:
+            raise PfsError("--init inherit needs --from CHECKPOINT (a trained model's weights)")
+        if self.from_checkpoint and self.init != "inherit":
+            raise PfsError("--from is only used with --init inherit; add --init inherit or drop --from")
+        if self.init != "scratch" and self.expand != 1.0:
+            raise PfsError(f"--init {self.init} copies weights and cannot widen the network; "
+                           "use --expand only with --init scratch")
+        if self.batch_size and self.batch_size % self.accum_steps:
+            raise PfsError(f"--batch-size {self.batch_size} must be a multiple of --accum-steps "
+                           f"{self.accum_steps}")
+
+
+def param_groups(model: nn.Module, weight_decay: float, no_wd_bn_depthwise: bool) -> list[dict]:
+    """Trainable parameters split into decayed and not decayed (BN, depthwise) groups."""
+    decay, plain = [], []
+    for m in model.modules():
+        skip = no_wd_bn_depthwise and (isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                       or (isinstance(m, nn.Conv2d) and m.groups > 1))
+        for p in m.parameters(recurse=False):
+            if p.requires_grad:
+                (plain if skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """`auto`: CUDA when present, else CPU; asking for CUDA without one is a PfsError."""
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise PfsError("--device cuda but no CUDA device is visible; use --device cpu or auto")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def load_source(config: dict, options: TrainOptions):
+    """The run's data set as a batch source (in memory, or streamed from folders)."""
+    ds = load_dataset(config["dataset"], config.get("data_root"))
+    if not isinstance(ds, Dataset) and options.image_size:
+        ds = ds.with_image_size(options.image_size)
+    elif options.image_size:
+        raise PfsError("--image-size only applies to imagefolder:PATH data sets")
+    if options.subset:
+        ds = ds.subset(options.subset)
+    if isinstance(ds, Dataset):
+        return MemorySource(ds, test_limit=options.test_subset)
+    return ds.source(workers=options.workers, test_limit=options.test_subset)
+
+
+# -- the job ----------------------------------------------------------------------------
+def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_event: Callable | None = None,
+              should_stop: Callable[[], bool] | None = None, resume: bool = False,
+              overwrite: bool = False) -> dict:
+    """Train the run's pruned network; returns (and on rank 0 writes) summary.json.
+
+    `resume=True` continues from checkpoints/last.pt with the options stored in
+    config.json; a fresh run refuses a directory that already holds a train stage unless
+    `overwrite`.
+    """
+    run = RunDir.open(run_path)
+    config = run.config
+    if resume:
+        if "train" not in config:
+            raise PfsError(f"{run.path} has no train stage to resume; start one with `pfs train {run.path}`")
+        options = TrainOptions.from_json(config["train"])
+    options = options or TrainOptions()
+    options.validate()
+    if not resume and "train" in config and run.exists(CHECKPOINT) and not overwrite:
+        raise PfsError(f"{run.path} already has a train stage; `pfs resume {run.path}` continues it, "
+                       "--overwrite starts it again")
+    device = pick_device(options.device, distributed.from_env().local_rank)
+    if options.amp and device.type != "cuda":
+        raise PfsError("--amp needs a CUDA device; drop --amp or run on a GPU")
+    dist = distributed.setup(device.type)
+    emit = _event_sink(run, on_event, dist.is_main)
+    try:
+        with run.owned("train") if dist.is_main else nullcontext():
+            if dist.is_main and not resume:
+                run.file(CHECKPOINT).unlink(missing_ok=True)  # never resume into another run's state
+                run.write_json("config.json", {**config, "train": options.to_json()})
+            summary = _train(run, config, options, device, dist, emit, should_stop, resume)
+    except BaseException as exc:
+        emit(RunFailed(stage="train", error=str(exc) or type(exc).__name__))
+        raise
+    finally:
+        emit.close()
+        distributed.teardown()
+    return summary
+
+
+@dataclass
+class _Job:
+    """Everything the epoch loop needs, built once from the run's files and the options."""
+
+    structure: Structure
+    source: object  # engine.sources.BatchSource
+    model: nn.Module
+    plan: Plan
+    macs: int
+    dense: int
+    steps: int
+
+
+def _prepare(run: RunDir, config: dict, options: TrainOptions, device: torch.device, world: int) -> _Job:
+    structure = Structure.from_json(read_json(options.structure or run.file("structure.json")))
+    source = load_source(config, options)
+    if device.type == "cuda" and isinstance(source, MemorySource):
+        source.to(device)  # small sets live on the GPU: no host-to-device copy per batch
+    seed = options.seed if options.seed is not None else int(config.get("seed", 0))
+    model = build_model(run, structure, options, seed)
+    macs, dense = count_macs(model, source.input_size), dense_macs(model, source.input_size)
+    plan = make_plan(options, model=structure.model, dataset=config["dataset"], dense=dense, macs=macs, seed=seed)
+    parts = world * options.accum_steps
+    if plan.batch_size % parts:
+        raise PfsError(f"batch size {plan.batch_size} must split evenly over {world} processes x "
+                       f"{options.accum_steps} micro-batches; pick a multiple of {parts}")
+    steps = steps_per_epoch(source.num_train, plan.batch_size)
+    if steps == 0:
+        raise PfsError(f"only {source.num_train} training images for a batch of {plan.batch_size}; "
+                       "lower --batch-size or raise --subset")
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    return _Job(structure, source, model, plan, macs, dense, steps)
+
+
+def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.device, dist, emit,
+           should_stop, resume: bool) -> dict:
+    job = _prepare(run, config, options, device, dist.world_size)
+    model, plan = job.model, job.plan
+    optimizer = torch.optim.SGD(param_groups(model, plan.weight_decay, plan.no_wd_bn_depthwise), lr=plan.lr,
+                                momentum=plan.momentum, nesterov=plan.nesterov)
+    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if options.amp else None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    state = {"epoch": 0, "step": 0, "best_acc": -1.0, "best_epoch": 0, "history": []}
+    if resume and run.exists(CHECKPOINT):
+        ckpt = run.load(CHECKPOINT, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        state = {k: ckpt[k] for k in state}
+    net = model
+    if dist.enabled:
+        # Each rank normalises its own shard (no SyncBatchNorm: it has no CPU/gloo path);
+        # running stats are averaged over ranks at the end of every epoch instead.
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                  broadcast_buffers=False)
+    emit(RunStarted(stage="train", config={"plan": asdict(plan), "macs": job.macs, "dense_macs": job.dense,
+                                            "world_size": dist.world_size, "device": str(device),
+                                            "resumed_from_epoch": state["epoch"]}))
+    criterion = nn.CrossEntropyLoss(label_smoothing=plan.label_smoothing)
+
+    for epoch in range(state["epoch"], plan.epochs):
+        # -- train one epoch: every rank walks its shard of the same global batches --
+        net.train()
+        t0 = time.perf_counter()
+        sums = [0.0, 0.0, 0.0]  # loss x images, correct, images
+        batches = job.source.train_batches(epoch, plan.batch_size, seed=plan.seed, rank=dist.rank,
+                                           world=dist.world_size, device=device)
+        for i, (x, y) in enumerate(batches):
+            lr = lr_at(plan, epoch, i, job.steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, acc = _step(net, optimizer, scaler, criterion, x, y, options.accum_steps, amp_dtype, sums)
+            state["step"] += 1
+            if (i + 1) % options.log_every == 0 or i + 1 == job.steps:
+                emit(StepEnd(stage="train", step=state["step"], total_steps=plan.epochs * job.steps,
+                             epoch=epoch + 1, loss=loss, lr=lr, accuracy=acc,
+                             steps_per_s=(i + 1) / (time.perf_counter() - t0)))
+            if should_stop is not None and distributed.broadcast_flag(should_stop(), device):
+                raise StopRequested(f"stopped in epoch {epoch + 1}; `pfs resume {run.path}` continues "
+                                    f"from epoch {state['epoch'] + 1}")
+        seconds = time.perf_counter() - t0
+        loss_sum, correct, seen = distributed.all_reduce_sum(sums, device)
+        distributed.average_buffers(model)
+
+        # -- evaluate, record, checkpoint (rank 0 writes) --
+        test_acc, test_loss = evaluate(net, job.source, device, rank=dist.rank, world=dist.world_size,
+                                       amp_dtype=amp_dtype)
+        best = test_acc > state["best_acc"]
+        if best:
+            state["best_acc"], state["best_epoch"] = test_acc, epoch + 1
+        state["epoch"] = epoch + 1
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                  "test_acc": test_acc, "test_loss": test_loss, "lr": lr, "seconds": seconds,
+                  "images_per_s": seen / seconds}
+        state["history"] = [*state["history"], record]
+        emit(EvalEnd(stage="train", step=state["step"], accuracy=test_acc, loss=test_loss, best=best))
+        emit(EpochEnd(stage="train", epoch=epoch + 1, total_epochs=plan.epochs, train_loss=record["train_loss"],
+                      train_acc=record["train_acc"], test_acc=test_acc, lr=lr,
+                      images_per_s=record["images_per_s"], seconds=seconds))
+        if dist.is_main:
+            run.save(CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                  "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                                  "plan": asdict(plan), **state})
+            emit(CheckpointSaved(stage="train", path=str(run.file(CHECKPOINT)), step=state["step"], epoch=epoch + 1))
+        distributed.barrier()
+
+    summary = _summary(run, job, state, options, device, dist.world_size)
+    if dist.is_main:
+        run.write_json("summary.json", summary)
+    emit(RunFinished(stage="train", summary={k: v for k, v in summary.items() if k not in ("history", "learn")}))
+    return summary
+
+
+def _step(net, optimizer, scaler, criterion, x, y, micro: int, amp_dtype, sums: list[float]) -> tuple[float, float]:
+    """One optimiser step over `micro` micro-batches; adds to `sums`, returns the last loss/accuracy."""
+    if x.is_cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer.zero_grad(set_to_none=True)
+    ddp = isinstance(net, nn.parallel.DistributedDataParallel)
+    for j, (xm, ym) in enumerate(zip(x.chunk(micro), y.chunk(micro))):
+        sync = net.no_sync() if ddp and j < micro - 1 else nullcontext()  # all-reduce once per step
+        with sync, torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = net(xm)
+            loss = criterion(out.float(), ym)
+        scaler.scale(loss / micro).backward()
+        hits = (out.argmax(1) == ym).sum().item()
+        sums[0] += loss.item() * ym.numel()
+        sums[1] += hits
+        sums[2] += ym.numel()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.item(), hits / ym.numel()
+
+
+class StopRequested(PfsError):
+    """The caller asked the run to stop; the last checkpoint stays valid for `pfs resume`."""
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, source, device: torch.device, *, rank: int = 0, world: int = 1,
+             batch_size: int = 500, amp_dtype: torch.dtype | None = None) -> tuple[float, float]:
+    """(top-1 accuracy, mean cross-entropy) on the test set, summed over all ranks."""
+    model = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+    model.eval()
+    loss_sum = correct = seen = 0.0
+    for x, y in source.test_batches(batch_size, rank=rank, world=world, device=device):
+        if x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = model(x)
+        loss_sum += F.cross_entropy(out.float(), y, reduction="sum").item()
+        correct += (out.argmax(1) == y).sum().item()
+        seen += y.numel()
+    loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], device)
+    return correct / max(1.0, seen), loss_sum / max(1.0, seen)
+
+
+def _summary(run: RunDir, job: _Job, state: dict, options: TrainOptions, device, world: int) -> dict:
+    history = state["history"]
+    prev = run.read_json("summary.json") if run.exists("summary.json") else {}
+    earlier = prev.get("learn") if prev.get("stage") == "train" else prev
+    median = (lambda key: statistics.median(h[key] for h in history)) if history else (lambda key: None)
+    return {
+        "stage": "train", "status": "finished",
+        "test_acc": history[-1]["test_acc"] if history else None,
+        "best_test_acc": state["best_acc"] if history else None, "best_epoch": state["best_epoch"],
+        "epochs": job.plan.epochs, "base_epochs": job.plan.base_epochs, "budget": options.budget,
+        "init": options.init, "expand": options.expand, "model": job.structure.model,
+        "macs": job.macs, "dense_macs": job.dense, "macs_ratio": job.macs / job.dense,
+        "params": count_params(job.model), "images_per_s": median("images_per_s"),
+        "epoch_seconds": median("seconds"), "device": str(device), "world_size": world,
+        "plan": asdict(job.plan), "history": history, **({"learn": earlier} if earlier else {}),
+    }
+
+
+class _NullSink:
+    def __call__(self, event) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _event_sink(run: RunDir, on_event, is_main: bool):
+    """Rank 0: events.jsonl plus the caller's callback; other ranks stay silent."""
+    if not is_main:
+        return _NullSink()
+    sink = run.event_sink()
+    emit = fanout(sink, on_event)
+    emit.close = sink.close
+    return emit
+
+
+def resume_train(run_path: str | Path, *, on_event: Callable | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> dict:
+    """Continue a killed or stopped train stage from checkpoints/last.pt."""
+    return train_run(run_path, on_event=on_event, should_stop=should_stop, resume=True)
+
+
+__all__ = ["INITS", "StopRequested", "TrainOptions", "evaluate", "param_groups", "pick_device", "resume_train",
+           "train_run"]
