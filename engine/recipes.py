@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from engine.errors import PfsError
 
 SCHEDULES = ("step", "cos")
+INITS = ("scratch", "ticket", "inherit")  # see engine.inits
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,11 @@ from engine.errors import PfsError
 from engine.events import CheckpointSaved, EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd, fanout
 from engine.flops import count_macs, count_params, dense_macs
 from engine.inits import build_model
-from engine.recipes import SCHEDULES, Plan, lr_at, make_plan
+from engine.recipes import DEVICES, INITS, SCHEDULES, Plan, lr_at, make_plan
 from engine.runs import RunDir, read_json
 from engine.search import Structure
 from engine.sources import MemorySource, steps_per_epoch
 
-INITS = ("scratch", "ticket", "inherit")
-DEVICES = ("auto", "cpu", "cuda")
 CHECKPOINT = "checkpoints/last.pt"
 
 
