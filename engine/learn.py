@@ -1,0 +1,466 @@
+"""Channel-importance learning: train only the channel gates of a frozen, random network.
+
+The paper's first stage (Wang et al., AAAI 2020): every weight stays at its random init
+and is frozen (no weight gradients are computed at all), BN uses batch statistics, and
+only the gates are trained with Adam, clamped to [0, 1] after each step, under
+CE + a sparsity regulariser. The gates with the best held-out accuracy among those whose
+non-zero fraction is <= r are kept (else the last ones).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.data import Dataset, batches
+from engine.errors import PfsError
+from engine.events import EpochEnd, EvalEnd, Event, GateSnapshot, StepEnd
+from engine.gates import set_gates_enabled
+
+REGULARISERS = ("mean", "l1")
+EVAL_CHUNK = 1000  # held-out images per forward pass: big batches give steady BN batch statistics
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """Settings of one gate-learning run (the paper's CIFAR defaults)."""
+
+    sparsity: float = 0.2  # target ratio r
+    gamma: float = 0.5
+    reg: str = "mean"  # "mean": gamma*(mean|g| - r)^2 ; "l1": gamma*mean|g| (baseline)
+    epochs: float = 10  # used when steps is None
+    steps: int | None = None
+    batch_size: int = 128
+    lr: float = 0.01  # Adam
+    eval_every: int | None = None  # steps; None = once per epoch; always also at the last step
+    heldout_limit: int | None = None  # cap on held-out images per evaluation (None = all)
+    snapshot_every: int = 50  # GateSnapshot period in steps (0: only at the end)
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """Raise PfsError naming the fix for the first setting that cannot work."""
+        def fail(msg: str) -> None:
+            raise PfsError(msg)
+
+        if not _is_number(self.sparsity) or not 0 <= self.sparsity <= 1:
+            fail(f"sparsity (target ratio r) must be in [0, 1], got {self.sparsity!r}; e.g. --sparsity 0.2")
+        if not _is_number(self.gamma) or not 0 <= self.gamma < math.inf:
+            fail(f"gamma must be a finite number >= 0, got {self.gamma!r}; e.g. --gamma 0.5")
+        if self.reg not in REGULARISERS:
+            fail(f"unknown regulariser {self.reg!r}; choose one of: {', '.join(REGULARISERS)}")
+        if self.steps is not None:
+            if not _is_int(self.steps) or self.steps < 1:
+                fail(f"steps must be a positive integer, got {self.steps!r}; or leave it out and set epochs")
+        elif not _is_number(self.epochs) or not 0 < self.epochs < math.inf:
+            fail(f"epochs must be > 0, got {self.epochs!r}; e.g. --epochs 10 (or set --steps)")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            fail(f"batch_size must be a positive integer, got {self.batch_size!r}; e.g. --batch-size 128")
+        if not _is_number(self.lr) or not 0 < self.lr < math.inf:
+            fail(f"lr must be a positive number, got {self.lr!r}; e.g. --lr 0.01")
+        if self.eval_every is not None and (not _is_int(self.eval_every) or self.eval_every < 1):
+            fail(f"eval_every must be a positive number of steps or None (once per epoch), got {self.eval_every!r}")
+        if self.heldout_limit is not None and (not _is_int(self.heldout_limit) or self.heldout_limit < 1):
+            fail(f"heldout_limit must be a positive number of images or None (all), got {self.heldout_limit!r}")
+        if not _is_int(self.snapshot_every) or self.snapshot_every < 0:
+            fail(f"snapshot_every must be a number of steps >= 0, got {self.snapshot_every!r}")
+        if not _is_int(self.seed):
+            fail(f"seed must be an integer, got {self.seed!r}")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError):
+            fail(f"unknown device {self.device!r}; use 'cpu' or 'cuda'")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            fail(f"device {self.device!r} asked for but CUDA is not available; use --device cpu")
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Training batches per epoch (the last partial batch is dropped)."""
+        return max(1, n_train // self.batch_size)
+
+    def total_steps(self, n_train: int) -> int:
+        """Steps the run takes on `n_train` training images: `steps`, else epochs x batches."""
+        if self.steps is not None:
+            return self.steps
+        # The small epsilon keeps e.g. 0.1 * 350 from rounding up to 36 through float error.
+        return max(1, math.ceil(self.epochs * self.steps_per_epoch(n_train) - 1e-9))
+
+
+@dataclass
+class LearnResult:
+    """What gate learning gives: the selected gates and how they were chosen."""
+
+    gates: dict[str, torch.Tensor]  # the SELECTED gates (cpu, group -> values)
+    last_gates: dict[str, torch.Tensor]
+    selected_step: int
+    heldout_acc: float  # of the selected gates
+    open_frac: float  # non-zero fraction of the selected gates
+    mean_gate: float
+    steps: int  # steps actually run
+    stopped: bool  # should_stop ended it early
+
+
+def open_fraction(gates: Mapping[str, torch.Tensor]) -> float:
+    """The fraction of all gate values that are non-zero (channels still open)."""
+    flat = _flat(gates)
+    return float((flat != 0).float().mean()) if flat.numel() else 0.0
+
+
+def mean_gate(gates: Mapping[str, torch.Tensor]) -> float:
+    """The mean |gate| over all channels of all groups."""
+    flat = _flat(gates)
+    return float(flat.abs().mean()) if flat.numel() else 0.0
+
+
+def regulariser(flat_gates: torch.Tensor, config: LearnConfig) -> torch.Tensor:
+    """The sparsity term: gamma*(mean|g| - r)^2 ("mean", the paper's) or gamma*mean|g| ("l1")."""
+    m = flat_gates.abs().mean()
+    if config.reg == "l1":
+        return config.gamma * m
+    return config.gamma * (m - config.sparsity) ** 2
+
+
+@dataclass
+class _Eval:
+    """One held-out evaluation, kept when it is the best qualifying one so far."""
+
+    step: int
+    accuracy: float
+    loss: float
+    open_frac: float
+    gates: dict[str, torch.Tensor]
+
+
+class _Selection:
+    """The rule: best held-out accuracy among gates with open fraction <= r (earliest wins ties)."""
+
+    def __init__(self, sparsity: float) -> None:
+        self.sparsity = sparsity
+        self.best: _Eval | None = None
+
+    def offer(self, ev: _Eval) -> bool:
+        """Consider an evaluation; True when it becomes the best qualifying one."""
+        if ev.open_frac > self.sparsity:
+            return False
+        if self.best is not None and ev.accuracy <= self.best.accuracy:
+            return False
+        self.best = ev
+        return True
+
+
+def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
+                on_event: Callable[[Event], None] | None = None,
+                should_stop: Callable[[], bool] | None = None,
+                checkpoint: Callable[[dict], None] | None = None, checkpoint_every: int = 0,
+                resume: dict | None = None) -> LearnResult:
+    """Learn the gates of `model` on `data` with its weights frozen; returns the selection.
+
+    On return the model's gates hold the selected values, the weights are untouched and
+    their `requires_grad` flags and memory format are as they were. `on_event` gets
+    StepEnd / EvalEnd / GateSnapshot / EpochEnd events (callers may block in it);
+    `should_stop()` is polled before every step; `checkpoint(state)` gets a resumable state
+    (plain tensors and numbers, safe for `torch.load(weights_only=True)`) every
+    `checkpoint_every` steps, and `resume=state` continues such a run exactly.
+    """
+    config.validate()
+    if not _is_int(checkpoint_every) or checkpoint_every < 0:
+        raise PfsError(f"checkpoint_every must be a number of steps >= 0, got {checkpoint_every!r}")
+    if not hasattr(model, "gates") or not model.gates():
+        raise PfsError("the model has no channel gates; build it with sample_models.create_model")
+    emit = on_event or (lambda event: None)
+    device = torch.device(config.device)
+    train, held = data.heldout_split(seed=0)
+    saved_flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    saved_format = _memory_format(model)
+    model.to(device)
+    if device.type == "cpu":
+        # Measured on CPU (bench/bench_learn.py): oneDNN runs NHWC convs and BN without
+        # layout reorders, a third faster for the whole step than NCHW.
+        model.to(memory_format=torch.channels_last)
+    try:
+        loop = _Loop(model, train, held, config, emit, device)
+        if resume is not None:
+            loop.restore(resume)
+        loop.run(should_stop, checkpoint, checkpoint_every)
+        return loop.result()
+    finally:
+        model.to(memory_format=saved_format)
+        for name, p in model.named_parameters():
+            p.requires_grad_(saved_flags[name])
+            p.grad = None
+
+
+class _Loop:
+    """The training loop's state, so that it can be checkpointed and resumed as a whole."""
+
+    def __init__(self, model: nn.Module, train: Dataset, held: Dataset, config: LearnConfig,
+                 emit: Callable[[Event], None], device: torch.device) -> None:
+        self.model, self.train, self.held, self.config, self.emit = model, train, held, config, emit
+        self.device = device
+        self.groups = list(model.gates())
+        self.gate_params = [g.weight for g in model.gates().values()]
+        gate_ids = {id(p) for p in self.gate_params}
+        for p in model.parameters():
+            # Frozen weights: autograd then computes no weight gradient at all, only the
+            # activation gradients that the gates need (the paper's code wastes the rest).
+            p.requires_grad_(id(p) in gate_ids)
+        set_gates_enabled(model, True)
+        model.train()
+        self.optimizer = torch.optim.Adam(self.gate_params, lr=config.lr)
+        n_train = train.train_x.shape[0]
+        self.steps_per_epoch = config.steps_per_epoch(n_train)
+        self.total = config.total_steps(n_train)
+        self.total_epochs = math.ceil(self.total / self.steps_per_epoch)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.epoch_rng = self.generator.get_state()
+        self.step = 0
+        self.selection = _Selection(config.sparsity)
+        self.last_eval: _Eval | None = None
+        self.epoch_stats = [0.0, 0.0, 0.0, 0.0]  # loss sum, correct, images, seconds
+        self.stopped = False
+        self._step_time = 0.0
+
+    # -- the loop --------------------------------------------------------------------
+    def run(self, should_stop, checkpoint, checkpoint_every: int) -> None:
+        cfg = self.config
+        batch_iter = None
+        while self.step < self.total:
+            if should_stop is not None and should_stop():
+                self.stopped = True
+                break
+            start = time.perf_counter()
+            if batch_iter is None:
+                batch_iter = self._epoch_batches(skip=self.step % self.steps_per_epoch)
+            x, y = next(batch_iter)
+            self._train_step(x, y, start)
+            at_epoch_end = self.step % self.steps_per_epoch == 0
+            if at_epoch_end:
+                batch_iter = None
+            last = self.step == self.total
+            due = (self.step % cfg.eval_every == 0) if cfg.eval_every else at_epoch_end
+            if due or last:
+                self._evaluate(final=last)
+            if (cfg.snapshot_every and self.step % cfg.snapshot_every == 0) or last:
+                self.emit(GateSnapshot(step=self.step, gates=self._gate_lists()))
+            if at_epoch_end or last:
+                self._end_epoch()
+            if checkpoint is not None and checkpoint_every and self.step % checkpoint_every == 0:
+                checkpoint(self.state())
+        if self.selection.best is None and (self.last_eval is None or self.last_eval.step != self.step):
+            # Stopped early with nothing qualifying: the last gates are the answer, so
+            # their held-out accuracy must be known.
+            self._evaluate(final=True)
+
+    def _epoch_batches(self, skip: int):
+        """This epoch's batch iterator; `skip` batches are drawn and dropped (exact resume).
+
+        Batches draw their order and augmentation from the generator lazily, so replaying
+        the epoch from its starting state is the one way to land on the same next batch.
+        """
+        if skip == 0:
+            self.epoch_rng = self.generator.get_state()
+        else:
+            self.generator.set_state(self.epoch_rng)
+        it = batches(self.train, self.train.train_x, self.train.train_y, self.config.batch_size,
+                     shuffle=True, augment=True, generator=self.generator, drop_last=True, device=self.device)
+        for _ in range(skip):
+            next(it)
+        return it
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, start: float) -> None:
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.model(x)
+        ce = F.cross_entropy(logits, y)
+        flat = torch.cat(self.gate_params)
+        reg = regulariser(flat, self.config)
+        loss = ce + reg
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            for g in self.gate_params:
+                g.clamp_(0.0, 1.0)
+            flat = torch.cat(self.gate_params)
+            correct = int((logits.argmax(1) == y).sum())
+        self.step += 1
+        loss_v, n = float(loss.detach()), y.numel()
+        stats = self.epoch_stats
+        stats[0] += loss_v * n
+        stats[1] += correct
+        stats[2] += n
+        seconds = time.perf_counter() - start
+        stats[3] += seconds
+        # Rate from compute time only: callers may block in on_event (the TUI pauses so).
+        self._step_time = seconds if self._step_time == 0 else 0.9 * self._step_time + 0.1 * seconds
+        self.emit(StepEnd(stage="learn", step=self.step, total_steps=self.total, epoch=self._epoch(),
+                          loss=loss_v, ce=float(ce.detach()), reg=float(reg.detach()), mean_gate=float(flat.mean()),
+                          open_frac=float((flat != 0).float().mean()), lr=self.config.lr,
+                          accuracy=correct / n, steps_per_s=1.0 / self._step_time))
+
+    def _epoch(self) -> int:
+        """1-based epoch of the step just taken."""
+        return (self.step - 1) // self.steps_per_epoch + 1
+
+    def _end_epoch(self) -> None:
+        loss_sum, correct, n, seconds = self.epoch_stats
+        self.epoch_stats = [0.0, 0.0, 0.0, 0.0]
+        held_acc = self.last_eval.accuracy if self.last_eval and self.last_eval.step == self.step else math.nan
+        self.emit(EpochEnd(stage="learn", epoch=self._epoch(), total_epochs=self.total_epochs,
+                           train_loss=loss_sum / max(n, 1), train_acc=correct / max(n, 1), test_acc=held_acc,
+                           lr=self.config.lr, images_per_s=n / seconds if seconds else 0.0, seconds=seconds))
+
+    # -- held-out evaluation -----------------------------------------------------------
+    def _evaluate(self, final: bool) -> None:
+        acc, loss = heldout_accuracy(self.model, self.held, self.config.heldout_limit, self.device)
+        gates = self._gates_copy()
+        ev = _Eval(self.step, acc, loss, open_fraction(gates), gates)
+        best = self.selection.offer(ev)
+        if final and self.selection.best is None:
+            best = True  # nothing qualified: the last gates are the selection
+        self.last_eval = ev
+        self.emit(EvalEnd(stage="learn", step=self.step, accuracy=acc, loss=loss,
+                          open_frac=ev.open_frac, best=best))
+
+    # -- results and state -------------------------------------------------------------
+    def _gates_copy(self) -> dict[str, torch.Tensor]:
+        return {g: p.detach().to("cpu", copy=True) for g, p in zip(self.groups, self.gate_params)}
+
+    def _gate_lists(self) -> dict[str, list[float]]:
+        return {g: p.detach().cpu().tolist() for g, p in zip(self.groups, self.gate_params)}
+
+    def result(self) -> LearnResult:
+        """The selected gates (also written into the model), and the last ones."""
+        last = self._gates_copy()
+        chosen = self.selection.best or self.last_eval  # run() evaluated the last gates if needed
+        with torch.no_grad():
+            for p, g in zip(self.gate_params, self.groups):
+                p.copy_(chosen.gates[g].to(p.device))
+        return LearnResult(gates={g: v.clone() for g, v in chosen.gates.items()}, last_gates=last,
+                           selected_step=chosen.step, heldout_acc=chosen.accuracy,
+                           open_frac=chosen.open_frac, mean_gate=mean_gate(chosen.gates),
+                           steps=self.step, stopped=self.stopped)
+
+    def state(self) -> dict:
+        """Everything needed to continue exactly: plain tensors, numbers and strings."""
+        best = self.selection.best
+        return {
+            "version": STATE_VERSION,
+            "config": asdict(self.config),
+            "step": self.step,
+            "gates": self._gates_copy(),
+            "optimizer": _cpu(self.optimizer.state_dict()),
+            "buffers": {k: v.detach().to("cpu", copy=True) for k, v in self.model.named_buffers()},
+            "epoch_rng": self.epoch_rng.clone(),
+            "rng": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "best": None if best is None else _eval_state(best),
+            "last_eval": None if self.last_eval is None else _eval_state(self.last_eval),
+            "epoch_stats": list(self.epoch_stats),
+            "step_time": self._step_time,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from `state()`; a state of another run or model is a PfsError."""
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise PfsError("the learn checkpoint is not from this version of pfs; start the run again")
+        mine = {k: v for k, v in asdict(self.config).items() if k != "device"}
+        theirs = {k: v for k, v in state.get("config", {}).items() if k != "device"}
+        if mine != theirs:
+            diff = sorted(k for k in mine if mine.get(k) != theirs.get(k))
+            raise PfsError(f"the learn checkpoint was made with other settings ({', '.join(diff)}); "
+                           "resume with the same settings or start a new run")
+        gates = state["gates"]
+        if set(gates) != set(self.groups) or any(gates[g].shape != p.shape
+                                                 for g, p in zip(self.groups, self.gate_params)):
+            raise PfsError("the learn checkpoint does not fit this model's gates; resume with the same model")
+        with torch.no_grad():
+            for g, p in zip(self.groups, self.gate_params):
+                p.copy_(gates[g])
+            buffers = dict(self.model.named_buffers())
+            for k, v in state["buffers"].items():
+                buffers[k].copy_(v)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.epoch_rng = state["epoch_rng"].clone()
+        self.generator.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.selection.best = None if state["best"] is None else _Eval(**state["best"])
+        self.last_eval = None if state["last_eval"] is None else _Eval(**state["last_eval"])
+        self.epoch_stats = list(state["epoch_stats"])
+        self._step_time = float(state["step_time"])
+
+
+def heldout_accuracy(model: nn.Module, held: Dataset, limit: int | None = None,
+                     device: torch.device | str = "cpu") -> tuple[float, float]:
+    """(accuracy, mean CE) of the gated model on held-out images, as it is trained.
+
+    The gates were learned under BN batch statistics, so they are judged the same way
+    (as the paper's code does): train-mode BN over large chunks, with momentum set to 0
+    so that evaluating leaves the running statistics exactly as they were.
+    """
+    x, y = held.train_x, held.train_y
+    n = x.shape[0] if limit is None else min(limit, x.shape[0])
+    chunks = math.ceil(n / EVAL_CHUNK)
+    size = math.ceil(n / chunks)  # equal chunks: no tiny last batch with noisy statistics
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in bns]
+    correct, loss_sum = 0, 0.0
+    try:
+        for m in bns:
+            m.momentum = 0.0
+        with torch.no_grad():
+            for xb, yb in batches(held, x[:n], y[:n], size, shuffle=False, augment=False, device=device):
+                if torch.device(device).type == "cpu":
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                logits = model(xb)
+                loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+                correct += int((logits.argmax(1) == yb).sum())
+    finally:
+        for m, (momentum, tracked) in zip(bns, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+    return correct / max(n, 1), loss_sum / max(n, 1)
+
+
+def _eval_state(ev: _Eval) -> dict:
+    return {"step": ev.step, "accuracy": ev.accuracy, "loss": ev.loss, "open_frac": ev.open_frac,
+            "gates": {g: v.clone() for g, v in ev.gates.items()}}
+
+
+def _cpu(obj):
+    """A nested dict/list of tensors moved to the CPU (checkpoints load anywhere)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def _flat(gates: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    values = [v.detach().reshape(-1).float().cpu() for v in gates.values()]
+    return torch.cat(values) if values else torch.zeros(0)
+
+
+def _memory_format(model: nn.Module) -> torch.memory_format:
+    for m in model.modules():
+        w = getattr(m, "weight", None)
+        if isinstance(m, nn.Conv2d) and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last):
+            return torch.channels_last
+    return torch.contiguous_format
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
