@@ -508,6 +508,40 @@ def _cmd_runs(args) -> int:
     return 0
 
 
+# -- compare ------------------------------------------------------------------------------
+def _add_compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="how alike structures are: keep ratios per layer and their correlation")
+    p.add_argument("structures", nargs="+", metavar="RUN_OR_JSON", help="run directories or structure.json files")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_compare(args) -> int:
+    from engine.analysis import keep_ratios, mean_pairwise_correlation, pairwise_correlations
+    from engine.jobs import load_structure
+
+    structures = [load_structure(p) for p in args.structures]
+    if len(structures) < 2:
+        raise PfsError("give at least two runs or structure.json files to compare")
+    matrix = pairwise_correlations(structures)
+    result = {"structures": args.structures,
+              "keep_ratios": {p: keep_ratios(s).round(4).tolist() for p, s in zip(args.structures, structures)},
+              "correlation": [[None if v != v else round(float(v), 4) for v in row] for row in matrix],
+              "mean_correlation": mean_pairwise_correlation(structures)}
+    if args.json:
+        _print_json(result)
+        return 0
+    groups = list(structures[0].dense_widths)
+    print(f"{'group':<18}" + "".join(f"{i:>8}" for i in range(len(structures))))
+    for k, g in enumerate(groups):
+        print(f"{g:<18}" + "".join(f"{keep_ratios(s)[k]:>8.2f}" for s in structures))
+    print("correlation of keep ratios:")
+    for i, row in enumerate(matrix):
+        print(f"{i:>3}" + "".join(f"{v:>8.2f}" for v in row) + f"  {args.structures[i]}")
+    print(f"mean pairwise correlation {result['mean_correlation']:.3f}")
+    return 0
+
+
 # -- tui ----------------------------------------------------------------------------------
 def _add_tui_parser(sub) -> None:
     # Listed for --help only: main() hands `pfs tui ...` to pfs_tui before parsing.
