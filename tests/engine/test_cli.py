@@ -131,3 +131,18 @@ def test_installed_console_script_and_module_entry_point(tmp_path):
         assert json.loads(done.stdout)["macs"] == 125_485_706
         bad = subprocess.run([*exe, "flops", "nope"], capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+
+
+def test_compare_reports_keep_ratios_and_correlations(tmp_path, capsys):
+    runs = []
+    for seed in (1, 2):
+        out = tmp_path / f"s{seed}"
+        assert main(["prune", "resnet20", *LEARN, "--seed", str(seed), "--flops", "0.4", "--out", str(out)]) == 0
+        runs.append(str(out))
+    capsys.readouterr()
+    code, out, _ = run_cli(capsys, "compare", *runs, "--json")
+    data = json.loads(out)
+    assert code == 0 and len(data["keep_ratios"][runs[0]]) == 9
+    assert data["correlation"][0][0] == 1.0 and data["correlation"][0][1] == data["correlation"][1][0]
+    code, _, err = run_cli(capsys, "compare", runs[0])
+    assert code == 2 and "at least two" in err
