@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
     for add in (_add_models_parser, _add_flops_parser, _add_learn_parser, _add_search_parser,
                 _add_prune_parser, _add_train_parser, _add_run_parser, _add_resume_parser, _add_runs_parser,
-                _add_tui_parser):
+                _add_compare_parser, _add_tui_parser):
         add(sub)
     return parser
 
