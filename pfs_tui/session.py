@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -58,11 +59,17 @@ class Settings:
     seed: int = 0
     expand: float = 1.0
     train_epochs: int = 20
+    # Live feedback: evaluate often on part of the held-out set, snapshot gates often.
+    eval_every: int = 50
+    heldout_limit: int = 1000
+    snapshot_every: int = 10
 
     def learn_kwargs(self) -> dict:
         """Keyword arguments of engine.learn.LearnConfig (steps 0 means: use epochs)."""
         return {"sparsity": self.sparsity, "gamma": self.gamma, "reg": self.reg, "epochs": self.epochs,
-                "steps": self.steps or None, "batch_size": self.batch_size, "seed": self.seed}
+                "steps": self.steps or None, "batch_size": self.batch_size, "seed": self.seed,
+                "eval_every": self.eval_every, "heldout_limit": self.heldout_limit,
+                "snapshot_every": self.snapshot_every}
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,12 @@ class ModelRow:
     reason: str = ""  # why there are no counts
 
 
-def model_rows(dataset: str, data_root: str | None = None) -> list[ModelRow]:
-    """Every registered model with its dense cost on `dataset` (None where it does not fit)."""
+@lru_cache(maxsize=8)
+def model_rows(dataset: str, data_root: str | None = None) -> tuple[ModelRow, ...]:
+    """Every registered model with its dense cost on `dataset` (None where it does not fit).
+
+    Cached: the counts never change within a process, and tracing all models takes seconds.
+    """
     size, classes = dataset_shape(dataset, data_root)
     rows = []
     for name in list_models():
@@ -118,7 +129,7 @@ def model_rows(dataset: str, data_root: str | None = None) -> list[ModelRow]:
         else:
             reason = ""
         rows.append(ModelRow(name, model_entry(name).description, macs, params, reason))
-    return rows
+    return tuple(rows)
 
 
 def build_model(settings: Settings, data_root: str | None = None):
@@ -260,4 +271,6 @@ def settings_from_config(config: dict, base: Settings) -> Settings:
     values = {k: v for k, v in {**learn, **config}.items() if k in known and v is not None}
     if "steps" in values and not values["steps"]:
         values["steps"] = 0
+    if "epochs" in values:  # LearnConfig allows fractional epochs; the field is whole epochs
+        values["epochs"] = max(1, round(values["epochs"]))
     return replace(base, **values)

@@ -110,8 +110,8 @@ def replay(events: list[Event], log: LearnLog, pauser: Pauser, speed: Callable[[
         if now - last_notify >= min_interval:
             last_notify = now
             notify()
-    if log.status in ("running", "paused"):
-        log.set_status("finished" if log.status == "running" else log.status, "replay finished")
+    if log.status in ("running", "paused"):  # the recording ends before the run did
+        log.set_status("recorded", "end of the recording: the run had not finished")
     notify()
     return log.status
 

@@ -57,7 +57,7 @@ class LearnScreen(PageScreen):
             yield Static("", id="learn-stats")
         with Horizontal(id="plots"):
             yield CurvePlot("loss", id="loss-plot")
-            yield CurvePlot("held-out accuracy", id="acc-plot")
+            yield CurvePlot("held-out accuracy", id="acc-plot", marker="dot")
         yield Label("", id="hist-title")
         yield GateHistogram(id="gate-hist")
 
@@ -166,7 +166,7 @@ class LearnScreen(PageScreen):
         line = f"[b]{status}[/b]"
         if last is not None:
             line += f"  step {last.step}/{last.total_steps}  {last.steps_per_s:.1f} steps/s"
-            if last.steps_per_s > 0 and getattr(self.app, "show_eta", True):
+            if last.steps_per_s > 0 and snap["status"] in ("running", "paused") and getattr(self.app, "show_eta", True):
                 line += f"  ETA {clock((last.total_steps - last.step) / last.steps_per_s)}"
         self.query_one("#learn-status", Static).update(line)
         bar = self.query_one("#learn-progress", ProgressBar)

@@ -51,7 +51,7 @@ class RunDetailScreen(Screen):
         yield ProgressBar(id="run-progress", show_eta=False)
         with Horizontal(id="run-plots"):
             yield CurvePlot("gate learning: loss", id="run-learn-plot")
-            yield CurvePlot("retraining: test accuracy", id="run-train-plot")
+            yield CurvePlot("retraining: test accuracy", id="run-train-plot", marker="dot")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -16,10 +16,12 @@ def thin(xs: list, ys: list, limit: int = 240) -> tuple[list, list]:
 class CurvePlot(PlotextPlot):
     """One or more named series against step; `show` replaces the data."""
 
-    def __init__(self, title: str, *, id: str | None = None, ylim: tuple[float, float] | None = None) -> None:
+    def __init__(self, title: str, *, id: str | None = None, ylim: tuple[float, float] | None = None,
+                 marker: str = "braille") -> None:
         super().__init__(id=id)
         self.title = title
         self.ylim = ylim
+        self.marker = marker  # "dot" for sparse series (a braille dot is hard to see)
         self.series: list[tuple[str, list, list]] = []
 
     def show(self, series: list[tuple[str, list, list]]) -> None:
@@ -32,7 +34,7 @@ class CurvePlot(PlotextPlot):
         for label, xs, ys in series:
             if xs:
                 x, y = thin(xs, ys)
-                plt.plot(x, y, label=label if len(series) > 1 else None, marker="braille")
+                plt.plot(x, y, label=label if len(series) > 1 else None, marker=self.marker)
         if self.ylim:
             plt.ylim(*self.ylim)
         self.refresh()

@@ -1,0 +1,48 @@
+"""Driving the explorer from code (tests, benchmarks): frozen app, bounded waits, widget text."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from pfs_tui.app import PfsApp
+from pfs_tui.session import Session, Settings
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "tui" / "fixtures"
+FIXED_MTIME = 1_700_000_000  # runs list newest first: fixed times keep the order stable
+
+
+def copy_run(name: str, root: Path, as_name: str | None = None, mtime: float = FIXED_MTIME) -> Path:
+    """A recorded fixture run copied into `root` (files dated `mtime`)."""
+    dest = root / (as_name or name)
+    shutil.copytree(FIXTURES / name, dest)
+    for f in dest.iterdir():
+        os.utime(f, (mtime, mtime))
+    return dest
+
+
+def make_app(runs_root: Path, **settings) -> PfsApp:
+    """The explorer with blinking and ETA frozen, on `runs_root`."""
+    session = Session(settings=Settings(**settings), runs_root=runs_root)
+    return PfsApp(session, show_eta=False, blink=False)
+
+
+async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    """Let the app run until `predicate()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def text_of(app, selector: str) -> str:
+    """The plain text a widget shows (Static content, or what a custom widget renders)."""
+    from textual.widgets import Label, Static
+
+    widget = app.screen.query_one(selector)
+    if isinstance(widget, (Static, Label)):
+        visual = widget.visual
+        return getattr(visual, "plain", str(visual))
+    return widget.render().plain
