@@ -167,7 +167,7 @@ class LearnLog:
     gates: dict | None = None
     gates_step: int = 0
     epochs: list[EpochEnd] = field(default_factory=list)
-    status: str = "idle"  # idle | loading | running | paused | stopping | finished | stopped | failed
+    status: str = "idle"  # idle loading running pausing paused stopping finished stopped recorded failed
     message: str = ""
     version: int = 0
 

@@ -90,21 +90,21 @@ def replay(events: list[Event], log: LearnLog, pauser: Pauser, speed: Callable[[
     log.set_status("running", "replay")
     prev_time, last_notify = None, 0.0
     for event in events:
-        if is_cancelled() or pauser.stop_requested:
-            log.set_status("stopped", "replay stopped")
-            notify()
-            return "stopped"
-        if pauser.paused:
-            log.set_status("paused", "replay")
-            notify()
-            pauser.wait(is_cancelled)
-            log.set_status("running", "replay")
         factor = speed()
         if prev_time is not None and math.isfinite(factor):
             gap = min(1.0, max(0.0, (event.time - prev_time) / factor))
             if gap > 0:
                 time.sleep(gap)  # pacing the show, not synchronisation
         prev_time = event.time
+        if pauser.paused:  # checked after the pause between events, so nothing lands while paused
+            log.set_status("paused", "replay")
+            notify()
+            pauser.wait(is_cancelled)
+            log.set_status("running", "replay")
+        if is_cancelled() or pauser.stop_requested:
+            log.set_status("stopped", "replay stopped")
+            notify()
+            return "stopped"
         log.add(event)
         now = time.monotonic()
         if now - last_notify >= min_interval:

@@ -135,7 +135,8 @@ class LearnScreen(PageScreen):
             self.session.log.set_status("running", self.session.log.message)
         else:
             self.pauser.pause()
-            self.session.log.set_status("paused", self.session.log.message)
+            # "paused" comes from the worker once it really blocks (after the current step).
+            self.session.log.set_status("pausing", self.session.log.message)
         self.redraw()
 
     def action_stop(self) -> None:

@@ -1,0 +1,103 @@
+"""Runs page, run detail and retraining: list, open, follow, re-attach after a restart."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pfs_tui.app import PfsApp
+from pfs_tui.screens.run_detail import RunDetailScreen
+from pfs_tui.session import Session
+from pfs_tui.tasks import EventFollower, launch_train, train_command, train_process_alive
+from pfs_tui.testing import copy_run, make_app, text_of, wait_until
+
+FAKE_TRAIN = Path(__file__).parent / "fake_train.py"
+
+
+def fake_launcher(path: Path, epochs: int) -> int:
+    return launch_train(path, epochs, command=[sys.executable, str(FAKE_TRAIN), str(path)])
+
+
+async def test_runs_page_lists_runs_with_stage_accuracy_and_macs(runs_root):
+    copy_run("learned", runs_root, mtime=1_700_000_000)
+    copy_run("trained", runs_root, mtime=1_700_000_100)
+    app = make_app(runs_root)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("4")
+        table = app.screen.query_one("#runs-table")
+        await wait_until(pilot, lambda: table.row_count == 2, what="the runs list")
+        trained, learned = (table.get_row_at(i) for i in range(2))  # newest first
+        assert trained[0] == "trained" and trained[3] == "train" and trained[4] == "finished"
+        assert trained[7] == "20.2M"  # structure.json's MACs
+        assert learned[0] == "learned" and learned[3] == "learn" and learned[6] == "0.105"
+
+
+async def test_opening_a_finished_run_shows_its_curves_and_accuracy(runs_root):
+    copy_run("trained", runs_root)
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        table = app.screen.query_one("#runs-table")
+        await wait_until(pilot, lambda: table.row_count == 1, what="the runs list")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.epochs,
+                         what="the run's events")
+        screen = app.screen
+        assert [e.epoch for e in screen.epochs] == [1, 2]
+        head = text_of(app, "#run-head")
+        assert "stage train · finished" in head and f"test acc {screen.epochs[-1].test_acc:.3f}" in head
+        assert len(screen.learn_steps) == 60
+        await pilot.press("escape")
+        assert app.screen.__class__.__name__ == "RunsScreen"
+
+
+async def test_retrain_runs_detached_and_is_reattached_after_a_restart(runs_root):
+    run = copy_run("trained", runs_root)
+    (run / "events.jsonl").write_text("")  # a run whose structure is chosen but not yet trained
+    app = PfsApp(Session(runs_root=runs_root), launcher=fake_launcher, show_eta=False, blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.retrain_run(run)
+        await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.epochs,
+                         what="the first epoch")
+        assert train_process_alive(run) is True
+        assert "pfs train running" in text_of(app, "#run-head")
+    # The explorer quit; the process lives on. A new explorer finds and follows it.
+    assert train_process_alive(run) is True
+    app = PfsApp(Session(runs_root=runs_root), show_eta=False, blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        table = app.screen.query_one("#runs-table")
+        await wait_until(pilot, lambda: table.row_count == 1, what="the runs list")
+        assert table.get_row_at(0)[4] == "running"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.epochs,
+                         what="the followed run")
+        (run / "go").touch()
+        await wait_until(pilot, lambda: app.screen.status == "finished", what="the end of training")
+        assert [e.test_acc for e in app.screen.epochs] == [0.55, 0.71]
+        await wait_until(pilot, lambda: train_process_alive(run) is False, what="the process to exit")
+
+
+async def test_retrain_needs_learned_gates_first(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3", "t")
+        await pilot.pause()
+        assert app.current_mode == "structure"
+        assert any("learn gates first" in n.message for n in app._notifications)
+
+
+def test_train_command_is_the_pfs_cli_with_epochs_and_auto_device(tmp_path):
+    cmd = train_command(tmp_path, 7)
+    assert cmd[1:4] == ["-m", "engine", "train"] and cmd[cmd.index("--epochs") + 1] == "7"
+    assert cmd[cmd.index("--device") + 1] == "auto"
+
+
+def test_follower_returns_only_complete_new_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"type": "started", "time": 1, "stage": "train"}\n{"type": "fin')
+    follower = EventFollower(path)
+    assert [e.kind for e in follower.read_new()] == ["started"]
+    with open(path, "a") as f:
+        f.write('ished", "time": 2, "stage": "train"}\n')
+    assert [e.kind for e in follower.read_new()] == ["finished"]
+    assert follower.read_new() == []
