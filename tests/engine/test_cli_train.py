@@ -1,0 +1,109 @@
+"""`pfs train / run / resume / runs`: one-line errors, the whole pipeline, listing runs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engine.cli import main
+from engine.errors import PfsError
+from engine.learn import LearnConfig
+from engine.pipeline import pipeline_run, resume_run
+from engine.runs import RunDir
+from engine.search import search
+from engine.train import TrainOptions
+from sample_models import create_model
+
+TINY = ["--subset", "128", "--test-subset", "64", "--quiet"]
+
+
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def run(tmp_path) -> RunDir:
+    torch.manual_seed(0)
+    net = create_model("resnet20", num_classes=10, in_channels=1, expand=0.25)
+    gates = {k: torch.rand(w, generator=torch.Generator().manual_seed(1)) for k, w in net.widths.items()}
+    r = RunDir.create(tmp_path / "runs" / "r1", {"model": "resnet20", "dataset": "fashion-mnist",
+                                                 "model_spec": net.spec, "seed": 0})
+    r.write_json("structure.json", search(net, 0.5, (1, 28, 28), gates=gates).to_json())
+    return r
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "argument --epochs: expected a positive integer"),
+    (["--init", "inherit"], "--init inherit needs --from CHECKPOINT"),
+    (["--from", "x.pt"], "--from is only used with --init inherit"),
+    (["--schedule", "linear"], "argument --schedule: invalid choice"),
+    (["--amp", "--device", "cpu"], "--amp needs a CUDA device"),
+    (["--lr", "fast"], "argument --lr: expected a number"),
+    (["--batch-size", "256", "--subset", "100"], "only 100 training images for a batch of 256"),
+    (["--structure", "missing.json"], "missing.json does not exist"),
+    (["--image-size", "64"], "--image-size only applies to imagefolder"),
+])
+def test_bad_train_flags_give_one_clear_line_and_exit_2(run, capsys, flags, message):
+    assert main(["train", str(run.path), *flags, "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("pfs: error: ") and message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "no/such/run"], "run directory no/such/run does not exist"),
+    (["resume", "no/such/run"], "run directory no/such/run does not exist"),
+    (["run", "resnet20", "--dataset", "synthetic", "--flops", "1.5"], "--flops must be a fraction"),
+    (["run", "resnet20", "--dataset", "synthetic", "--flops", "0.5", "--init", "ticket", "--train-expand", "2"],
+     "cannot widen"),
+])
+def test_bad_commands_give_one_clear_line(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+def test_train_then_runs_lists_stage_progress_budget_and_accuracy(run, capsys, one_thread):
+    assert main(["train", str(run.path), "--epochs", "2", "--batch-size", "64", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{run.path}: test accuracy ") and "2 epochs" in out
+    assert main(["runs", str(run.path.parent), "--json"]) == 0
+    [info] = json.loads(capsys.readouterr().out)
+    summary = run.read_json("summary.json")
+    assert (info["name"], info["stage"], info["status"], info["progress"]) == ("r1", "train", "finished", 1.0)
+    assert info["budget"] == 0.5 and info["accuracy"] == summary["test_acc"]
+    assert (info["epoch"], info["total_epochs"], info["best_accuracy"]) == (2, 2, summary["best_test_acc"])
+    assert main(["runs", str(run.path.parent)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["run", "model", "stage", "status"] and table[1].split()[:4] == \
+        ["r1", "resnet20", "train", "finished"]
+
+
+def test_pipeline_stopped_while_learning_resumes_through_search_and_training(tmp_path, one_thread):
+    calls = {"n": 0}
+
+    def stop_after_three_steps() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    out = tmp_path / "p"
+    with pytest.raises(PfsError, match="stopped while learning"):
+        pipeline_run(out, model="resnet20", dataset="synthetic", learn=LearnConfig(steps=8, batch_size=32),
+                     flops=0.5, train=TrainOptions(epochs=1, batch_size=64, subset=256, test_subset=100),
+                     expand=0.25, should_stop=stop_after_three_steps)
+    run = RunDir(out)
+    assert run.config["pipeline"]["flops"] == 0.5 and not run.exists("structure.json")
+    summary = resume_run(out)
+    assert summary["stage"] == "train" and summary["epochs"] == 1
+    assert run.read_json("structure.json")["budget"] == 0.5
+    stages = [(e.kind, getattr(e, "stage", None)) for e in run.events() if e.kind in ("finished", "structure")]
+    assert stages[-3:] == [("finished", "learn"), ("structure", None), ("finished", "train")]
+    assert summary["learn"]["status"] == "finished"  # the learn summary is kept inside the train one
