@@ -127,11 +127,11 @@ class RunDetailScreen(Screen):
             [("test", [e.epoch for e in self.epochs], [e.test_acc for e in self.epochs])])
         self.query_one(NavBar).set_extra(f"{self.stage} · {self.status}")
 
-    def action_use_gates(self) -> None:
-        self.app.open_run_gates(self.path)
+    async def action_use_gates(self) -> None:
+        await self.app.open_run_gates(self.path)
 
-    def action_replay(self) -> None:
-        self.app.replay_run(self.path)
+    async def action_replay(self) -> None:
+        await self.app.replay_run(self.path)
 
-    def action_retrain(self) -> None:
-        self.app.retrain_run(self.path)
+    async def action_retrain(self) -> None:
+        await self.app.retrain_run(self.path)

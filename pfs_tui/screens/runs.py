@@ -22,6 +22,19 @@ def human(n: int | None) -> str:
     return str(n)
 
 
+def describe(info) -> str:
+    """A few lines about one run for the preview under the table."""
+    lines = [f"[b]{info.name}[/b]  {info.path}", f"{info.model} on {info.dataset} · stage {info.stage} · {info.status}"]
+    if info.budget is not None and info.macs is not None:
+        lines.append(f"FLOPs target {info.budget:g} → {human(info.macs)} MACs")
+    if info.epoch is not None:
+        lines.append(f"epoch {info.epoch}/{info.total_epochs}")
+    if info.accuracy is not None:
+        best = f" (best {info.best_accuracy:.3f})" if info.best_accuracy is not None else ""
+        lines.append(f"accuracy {info.accuracy:.3f}{best}")
+    return "\n".join(lines)
+
+
 class RunsScreen(PageScreen):
     """A table of runs (stage, status, accuracy, MACs); Enter opens one, finished or not."""
 
@@ -35,10 +48,12 @@ class RunsScreen(PageScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("", id="runs-title")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="run-preview")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("run", "model", "data", "stage", "status", "prog", "acc", "MACs")
+        # Model and data set are in the preview (and usually the run name): the table fits 80 columns.
+        table.add_columns("run", "stage", "status", "prog", "acc", "MACs")
         self.infos = []
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
@@ -58,12 +73,18 @@ class RunsScreen(PageScreen):
         self.infos = message.infos
         table.clear()
         for i in message.infos:
-            table.add_row(i.name, i.model, i.dataset, i.stage, i.status, f"{100 * i.progress:.0f}%",
+            table.add_row(i.name, i.stage, i.status, f"{100 * i.progress:.0f}%",
                           "-" if i.accuracy is None else f"{i.accuracy:.3f}", human(i.macs), key=i.path)
         if message.infos:
             table.move_cursor(row=min(keep, len(message.infos) - 1))
         self.query_one("#runs-title", Static).update(
-            f" {len(message.infos)} runs in {self.session.runs_root}  (Enter opens one)")
+            f" {len(message.infos)} run{'s' * (len(message.infos) != 1)} in {self.session.runs_root}"
+            "  (Enter opens one)")
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        info = next((i for i in self.infos if i.path == event.row_key.value), None)
+        self.query_one("#run-preview", Static).update(describe(info) if info else "")
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:

@@ -117,8 +117,8 @@ class SetupScreen(PageScreen):
         self.app.set_setting(event.field.id, event.value)
 
     @on(Button.Pressed, "#start")
-    def _start(self) -> None:
-        self.app.action_learn()
+    async def _start(self) -> None:
+        await self.app.action_learn()
 
     def on_screen_resume(self) -> None:
         # Another page (replay, the structure page's target) may have changed a setting.

@@ -117,7 +117,7 @@ class StructureScreen(PageScreen):
         source = (f"learned gates at step {log.gates_step}" if learned
                   else "initial gates (all 1 = uniform)")
         summary.update(
-            f"[b]pfs[/b]     MACs [b]{human(st.macs)}[/b] ({st.macs / st.dense_macs:.3f} of {human(st.dense_macs)})"
+            f"[b]pruned[/b]  MACs [b]{human(st.macs)}[/b] ({st.macs / st.dense_macs:.3f} of {human(st.dense_macs)})"
             f"  params {human(st.params)}  speed-up [b]{st.speedup:.2f}x[/b]\n"
             f"[cyan]uniform[/] MACs {human(un.macs)} ({un.macs / un.dense_macs:.3f})  params {human(un.params)}"
             f"  speed-up {un.speedup:.2f}x\n"

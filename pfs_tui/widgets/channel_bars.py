@@ -34,8 +34,10 @@ class ChannelBars(Widget):
         name_w = min(16, max(len(r[0]) for r in self.rows))
         widest = max(r[1] for r in self.rows)
         num_w = len(str(widest))
-        tail_w = 2 * num_w + 1 + (num_w + 3 if any(r[3] is not None for r in self.rows) else 0)
-        bar_w = max(4, self.size.width - name_w - tail_w - 3)
+        has_uniform = any(r[3] is not None for r in self.rows)
+        # Numbers first, then the bar: they stay next to the name at any terminal width.
+        head_w = name_w + 1 + 2 * num_w + 1 + (num_w + 2 if has_uniform else 0) + 1
+        bar_w = max(4, self.size.width - head_w - 1)
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (group, dense, kept, uniform) in enumerate(self.rows):
             length = max(1, round(bar_w * dense / widest))
@@ -43,12 +45,12 @@ class ChannelBars(Widget):
             if kept and not on:
                 on = 1
             text.append(f"{group[-name_w:]:>{name_w}} ")
+            text.append(f"{kept:>{num_w}}/{dense:<{num_w}}", style="bold")
+            if has_uniform:
+                text.append(f" u{'' if uniform is None else uniform:<{num_w}}", style="cyan")
+            text.append(" ")
             text.append("█" * on, style="bold green")
             text.append("░" * (length - on), style="grey50")
-            text.append(" " * (bar_w - length + 1))
-            text.append(f"{kept:>{num_w}}/{dense:<{num_w}}")
-            if uniform is not None:
-                text.append(f" u{uniform:<{num_w}}", style="cyan")
             if i < len(self.rows) - 1:
                 text.append("\n")
         return text

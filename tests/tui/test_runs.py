@@ -26,9 +26,10 @@ async def test_runs_page_lists_runs_with_stage_accuracy_and_macs(runs_root):
         table = app.screen.query_one("#runs-table")
         await wait_until(pilot, lambda: table.row_count == 2, what="the runs list")
         trained, learned = (table.get_row_at(i) for i in range(2))  # newest first
-        assert trained[0] == "trained" and trained[3] == "train" and trained[4] == "finished"
-        assert trained[7] == "20.2M"  # structure.json's MACs
-        assert learned[0] == "learned" and learned[3] == "learn" and learned[6] == "0.105"
+        assert trained[0] == "trained" and trained[1] == "train" and trained[2] == "finished"
+        assert trained[5] == "20.2M"  # structure.json's MACs
+        assert learned[0] == "learned" and learned[1] == "learn" and learned[4] == "0.105"
+        assert "resnet20 on synthetic · stage train" in text_of(app, "#run-preview")
 
 
 async def test_opening_a_finished_run_shows_its_curves_and_accuracy(runs_root):
@@ -67,7 +68,7 @@ async def test_retrain_runs_detached_and_is_reattached_after_a_restart(runs_root
         await pilot.press("4")
         table = app.screen.query_one("#runs-table")
         await wait_until(pilot, lambda: table.row_count == 1, what="the runs list")
-        assert table.get_row_at(0)[4] == "running"
+        assert table.get_row_at(0)[2] == "running"
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.epochs,
                          what="the followed run")
@@ -101,3 +102,31 @@ def test_follower_returns_only_complete_new_lines(tmp_path):
         f.write('ished", "time": 2, "stage": "train"}\n')
     assert [e.kind for e in follower.read_new()] == ["finished"]
     assert follower.read_new() == []
+
+
+async def test_opening_a_runs_gates_shows_its_structure_and_r_replays_it(runs_root):
+    from engine.jobs import learn_run, load_gated_model
+    from engine.learn import LearnConfig
+    from engine.search import search
+
+    run = runs_root / "tiny"
+    learn_run(run, model="resnet20", dataset="synthetic",
+              learn=LearnConfig(steps=2, batch_size=8, heldout_limit=20, snapshot_every=1))
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        table = app.screen.query_one("#runs-table")
+        await wait_until(pilot, lambda: table.row_count == 1, what="the runs list")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="the run page")
+        await pilot.press("g")
+        await wait_until(pilot, lambda: app.current_mode == "structure", what="the structure page")
+        expected = search(load_gated_model(run), 0.5, (3, 32, 32))
+        assert app.screen.structure.widths == expected.widths
+        assert app.session.run_path == run and app.session.run_finished
+        await pilot.press("4")  # back to the run page, still on top of the runs list
+        assert isinstance(app.screen, RunDetailScreen)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.current_mode == "learn", what="the replay")
+        await wait_until(pilot, lambda: app.session.log.status == "finished", what="the replay's end")
+        assert app.session.log.steps == [1, 2]

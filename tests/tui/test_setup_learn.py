@@ -76,7 +76,7 @@ async def test_learning_runs_in_a_worker_and_leaves_a_run_directory(runs_root):
 async def test_pause_blocks_learning_and_stop_ends_it_early(runs_root):
     app = make_app(runs_root, **{**TINY, "steps": 200})
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("2", "s")
+        await pilot.click("#start")  # the mouse works too: the setup page's button
         await wait_until(pilot, lambda: len(app.session.log.steps) >= 1, timeout=60, what="a first step")
         await pilot.press("space")
         await wait_until(pilot, lambda: app.session.log.status == "paused", what="the worker to block")

@@ -88,5 +88,5 @@ async def test_channel_bars_draw_one_line_per_group_with_counts():
         await pilot.pause()
         lines = bars.render().plain.splitlines()
         assert len(lines) == 2
-        assert lines[0].rstrip().endswith("4/16 u8") and lines[1].rstrip().endswith("64/64 u32")
+        assert lines[0].startswith("a  4/16 u8  █") and lines[1].startswith("b 64/64 u32 █")
         assert lines[1].count("█") > lines[0].count("█") > 0

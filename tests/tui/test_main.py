@@ -1,0 +1,67 @@
+"""`pfs tui` / `python -m pfs_tui`: arguments, serving, help page and command palette."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from textual.widgets import Markdown
+
+import pfs_tui.__main__ as entry
+from pfs_tui.testing import make_app
+
+
+def test_unknown_model_is_a_one_line_error_with_exit_2(capsys):
+    assert entry.main(["--model", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pfs: error: unknown model 'nope'") and err.count("\n") == 1
+
+
+def test_serve_runs_the_same_explorer_without_the_serve_flags(monkeypatch):
+    seen = {}
+
+    class FakeServer:
+        def __init__(self, command, host, port, title):
+            seen.update(command=command, host=host, port=port)
+
+        def serve(self):
+            seen["served"] = True
+
+    monkeypatch.setattr("textual_serve.server.Server", FakeServer)
+    assert entry.main(["--serve", "--port", "8123", "--runs", "r", "--replay", "r/x"]) == 0
+    assert seen["served"] and seen["port"] == 8123
+    assert seen["command"].endswith("-m pfs_tui --runs r --replay r/x")
+
+
+def test_python_dash_m_pfs_tui_prints_help():
+    out = subprocess.run([sys.executable, "-m", "pfs_tui", "--help"], capture_output=True, text=True, check=True)
+    assert "--replay RUN" in out.stdout and "--serve" in out.stdout and "--runs" in out.stdout
+
+
+async def test_help_page_explains_the_objective_r_and_gamma(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.current_mode == "help"
+        text = app.screen.query_one(Markdown).source
+        for words in ("gamma * (mean|g| - r)^2", "**r (sparsity)**", "**gamma**", "random weights differ"):
+            assert words in text
+
+
+async def test_command_palette_offers_the_main_actions(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Start gate learning", "Export structure.json", "Retrain (pfs train)", "Go to runs"):
+            assert title in titles
+
+
+async def test_footer_bindings_carry_ids_and_descriptions(runs_root):
+    from pfs_tui.app import PfsApp
+    from pfs_tui.screens.learn import LearnScreen
+    from pfs_tui.screens.runs import RunsScreen
+    from pfs_tui.screens.structure import StructureScreen
+
+    for cls in (PfsApp, LearnScreen, StructureScreen, RunsScreen):
+        for binding in cls.BINDINGS:
+            assert binding.id and binding.description, (cls.__name__, binding.key)
