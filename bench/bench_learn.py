@@ -120,6 +120,30 @@ def make_train(model, x, y, fmt):
     return step
 
 
+def make_compiled_forward(model, x, y):
+    """torch.compile'd forward (inductor fuses BN, ReLU and adds around the oneDNN convs)."""
+    model = torch.compile(copy.deepcopy(model).to(memory_format=CL).train())
+    x = x.contiguous(memory_format=CL)
+
+    def step():
+        with torch.no_grad():
+            model(x)
+    return step
+
+
+def make_compiled_learn(model, x, y):
+    """The frozen-weight gate step with the network torch.compile'd (not what the engine runs)."""
+    model = copy.deepcopy(model).to(memory_format=CL).train()
+    gates = [g.weight for g in model.gates().values()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for g in gates:
+        g.requires_grad_(True)
+    compiled = torch.compile(model)
+    opt = torch.optim.Adam(gates, lr=0.01)
+    return lambda: _gate_step(compiled, x.contiguous(memory_format=CL), y, gates, opt)
+
+
 VARIANTS = {
     # name: (label, factory(model, x, y))
     "fwd": ("forward, NHWC (channels_last)", lambda m, x, y: make_forward(m, x, CL)),
@@ -130,7 +154,11 @@ VARIANTS = {
     "paper_nchw": ("paper's way, NCHW", lambda m, x, y: make_paper_way(m, x, y, NCHW)),
     "train": ("full training step, NHWC (fwd+bwd+SGD)", lambda m, x, y: make_train(m, x, y, CL)),
     "train_nchw": ("full training step, NCHW", lambda m, x, y: make_train(m, x, y, NCHW)),
+    # Only with --compile (minutes of compilation on 2 cores):
+    "fwd_compiled": ("forward, NHWC, torch.compile", make_compiled_forward),
+    "learn_compiled": ("learn step, NHWC, torch.compile (not in the engine)", make_compiled_learn),
 }
+COMPILED = ("fwd_compiled", "learn_compiled")
 
 
 def build(args):
@@ -195,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=10, help="timed rounds (each runs every variant once)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ",".join(VARIANTS))
+    p.add_argument("--variants", default=",".join(v for v in VARIANTS if v not in COMPILED),
+                   help="comma-separated subset of: " + ",".join(VARIANTS))
+    p.add_argument("--compile", action="store_true", help="add the torch.compile variants (slow to build)")
     p.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's default mmap/trim thresholds")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     p.add_argument("--e2e-steps", type=int, default=6, help="learn_gates steps for the end-to-end row (0: skip)")
@@ -210,14 +240,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    if args.compile:
+        names += [n for n in COMPILED if n not in names]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     times = measure(args, names)
     med = {n: statistics.median(v) for n, v in times.items()}
     e2e = end_to_end(args) if args.e2e_steps > 2 else None
-    peaks = {} if args.no_memory else {n: peak_rss_mib(args, n) for n in names if n.startswith(("learn", "paper",
-                                                                                                  "train"))}
+    peaks = {} if args.no_memory else {n: peak_rss_mib(args, n) for n in names
+                                        if n.startswith(("learn", "paper", "train")) and n not in COMPILED}
     report(args, names, med, times, e2e, peaks, tuned)
     if args.profile:
         profile(args)
@@ -245,6 +277,9 @@ def report(args, names, med, times, e2e, peaks, tuned) -> None:
                  ("learn / full training <= 0.35", med["learn"] / med["train"], lambda v: v <= 0.35)]
         if "paper" in med:
             goals.append(("paper's way / learn >= 1.5", med["paper"] / med["learn"], lambda v: v >= 1.5))
+        if "learn_compiled" in med and "fwd_compiled" in med:
+            goals.append(("(info) compiled learn / compiled forward", med["learn_compiled"] / med["fwd_compiled"],
+                          lambda v: v <= 2.0))
         if "learn" in peaks:
             goals.append(("learn peak RSS < 2048 MiB", peaks["learn"], lambda v: v < 2048))
         print("\n| goal | measured | met |\n|---|---:|---|")

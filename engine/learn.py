@@ -414,7 +414,8 @@ def heldout_accuracy(model: nn.Module, held: Dataset, limit: int | None = None,
     try:
         for m in bns:
             m.momentum = 0.0
-        with torch.no_grad():
+        # inference_mode, not just no_grad: no autograd bookkeeping at all (version counters).
+        with torch.inference_mode():
             for xb, yb in batches(held, x[:n], y[:n], size, shuffle=False, augment=False, device=device):
                 if torch.device(device).type == "cpu":
                     xb = xb.contiguous(memory_format=torch.channels_last)

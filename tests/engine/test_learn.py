@@ -51,8 +51,8 @@ def test_weights_get_no_gradient_and_do_not_change_while_gates_stay_in_unit_inte
             frozen = [p for p in model.parameters() if id(p) not in gate_ids]
             seen.append((all(not p.requires_grad and p.grad is None for p in frozen),
                          all(g.weight.grad is not None for g in model.gates().values()),
-                         min(float(g.weight.min()) for g in model.gates().values()),
-                         max(float(g.weight.max()) for g in model.gates().values())))
+                         min(float(g.weight.detach().min()) for g in model.gates().values()),
+                         max(float(g.weight.detach().max()) for g in model.gates().values())))
 
     learn_gates(model, tiny_data, LearnConfig(batch_size=32, steps=8, lr=0.2), on_event=check)
     assert len(seen) == 8
