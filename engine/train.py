@@ -121,9 +121,9 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def load_source(config: dict, options: TrainOptions):
-    """The run's data set as a batch source (in memory, or streamed from folders)."""
-    ds = load_dataset(config["dataset"], config.get("data_root"))
+def load_source(config: dict, options: TrainOptions, data=None):
+    """The run's data set (or `data`) as a batch source (in memory, or streamed from folders)."""
+    ds = data if data is not None else load_dataset(config["dataset"], config.get("data_root"))
     if not isinstance(ds, Dataset) and options.image_size:
         ds = ds.with_image_size(options.image_size)
     elif options.image_size:
@@ -138,12 +138,12 @@ def load_source(config: dict, options: TrainOptions):
 # -- the job ----------------------------------------------------------------------------
 def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_event: Callable | None = None,
               should_stop: Callable[[], bool] | None = None, resume: bool = False,
-              overwrite: bool = False) -> dict:
+              overwrite: bool = False, data=None) -> dict:
     """Train the run's pruned network; returns (and on rank 0 writes) summary.json.
 
     `resume=True` continues from checkpoints/last.pt with the options stored in
     config.json; a fresh run refuses a directory that already holds a train stage unless
-    `overwrite`.
+    `overwrite`. `data` (a Dataset) skips loading config["dataset"] (benchmarks, tests).
     """
     run = RunDir.open(run_path)
     config = run.config
@@ -166,7 +166,7 @@ def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_e
             if dist.is_main and not resume:
                 run.file(CHECKPOINT).unlink(missing_ok=True)  # never resume into another run's state
                 run.write_json("config.json", {**config, "train": options.to_json()})
-            summary = _train(run, config, options, device, dist, emit, should_stop, resume)
+            summary = _train(run, config, options, device, dist, emit, should_stop, resume, data)
     except BaseException as exc:
         emit(RunFailed(stage="train", error=str(exc) or type(exc).__name__))
         raise
@@ -189,11 +189,13 @@ class _Job:
     steps: int
 
 
-def _prepare(run: RunDir, config: dict, options: TrainOptions, device: torch.device, world: int) -> _Job:
+def _prepare(run: RunDir, config: dict, options: TrainOptions, device: torch.device, world: int, data) -> _Job:
     structure = Structure.from_json(read_json(options.structure or run.file("structure.json")))
-    source = load_source(config, options)
-    if device.type == "cuda" and isinstance(source, MemorySource):
-        source.to(device)  # small sets live on the GPU: no host-to-device copy per batch
+    source = load_source(config, options, data)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+        if isinstance(source, MemorySource):
+            source.to(device)  # small sets live on the GPU: no host-to-device copy per batch
     seed = options.seed if options.seed is not None else int(config.get("seed", 0))
     model = build_model(run, structure, options, seed)
     macs, dense = count_macs(model, source.input_size), dense_macs(model, source.input_size)
@@ -213,8 +215,8 @@ def _prepare(run: RunDir, config: dict, options: TrainOptions, device: torch.dev
 
 
 def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.device, dist, emit,
-           should_stop, resume: bool) -> dict:
-    job = _prepare(run, config, options, device, dist.world_size)
+           should_stop, resume: bool, data) -> dict:
+    job = _prepare(run, config, options, device, dist.world_size, data)
     model, plan = job.model, job.plan
     optimizer = torch.optim.SGD(param_groups(model, plan.weight_decay, plan.no_wd_bn_depthwise), lr=plan.lr,
                                 momentum=plan.momentum, nesterov=plan.nesterov)
@@ -250,7 +252,7 @@ def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.devic
             lr = lr_at(plan, epoch, i, job.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, acc = _step(net, optimizer, scaler, criterion, x, y, options.accum_steps, amp_dtype, sums)
+            loss, acc = train_step(net, optimizer, scaler, criterion, x, y, options.accum_steps, amp_dtype, sums)
             state["step"] += 1
             if (i + 1) % options.log_every == 0 or i + 1 == job.steps:
                 emit(StepEnd(stage="train", step=state["step"], total_steps=plan.epochs * job.steps,
@@ -292,8 +294,10 @@ def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.devic
     return summary
 
 
-def _step(net, optimizer, scaler, criterion, x, y, micro: int, amp_dtype, sums: list[float]) -> tuple[float, float]:
+def train_step(net: nn.Module, optimizer, scaler, criterion, x: torch.Tensor, y: torch.Tensor, micro: int = 1,
+               amp_dtype: torch.dtype | None = None, sums: list[float] | None = None) -> tuple[float, float]:
     """One optimiser step over `micro` micro-batches; adds to `sums`, returns the last loss/accuracy."""
+    sums = sums if sums is not None else [0.0, 0.0, 0.0]
     if x.is_cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
@@ -379,4 +383,4 @@ def resume_train(run_path: str | Path, *, on_event: Callable | None = None,
 
 
 __all__ = ["INITS", "StopRequested", "TrainOptions", "evaluate", "param_groups", "pick_device", "resume_train",
-           "train_run"]
+           "train_run", "train_step"]
