@@ -152,9 +152,13 @@ class RunDir:
     @contextmanager
     def owned(self, stage: str) -> Iterator[None]:
         """Record this process as the run's owner while the block runs (see `owner_alive`)."""
-        if _read_owner(self.file(OWNER_FILE)).get("pid") == os.getpid():
+        owner = _read_owner(self.file(OWNER_FILE))
+        if owner.get("pid") == os.getpid():
             yield  # already ours (a pipeline owning all its stages): leave the file to the outer block
             return
+        if self.owner_alive():
+            raise RunError(f"{self.path} is in use by process {owner.get('pid')} ({owner.get('stage')}); "
+                           "wait for it to finish or stop it first")
         me = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage,
               "started": _process_start(os.getpid()), "time": time.time()}
         self.write_json(OWNER_FILE, me)
@@ -178,6 +182,8 @@ class RunDir:
             return False
         except PermissionError:
             pass
+        if _process_state(pid) == "Z":
+            return False  # killed, not yet reaped by its parent
         started = _process_start(pid)
         return started is None or owner.get("started") in (None, started)  # pid reuse check
 
@@ -256,12 +262,25 @@ def _read_owner(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def _proc_stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (Linux; empty elsewhere)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _process_state(pid: int) -> str | None:
+    fields = _proc_stat(pid)
+    return fields[0] if fields else None
+
+
 def _process_start(pid: int) -> int | None:
     """The kernel's start time of `pid` (Linux), to tell a reused pid from the owner."""
+    fields = _proc_stat(pid)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
+        return int(fields[19])
+    except (IndexError, ValueError):
         return None
 
 

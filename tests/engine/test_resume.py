@@ -51,11 +51,13 @@ def wait_for_event(path, kind: str, timeout: float = 120.0) -> dict:
     raise AssertionError(f"no {kind} event in {path} within {timeout}s")
 
 
-def test_kill_9_mid_run_then_resume_gives_the_same_final_weights(tmp_path):
+def test_kill_9_mid_run_then_resume_gives_the_same_final_weights(tmp_path, capsys):
     ref, killed = make_run(tmp_path / "ref"), make_run(tmp_path / "killed")
     reference = pfs("train", str(ref.path), *TRAIN)
     victim = pfs("train", str(killed.path), *TRAIN)
     wait_for_event(killed.events_path, "checkpoint")
+    assert main(["resume", str(killed.path)]) == 2  # a live run is not resumed twice
+    assert "is in use by process" in capsys.readouterr().err
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     assert victim.returncode == -signal.SIGKILL
