@@ -62,14 +62,14 @@ def _cached_costs(spec_key: str, size: tuple[int, int, int], widths_key: str) ->
 
     spec = {**json.loads(spec_key), "widths": json.loads(widths_key)}
     with torch.device("meta"):
-        skeleton = rebuild(spec)
+        skeleton = rebuild(spec).eval()  # eval: BN accepts a 1x1 map of a single image
     positions: dict[str, int] = {}
     hooks = [m.register_forward_hook(_recorder(positions, name))
              for name, m in skeleton.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
         with torch.no_grad():
             skeleton(torch.empty(1, *size, device="meta"))
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         raise PfsError(f"input size {list(size)} is too small for {spec['name']}; "
                        f"use at least its default {list(skeleton.default_input_size)}") from exc
     finally:
