@@ -90,5 +90,6 @@ def test_fashion_mnist_sized_inputs_reaching_1x1_maps_are_counted(name):
     # 28x28 pools down to a 1x1 map: the trace must not trip over BN's batch statistics
     m = create_model(name, in_channels=1)
     assert (count_macs(m, (1, 28, 28)), count_params(m)) == ptflops_count(m, (1, 28, 28))
-    with pytest.raises(PfsError, match="too small"):
-        count_macs(create_model(name), (3, 4, 4))
+    if name == "vgg16":  # four max-pools cannot take a 4x4 image
+        with pytest.raises(PfsError, match="too small"):
+            count_macs(create_model(name), (3, 4, 4))
