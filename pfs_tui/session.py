@@ -6,6 +6,7 @@ the screens redraw from it on a timer (a few Hz however fast steps arrive).
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -149,7 +150,21 @@ def structures(model, size, gates: dict | None, budget: float) -> tuple[Structur
     if gates is None:
         gates = {g: [1.0] * w for g, w in model.widths.items()}
     tensors = {g: torch.as_tensor(v, dtype=torch.float32) for g, v in gates.items()}
-    return search(model, budget, size, gates=tensors), uniform_structure(model, budget, size)
+    return search(model, budget, size, gates=tensors), _uniform(model, tuple(size), budget)
+
+
+_UNIFORM_CACHE: dict = {}
+
+
+def _uniform(model, size: tuple, budget: float) -> Structure:
+    # The uniform baseline depends on the architecture and the target only, not on the
+    # gates: cache it so a slider move costs one search, not two.
+    key = (json.dumps(model.spec, sort_keys=True), size, budget)
+    if key not in _UNIFORM_CACHE:
+        if len(_UNIFORM_CACHE) > 256:
+            _UNIFORM_CACHE.clear()
+        _UNIFORM_CACHE[key] = uniform_structure(model, budget, size)
+    return _UNIFORM_CACHE[key]
 
 
 @dataclass

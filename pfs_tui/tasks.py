@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,7 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
     from engine.learn import LearnConfig
 
     s, log = session.settings, session.log
+    lower_thread_priority()
     config = LearnConfig(**s.learn_kwargs())
     config.validate()
     out = session.new_run_path()
@@ -75,6 +77,21 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
     log.set_status(status, detail)
     notify()
     return status, detail
+
+
+def lower_thread_priority(niceness: int = 10) -> None:
+    """Make the calling (worker) thread yield the CPU to the UI thread.
+
+    On Linux a thread has its own nice value, and torch's compute threads started from
+    it inherit it, so key presses are served first while learning uses what is left.
+    Best effort: elsewhere it does nothing.
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (OSError, AttributeError):
+        pass
 
 
 SPEEDS = (1.0, 2.0, 5.0, 10.0, 50.0, 200.0, math.inf)

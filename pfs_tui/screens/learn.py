@@ -65,6 +65,10 @@ class LearnScreen(PageScreen):
         self.set_interval(1 / REDRAW_HZ, self.redraw)
         self.redraw()
 
+    def on_screen_resume(self) -> None:
+        # Show the page first, then bring the plots up to date (plotting takes tens of ms).
+        self.call_after_refresh(self.redraw)
+
     # -- running -------------------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -153,8 +157,8 @@ class LearnScreen(PageScreen):
     def redraw(self, force: bool = False) -> None:
         """Redraw from the log if it moved (called REDRAW_HZ times a second)."""
         log = self.session.log
-        if log.version == self._drawn and not force:
-            return
+        if (log.version == self._drawn or not self.is_current) and not force:
+            return  # unchanged, or another page is shown: drawing would only steal CPU
         snap = log.snapshot()
         self._drawn = snap["version"]
         s = self.session.settings

@@ -72,7 +72,7 @@ class StructureScreen(PageScreen):
         field = self.query_one("#budget", NumberField)
         if field.value != self.session.settings.budget:
             field.set_value(self.session.settings.budget)
-        self.update_structure()
+        self.call_after_refresh(self.update_structure)  # page first, then a search if needed
 
     @on(NumberField.Changed, "#budget")
     def _budget(self, event: NumberField.Changed) -> None:
@@ -91,7 +91,7 @@ class StructureScreen(PageScreen):
         """Search again if the target, the model or the gates changed since last time."""
         s, log = self.session.settings, self.session.log
         key = (s.model, s.dataset, s.expand, s.budget, log.gates_step, id(log.gates))
-        if key == self._key:
+        if key == self._key or not self.is_current:
             return
         self._key = key
         try:

@@ -23,9 +23,13 @@ class CurvePlot(PlotextPlot):
         self.ylim = ylim
         self.marker = marker  # "dot" for sparse series (a braille dot is hard to see)
         self.series: list[tuple[str, list, list]] = []
+        self._version = 0
+        self._cache: tuple | None = None
 
     def show(self, series: list[tuple[str, list, list]]) -> None:
-        """Draw these (label, xs, ys) series."""
+        """Draw these (label, xs, ys) series (unchanged data: nothing to do)."""
+        if series == self.series:
+            return
         self.series = series
         plt = self.plt
         plt.clear_data()
@@ -37,4 +41,13 @@ class CurvePlot(PlotextPlot):
                 plt.plot(x, y, label=label if len(series) > 1 else None, marker=self.marker)
         if self.ylim:
             plt.ylim(*self.ylim)
+        self._version += 1
         self.refresh()
+
+    def render(self):
+        # PlotextPlot rebuilds the whole plot on every render (page switch, focus, ...);
+        # rebuild only when the data, the size or the theme changed.
+        key = (self._version, self.size, self.app.theme)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, super().render())
+        return self._cache[1]
