@@ -160,8 +160,9 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
                 resume: dict | None = None) -> LearnResult:
     """Learn the gates of `model` on `data` with its weights frozen; returns the selection.
 
-    On return the model's gates hold the selected values, the weights are untouched and
-    their `requires_grad` flags and memory format are as they were. `on_event` gets
+    On return the model's gates hold the selected values (and are enabled), the weights are
+    untouched, and their `requires_grad` flags, memory format and train/eval mode are as
+    they were; BN running statistics have followed the training batches. `on_event` gets
     StepEnd / EvalEnd / GateSnapshot / EpochEnd events (callers may block in it);
     `should_stop()` is polled before every step; `checkpoint(state)` gets a resumable state
     (plain tensors and numbers, safe for `torch.load(weights_only=True)`) every
@@ -177,6 +178,7 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
     train, held = data.heldout_split(seed=0)
     saved_flags = {name: p.requires_grad for name, p in model.named_parameters()}
     saved_format = _memory_format(model)
+    saved_training = model.training
     model.to(device)
     if device.type == "cpu":
         # Measured on CPU (bench/bench_learn.py): oneDNN runs NHWC convs and BN without
@@ -189,6 +191,7 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
         loop.run(should_stop, checkpoint, checkpoint_every)
         return loop.result()
     finally:
+        model.train(saved_training)
         model.to(memory_format=saved_format)
         for name, p in model.named_parameters():
             p.requires_grad_(saved_flags[name])

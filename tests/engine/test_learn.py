@@ -16,6 +16,16 @@ from engine.learn import LearnConfig, _Eval, _Selection, heldout_accuracy, learn
 from sample_models import create_model
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Dev machines and runners share 2 cores; two OpenMP threads that wait on each other
+    # under contention run several times slower than one. These tests check learning, not speed.
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="module")
 def tiny_data():
     # 576 training images at batch 32 = 18 steps per epoch; 64 held out.
@@ -253,16 +263,6 @@ def test_default_config_is_valid_and_learn_gates_validates(tiny_data):
 
 
 # -- real data -------------------------------------------------------------------------------
-@pytest.fixture
-def one_thread():
-    # Dev machines and runners share 2 cores; two OpenMP threads that wait on each other
-    # under contention run ~2.5x slower than one. The test checks learning, not speed.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 def _learn_fashion(data, steps: int):
     torch.manual_seed(0)
     model = create_model("resnet20", in_channels=1, num_classes=10)
@@ -278,7 +278,7 @@ def _per_layer_open(gates):
     return [float((v != 0).float().mean()) for v in gates.values()]
 
 
-def test_fashion_mnist_gate_learning_on_frozen_random_resnet20_learns(fashion_mnist, one_thread):
+def test_fashion_mnist_gate_learning_on_frozen_random_resnet20_learns(fashion_mnist):
     init_acc, result, steps = _learn_fashion(fashion_mnist, 150)
     ce = [s.ce for s in steps]
     assert sum(ce[-20:]) / 20 < sum(ce[:20]) / 20 - 0.05
@@ -289,7 +289,7 @@ def test_fashion_mnist_gate_learning_on_frozen_random_resnet20_learns(fashion_mn
 
 
 @pytest.mark.slow
-def test_fashion_mnist_longer_learning_beats_twice_chance(fashion_mnist, one_thread):
+def test_fashion_mnist_longer_learning_beats_twice_chance(fashion_mnist):
     init_acc, result, steps = _learn_fashion(fashion_mnist, 600)
     assert init_acc < 0.13
     assert result.heldout_acc > 0.2
