@@ -12,7 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -153,6 +153,9 @@ def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_e
         options = TrainOptions.from_json(config["train"])
     options = options or TrainOptions()
     options.validate()
+    # Paths are stored for resume, which may run from another directory.
+    options = replace(options, **{k: str(Path(v).resolve()) for k in ("structure", "from_checkpoint")
+                                  if (v := getattr(options, k))})
     if not resume and "train" in config and run.exists(CHECKPOINT) and not overwrite:
         raise PfsError(f"{run.path} already has a train stage; `pfs resume {run.path}` continues it, "
                        "--overwrite starts it again")
