@@ -412,7 +412,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--structure", metavar="JSON", help="structure to train (default RUN/structure.json)")
     _add_train_args(p)
     p.add_argument("--seed", type=int, help="seed of init and data order (default: the run's)")
-    p.add_argument("--overwrite", action="store_true", help="start the train stage again")
+    p.add_argument("--out", metavar="NEW_RUN", help="train in a new run directory holding RUN's gates and "
+                   "structure (to keep several trainings of one structure)")
+    p.add_argument("--overwrite", action="store_true", help="start the train stage (or --out) again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print summary.json (without history)")
     p.set_defaults(func=_cmd_train)
@@ -422,10 +424,23 @@ def _cmd_train(args) -> int:
     from engine.train import train_run
 
     options = _train_options(args, args.seed)
+    options.validate()  # before --out creates anything
+    run = args.run
+    if args.out:
+        from engine.distributed import from_env
+        from engine.runs import RunDir
+
+        if from_env().is_main:
+            RunDir.open(args.run).branch(args.out, overwrite=args.overwrite)
+        else:  # under torchrun rank 0 makes the directory; the others wait for it (bounded)
+            deadline = time.monotonic() + 120
+            while not (Path(args.out) / "config.json").is_file() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        run = args.out
     bar = _progress(args)
     with _graceful_stop() as should_stop:
-        summary = train_run(args.run, options, on_event=bar, should_stop=should_stop, overwrite=args.overwrite)
-    _report_training(summary, Path(args.run), args.json)
+        summary = train_run(run, options, on_event=bar, should_stop=should_stop, overwrite=args.overwrite)
+    _report_training(summary, Path(run), args.json)
     return 0
 
 

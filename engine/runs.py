@@ -149,6 +149,25 @@ class RunDir:
     def events(self) -> list[Event]:
         return read_events(self.events_path) if self.events_path.is_file() else []
 
+    def branch(self, dest: str | os.PathLike, *, overwrite: bool = False) -> RunDir:
+        """A new run holding this one's learned gates and structure, without its training.
+
+        So several trainings of one structure (scratch, ticket, Scratch-B, ...) can sit side
+        by side: `pfs train RUN --out RUN-budget --budget`.
+        """
+        config = {k: v for k, v in self.config.items() if k not in ("train", "pipeline")}
+        new = RunDir.create(dest, {**config, "branched_from": str(self.path)}, overwrite=overwrite)
+        for name in ("init.pt", "gates.pt", "structure.json", "events.jsonl"):
+            if self.exists(name):
+                atomic_write_bytes(new.file(name), self.file(name).read_bytes())
+        summary = self.read_json("summary.json") if self.exists("summary.json") else {}
+        learn = summary.get("learn") if summary.get("stage") == "train" else summary
+        for stale in ("summary.json", "checkpoints/last.pt"):
+            new.file(stale).unlink(missing_ok=True)
+        if learn:
+            new.write_json("summary.json", learn)
+        return new
+
     @contextmanager
     def owned(self, stage: str) -> Iterator[None]:
         """Record this process as the run's owner while the block runs (see `owner_alive`)."""

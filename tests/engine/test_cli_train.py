@@ -107,3 +107,18 @@ def test_pipeline_stopped_while_learning_resumes_through_search_and_training(tmp
     stages = [(e.kind, getattr(e, "stage", None)) for e in run.events() if e.kind in ("finished", "structure")]
     assert stages[-3:] == [("finished", "learn"), ("structure", None), ("finished", "train")]
     assert summary["learn"]["status"] == "finished"  # the learn summary is kept inside the train one
+
+
+def test_train_out_keeps_several_trainings_of_one_structure_side_by_side(run, capsys, one_thread):
+    run.write_json("summary.json", {"stage": "learn", "status": "finished", "heldout_acc": 0.3})
+    assert main(["train", str(run.path), "--epochs", "1", "--batch-size", "64", *TINY]) == 0
+    out = run.path.parent / "r1-budget"
+    assert main(["train", str(run.path), "--out", str(out), "--epochs", "1", "--budget", "--batch-size", "64",
+                 *TINY]) == 0
+    capsys.readouterr()
+    first, second = run.read_json("summary.json"), RunDir(out).read_json("summary.json")
+    assert (first["epochs"], first["budget"]) == (1, False)
+    assert second["budget"] is True and second["epochs"] == round(second["dense_macs"] / second["macs"]) > 1
+    assert second["learn"] == first["learn"] == {"stage": "learn", "status": "finished", "heldout_acc": 0.3}
+    assert RunDir(out).read_json("structure.json") == run.read_json("structure.json")
+    assert RunDir(out).config["branched_from"] == str(run.path)
