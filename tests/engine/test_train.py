@@ -159,3 +159,12 @@ def test_imagenet_recipe_is_nesterov_smoothed_scaled_and_skips_decay_on_bn_and_d
 def test_bad_options_are_one_clear_error(options, message):
     with pytest.raises(PfsError, match=message):
         options.validate()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_training_with_amp_and_data_on_the_device(tmp_path):
+    run, _, _ = make_run(tmp_path / "r")
+    summary = train_run(run.path, TrainOptions(epochs=3, subset=4000, test_subset=1000, batch_size=64, lr=0.1,
+                                               device="cuda", amp=True))
+    assert summary["device"].startswith("cuda") and summary["test_acc"] > 0.6
