@@ -181,8 +181,8 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
     saved_training = model.training
     model.to(device)
     if device.type == "cpu":
-        # Measured on CPU (bench/bench_learn.py): oneDNN runs NHWC convs and BN without
-        # layout reorders, a third faster for the whole step than NCHW.
+        # Measured on CPU (bench/bench_learn.py, docs/benchmarks.md): oneDNN runs NHWC convs
+        # and BN without layout reorders; the whole step takes about a fifth less time.
         model.to(memory_format=torch.channels_last)
     try:
         loop = _Loop(model, train, held, config, emit, device)
