@@ -2,8 +2,9 @@
 
 Runs the real app (`python -m pfs_tui`) in a pseudo-terminal of 80x24, as over SSH,
 writes key presses to it and times how long until the terminal receives the redrawn
-text: the FLOPs target after `+`/`-` on the Structure page (that redraw includes the
-structure search), and the page title after a page switch. First with nothing running
+text: after `+`/`-` on the Structure page, the new uniform-baseline line (drawn in the
+same update as the searched structure, so the time includes the search), and after a
+page switch, the new page's own text. First with nothing running
 (the baseline), then while ResNet-56 learns gates on Fashion-MNIST in the worker thread.
 
     .venv/bin/python bench/bench_tui.py [--model resnet56] [--presses 30] [--json]
@@ -34,10 +35,10 @@ ANSI = re.compile(rb"\x1b\[[0-9;?<>=$]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]|\
 class Terminal:
     """The app in a pty; a reader thread timestamps everything it draws."""
 
-    def __init__(self, argv: list[str], cols: int = 80, rows: int = 24) -> None:
+    def __init__(self, argv: list[str], cols: int = 80, rows: int = 24, env: dict | None = None) -> None:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
+        env = {**os.environ, **(env or {}), "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
         self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
                                      start_new_session=True, close_fds=True)
         os.close(slave)
@@ -103,9 +104,29 @@ class Terminal:
         os.close(self.fd)
 
 
-def nudges(term: Terminal, presses: int, quiet: float, value: float) -> tuple[list[float], float]:
+def uniform_tokens(model: str, dataset: str) -> dict[float, str]:
+    """Target -> the text the Structure page draws for its uniform baseline, "(0.xxx)".
+
+    That line is written in the same update as the searched structure, so seeing it
+    means the key press went through the search and the redraw, not just the input box.
+    """
+    from engine.search import uniform_structure
+    from pfs_tui.session import Settings, build_model
+
+    model_, size = build_model(Settings(model=model, dataset=dataset))
+    tokens = {}
+    for i in range(51, 60):
+        u = uniform_structure(model_, i / 100, size)
+        tokens[i / 100] = f"({u.macs / u.dense_macs:.3f})"
+    if len(set(tokens.values())) != len(tokens):
+        raise SystemExit(f"{model}: uniform MACs ratios repeat between targets; pick another model")
+    return tokens
+
+
+def nudges(term: Terminal, presses: int, quiet: float, value: float,
+           tokens: dict[float, str]) -> tuple[list[float], float]:
     """Latency of `presses` FLOPs-target nudges on the Structure page, and the final target."""
-    # Stay within 0.51..0.59 so every value draws as a distinct "0.5X" token.
+    # Stay within 0.51..0.59, whose uniform-baseline texts are all distinct.
     out, step = [], 0.01
     for _ in range(presses):
         if not 0.51 <= round(value + step, 2) <= 0.59:
@@ -114,13 +135,17 @@ def nudges(term: Terminal, presses: int, quiet: float, value: float) -> tuple[li
         key = "+" if step > 0 else "-"
         term.settle(quiet)
         t0 = term.press(key)
-        out.append(term.wait_for(f"{value:.4g}", t0, timeout=10))
+        out.append(term.wait_for(tokens[value], t0, timeout=10))
     return out, value
 
 
 def page_switches(term: Terminal, presses: int, quiet: float) -> list[float]:
-    """Latency of switching Learn <-> Structure (each page's own text must be drawn)."""
+    """Latency of switching Learn <-> Structure (each page's own text must be drawn).
+
+    Starts from Structure and ends there (an even count), so the next phase knows its page.
+    """
     out = []
+    presses += presses % 2
     for i in range(presses):
         key, token = ("2", "held-out accuracy") if i % 2 == 0 else ("3", "kept/dense channels")
         term.settle(quiet)
@@ -141,31 +166,22 @@ def steps_seen(term: Terminal) -> int:
     return int(found[-1][0]) if found else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="resnet56")
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--presses", type=int, default=30)
-    p.add_argument("--quiet", type=float, default=0.15, help="idle gap before each press (s)")
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-
+def measure(args: argparse.Namespace, nice: int) -> dict:
+    """One session of the app: idle presses, then presses while gate learning runs."""
     runs = Path(tempfile.mkdtemp(prefix="pfs-bench-tui-"))
     cmd = [sys.executable, "-m", "pfs_tui", "--model", args.model, "--dataset", args.dataset, "--runs", str(runs)]
-    term = Terminal(cmd)
-    results: dict = {"model": args.model, "dataset": args.dataset, "terminal": "80x24 pty",
-                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
-                     "python": platform.python_version()}
+    term = Terminal(cmd, env={"PFS_TUI_LEARN_NICE": str(nice)})
+    results: dict = {}
     try:
         term.wait_for("Start learning", 0.0, timeout=120)
         term.wait_for("resnet110", 0.0, timeout=120)  # the model list's MAC counts are done
         term.settle(0.5, timeout=30)
         t0 = term.press("3")
         term.wait_for("kept/dense channels", t0, timeout=30)
-        samples, value = nudges(term, args.presses, args.quiet, 0.50)
+        tokens = uniform_tokens(args.model, args.dataset)
+        samples, value = nudges(term, args.presses, args.quiet, 0.50, tokens)
         results["idle_nudge"] = summary(samples)
         results["idle_switch"] = summary(page_switches(term, max(4, args.presses // 3), args.quiet))
-        print(f"idle: {results['idle_nudge']} {results['idle_switch']}", file=sys.stderr)
         term.settle(args.quiet)
         t0 = term.press("2")
         term.wait_for("held-out accuracy", t0, timeout=30)
@@ -180,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = term.press("3")
         term.wait_for("kept/dense channels", t0, timeout=30)
         t_learn = time.perf_counter()
-        samples, value = nudges(term, args.presses, args.quiet, value)
+        samples, value = nudges(term, args.presses, args.quiet, value, tokens)
         results["learning_nudge"] = summary(samples)
         results["learning_switch"] = summary(page_switches(term, max(4, args.presses // 3), args.quiet))
         term.press("2")
@@ -191,16 +207,38 @@ def main(argv: list[str] | None = None) -> int:
         term.press("x")
         term.close()
         shutil.rmtree(runs, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet56")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--presses", type=int, default=30)
+    p.add_argument("--quiet", type=float, default=0.15, help="idle gap before each press (s)")
+    p.add_argument("--nice", type=int, nargs="+", default=[10, 0],
+                   help="niceness of the learning thread per session (10 is the app's default, 0 = off)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+
+    results: dict = {"model": args.model, "dataset": args.dataset, "terminal": "80x24 pty",
+                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
+                     "python": platform.python_version(), "runs": {}}
+    for nice in args.nice:
+        results["runs"][f"nice {nice}"] = measure(args, nice)
+    results["load_after"] = round(os.getloadavg()[0], 1)
     if args.json:
         print(json.dumps(results, indent=2))
-    else:
-        print(f"{args.model} on {args.dataset}, {results['terminal']}, {results['machine']}")
+        return 0
+    print(f"{args.model} on {args.dataset}, {results['terminal']}, {results['machine']}")
+    for name, r in results["runs"].items():
+        print(f"learning thread {name}:")
         for key in ("idle_nudge", "idle_switch", "learning_nudge", "learning_switch"):
-            r = results[key]
-            print(f"  {key:16s} median {r['median_ms']:7.1f} ms  p90 {r['p90_ms']:7.1f} ms  "
-                  f"max {r['max_ms']:7.1f} ms  (n={r['n']})")
-        print(f"  learning advanced {results['steps_during_measurement']} steps in "
-              f"{results['seconds_measured_while_learning']} s of measurement")
+            x = r[key]
+            print(f"  {key:16s} median {x['median_ms']:7.1f} ms  p90 {x['p90_ms']:7.1f} ms  "
+                  f"max {x['max_ms']:7.1f} ms  (n={x['n']})")
+        print(f"  learning advanced {r['steps_during_measurement']} steps in "
+              f"{r['seconds_measured_while_learning']} s of measurement")
     return 0
 
 

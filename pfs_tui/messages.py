@@ -60,3 +60,15 @@ class SettingChanged(Message):
         super().__init__()
         self.name = name
         self.value = value
+
+
+class StructureReady(Message):
+    """A structure search finished: for which inputs (key), its result or why none."""
+
+    def __init__(self, key: tuple, structure, uniform, error: str, learned: bool) -> None:
+        super().__init__()
+        self.key = key
+        self.structure = structure
+        self.uniform = uniform
+        self.error = error
+        self.learned = learned

@@ -79,14 +79,20 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
     return status, detail
 
 
-def lower_thread_priority(niceness: int = 10) -> None:
+def lower_thread_priority(niceness: int | None = None) -> None:
     """Make the calling (worker) thread yield the CPU to the UI thread.
 
     On Linux a thread has its own nice value, and torch's compute threads started from
     it inherit it, so key presses are served first while learning uses what is left.
+    $PFS_TUI_LEARN_NICE overrides the default 10 (0 turns it off; the benchmark compares).
     Best effort: elsewhere it does nothing.
     """
-    if sys.platform != "linux":
+    if niceness is None:
+        try:
+            niceness = int(os.environ.get("PFS_TUI_LEARN_NICE", "10"))
+        except ValueError:
+            niceness = 10
+    if sys.platform != "linux" or niceness <= 0:
         return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)

@@ -46,3 +46,10 @@ def text_of(app, selector: str) -> str:
         visual = widget.visual
         return getattr(visual, "plain", str(visual))
     return widget.render().plain
+
+
+async def settled_structure(pilot, app, timeout: float = 30.0):
+    """The Structure page's structure once the search for the current inputs has landed."""
+    screen = app.screen
+    await wait_until(pilot, lambda: screen.settled, timeout=timeout, what="the structure search")
+    return screen.structure

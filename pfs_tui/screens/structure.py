@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
+from textual.worker import get_current_worker
 
 from engine.errors import PfsError
 from engine.runs import atomic_write_json
+from pfs_tui.messages import StructureReady
 from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import FIELDS, build_model, gates_fit, structures
 from pfs_tui.widgets.channel_bars import ChannelBars
@@ -44,6 +46,7 @@ class StructureScreen(PageScreen):
         self.uniform = None
         self.error = ""
         self._key = None
+        self._drawn_key = None
         self._model_key = None
         self._model = None
 
@@ -88,7 +91,7 @@ class StructureScreen(PageScreen):
         return self._model, self._input_size
 
     def update_structure(self) -> None:
-        """Search again if the target, the model or the gates changed since last time."""
+        """Search again (in a worker) if the target, the model or the gates changed."""
         s, log = self.session.settings, self.session.log
         key = (s.model, s.dataset, s.expand, s.budget, log.gates_step, id(log.gates))
         if key == self._key or not self.is_current:
@@ -96,14 +99,37 @@ class StructureScreen(PageScreen):
         self._key = key
         try:
             model, size = self._model_for_settings()
-            gates = log.gates if gates_fit(log.gates, model.widths) else None
-            self.structure, self.uniform = structures(model, size, gates, s.budget)
-            self.error = ""
         except PfsError as exc:
-            self.structure = self.uniform = None
-            self.error = str(exc)
-            model, gates = None, None
-        self._draw(gates is not None)
+            self.on_structure_ready(StructureReady(key, None, None, str(exc), False))
+            return
+        gates = log.gates if gates_fit(log.gates, model.widths) else None
+        self._search(key, model, size, gates, s.budget)
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def _search(self, key: tuple, model, size, gates, budget: float) -> None:
+        # Off the UI thread: a search takes tens of ms (more for big models), and a held
+        # + key must not queue them up in front of the next redraw. A newer search
+        # cancels this one; its result is then dropped.
+        try:
+            found, uniform = structures(model, size, gates, budget)
+            error = ""
+        except PfsError as exc:
+            found = uniform = None
+            error = str(exc)
+        if not get_current_worker().is_cancelled:
+            self.post_message(StructureReady(key, found, uniform, error, gates is not None))
+
+    def on_structure_ready(self, message: StructureReady) -> None:
+        if message.key != self._key:
+            return  # a newer target or newer gates are being searched
+        self.structure, self.uniform, self.error = message.structure, message.uniform, message.error
+        self._drawn_key = message.key
+        self._draw(message.learned)
+
+    @property
+    def settled(self) -> bool:
+        """Whether what is drawn is the search for the current target and gates."""
+        return self._key is not None and self._drawn_key == self._key
 
     def _draw(self, learned: bool) -> None:
         summary = self.query_one("#structure-summary", Static)

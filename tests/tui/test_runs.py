@@ -8,7 +8,7 @@ from pfs_tui.app import PfsApp
 from pfs_tui.screens.run_detail import RunDetailScreen
 from pfs_tui.session import Session
 from pfs_tui.tasks import EventFollower, launch_train, train_command, train_process_alive
-from pfs_tui.testing import copy_run, make_app, text_of, wait_until
+from pfs_tui.testing import copy_run, make_app, settled_structure, text_of, wait_until
 
 FAKE_TRAIN = Path(__file__).parent / "fake_train.py"
 
@@ -122,7 +122,7 @@ async def test_opening_a_runs_gates_shows_its_structure_and_r_replays_it(runs_ro
         await pilot.press("g")
         await wait_until(pilot, lambda: app.current_mode == "structure", what="the structure page")
         expected = search(load_gated_model(run), 0.5, (3, 32, 32))
-        assert app.screen.structure.widths == expected.widths
+        assert (await settled_structure(pilot, app)).widths == expected.widths
         assert app.session.run_path == run and app.session.run_finished
         await pilot.press("4")  # back to the run page, still on top of the runs list
         assert isinstance(app.screen, RunDetailScreen)

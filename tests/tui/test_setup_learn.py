@@ -4,7 +4,7 @@ from __future__ import annotations
 from engine.runs import RunDir
 from pfs_tui.screens.learn import LearnScreen
 from pfs_tui.screens.setup import SetupScreen
-from pfs_tui.testing import make_app, text_of, wait_until
+from pfs_tui.testing import make_app, settled_structure, text_of, wait_until
 from pfs_tui.widgets.number_field import NumberField
 
 TINY = {"model": "resnet20", "dataset": "synthetic", "steps": 6, "batch_size": 8, "eval_every": 3,
@@ -69,7 +69,7 @@ async def test_learning_runs_in_a_worker_and_leaves_a_run_directory(runs_root):
         assert "336 channels" in text_of(app, "#hist-title")
         # The structure page now searches the learned gates, not the initial ones.
         await pilot.press("3")
-        await pilot.pause()
+        await settled_structure(pilot, app)
         assert "learned gates" in text_of(app, "#structure-summary")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from engine.events import read_events
-from pfs_tui.testing import FIXTURES, copy_run, make_app, wait_until
+from pfs_tui.testing import FIXTURES, copy_run, make_app, settled_structure, wait_until
 
 SIZES = [(80, 24), (120, 36)]
 
@@ -53,6 +53,7 @@ def test_structure_after_learning(snap_compare, runs_root, size):
     async def learned(pilot):
         _feed(app, "learned", "finished")
         await pilot.press("3")
+        await settled_structure(pilot, app)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=learned)

@@ -11,7 +11,7 @@ from engine.search import Structure, search, uniform_structure
 from pfs_tui.app import PfsApp
 from pfs_tui.session import Session, Settings, build_model
 from pfs_tui.tasks import SPEEDS
-from pfs_tui.testing import FIXTURES, copy_run, make_app, text_of, wait_until
+from pfs_tui.testing import FIXTURES, copy_run, make_app, settled_structure, text_of, wait_until
 
 
 def _last_gates(run: str) -> dict:
@@ -27,7 +27,7 @@ async def test_structure_before_learning_is_the_uniform_network(runs_root):
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
-        await pilot.pause()
+        await settled_structure(pilot, app)
         screen = app.screen
         assert screen.structure.widths == screen.uniform.widths
         assert "initial gates" in text_of(app, "#structure-summary")
@@ -43,7 +43,7 @@ async def test_replay_then_structure_matches_the_engine_search_on_the_last_gates
         assert app.session.settings.dataset == "synthetic"  # taken from the run's config
         assert len(app.session.log.steps) == 60
         await pilot.press("3")
-        await pilot.pause()
+        await settled_structure(pilot, app)
         screen = app.screen
         model, size = build_model(app.session.settings)
         gates = {g: torch.tensor(v) for g, v in _last_gates("learned").items()}
@@ -61,11 +61,10 @@ async def test_moving_the_target_updates_widths_at_once_and_export_writes_it(run
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
-        await pilot.pause()
+        before = (await settled_structure(pilot, app)).macs
         screen = app.screen
-        before = screen.structure.macs
         await pilot.press("-", "-", "-", "-", "-")
-        await pilot.pause()
+        await settled_structure(pilot, app)
         assert app.session.settings.budget == 0.45
         assert screen.structure.macs < before and screen.structure.budget == 0.45
         assert "0.45" in text_of(app, "NavBar")
@@ -81,9 +80,10 @@ async def test_an_unreachable_target_is_explained_not_crashed(runs_root):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
         await pilot.pause()
+        await settled_structure(pilot, app)
         app.screen.query_one("#budget").set_value(0.01)
         await pilot.pause()
-        assert app.screen.structure is None
+        assert await settled_structure(pilot, app) is None
         assert "raise --flops" in text_of(app, "#structure-summary")
 
 
