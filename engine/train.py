@@ -248,7 +248,7 @@ def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.devic
         # -- train one epoch: every rank walks its shard of the same global batches --
         net.train()
         t0 = time.perf_counter()
-        sums = [0.0, 0.0, 0.0]  # loss x images, correct, images
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss x images, correct, images
         batches = job.source.train_batches(epoch, plan.batch_size, seed=plan.seed, rank=dist.rank,
                                            world=dist.world_size, device=device)
         for i, (x, y) in enumerate(batches):
@@ -259,13 +259,13 @@ def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.devic
             state["step"] += 1
             if (i + 1) % options.log_every == 0 or i + 1 == job.steps:
                 emit(StepEnd(stage="train", step=state["step"], total_steps=plan.epochs * job.steps,
-                             epoch=epoch + 1, loss=loss, lr=lr, accuracy=acc,
+                             epoch=epoch + 1, loss=loss.item(), lr=lr, accuracy=acc.item(),
                              steps_per_s=(i + 1) / (time.perf_counter() - t0)))
             if should_stop is not None and distributed.broadcast_flag(should_stop(), device):
                 raise StopRequested(f"stopped in epoch {epoch + 1}; `pfs resume {run.path}` continues "
                                     f"from epoch {state['epoch'] + 1}")
         seconds = time.perf_counter() - t0
-        loss_sum, correct, seen = distributed.all_reduce_sum(sums, device)
+        loss_sum, correct, seen = distributed.all_reduce_sum(sums.tolist(), device)
         distributed.average_buffers(model)
 
         # -- evaluate, record, checkpoint (rank 0 writes) --
@@ -298,9 +298,13 @@ def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.devic
 
 
 def train_step(net: nn.Module, optimizer, scaler, criterion, x: torch.Tensor, y: torch.Tensor, micro: int = 1,
-               amp_dtype: torch.dtype | None = None, sums: list[float] | None = None) -> tuple[float, float]:
-    """One optimiser step over `micro` micro-batches; adds to `sums`, returns the last loss/accuracy."""
-    sums = sums if sums is not None else [0.0, 0.0, 0.0]
+               amp_dtype: torch.dtype | None = None,
+               sums: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step over `micro` micro-batches: the last one's loss and accuracy.
+
+    Metrics stay on the device (0-d tensors, and loss x images / correct / images added to
+    `sums`), so a GPU step never waits for the host; read them only when logging.
+    """
     x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
     ddp = isinstance(net, nn.parallel.DistributedDataParallel)
@@ -310,13 +314,14 @@ def train_step(net: nn.Module, optimizer, scaler, criterion, x: torch.Tensor, y:
             out = net(xm)
             loss = criterion(out.float(), ym)
         scaler.scale(loss / micro).backward()
-        hits = (out.argmax(1) == ym).sum().item()
-        sums[0] += loss.item() * ym.numel()
-        sums[1] += hits
-        sums[2] += ym.numel()
+        hits = (out.argmax(1) == ym).sum()
+        if sums is not None:
+            sums[0] += loss.detach() * ym.numel()
+            sums[1] += hits
+            sums[2] += ym.numel()
     scaler.step(optimizer)
     scaler.update()
-    return loss.item(), hits / ym.numel()
+    return loss.detach(), hits / ym.numel()
 
 
 class StopRequested(PfsError):
@@ -329,15 +334,15 @@ def evaluate(net: nn.Module, source, device: torch.device, *, rank: int = 0, wor
     """(top-1 accuracy, mean cross-entropy) on the test set, summed over all ranks."""
     model = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
     model.eval()
-    loss_sum = correct = seen = 0.0
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, images
     for x, y in source.test_batches(batch_size, rank=rank, world=world, device=device):
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             out = model(x)
-        loss_sum += F.cross_entropy(out.float(), y, reduction="sum").item()
-        correct += (out.argmax(1) == y).sum().item()
-        seen += y.numel()
-    loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], device)
+        sums[0] += F.cross_entropy(out.float(), y, reduction="sum")
+        sums[1] += (out.argmax(1) == y).sum()
+        sums[2] += y.numel()
+    loss_sum, correct, seen = distributed.all_reduce_sum(sums.tolist(), device)
     return correct / max(1.0, seen), loss_sum / max(1.0, seen)
 
 
