@@ -401,6 +401,10 @@ def _report_training(summary: dict, run: Path, as_json: bool) -> None:
     if as_json:
         _print_json({k: v for k, v in summary.items() if k != "history"})
         return
+    if summary.get("stage") != "train":
+        print(f"{run}: gates learned, held-out accuracy {summary.get('heldout_acc', float('nan')):.4f}")
+        print(f"next: pfs search {run} --flops 0.5")
+        return
     print(f"{run}: test accuracy {summary['test_acc']:.4f} (best {summary['best_test_acc']:.4f} at epoch "
           f"{summary['best_epoch']}), {summary['epochs']} epochs, {human(summary['macs'])} MACs "
           f"({summary['macs_ratio']:.1%} of dense), {summary['images_per_s']:.0f} images/s on {summary['device']}")

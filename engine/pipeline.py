@@ -39,7 +39,7 @@ def pipeline_run(out: str | Path, *, model: str, dataset: str, learn, flops: flo
 
 def resume_run(run_path: str | Path, *, on_event: Callable[[Event], None] | None = None,
                should_stop: Callable[[], bool] | None = None) -> dict:
-    """Continue whatever stage a run stopped in; a finished run returns its summary as is."""
+    """Continue whatever stage a run stopped in; returns summary.json (as is, if already finished)."""
     run = RunDir.open(run_path)
     with run.owned("resume"):
         return _resume(run, on_event, should_stop)
@@ -58,6 +58,8 @@ def _resume(run: RunDir, on_event, should_stop) -> dict:
         result = resume_learn(run.path, on_event=on_event, should_stop=should_stop)
         if result.stopped:
             raise PfsError(f"stopped while learning gates; `pfs resume {run.path}` continues")
+        if "pipeline" not in config:
+            return run.read_json("summary.json")  # a `pfs learn` run: learning was all it had to do
     if "pipeline" not in config:
         raise PfsError(f"{run.path} has learned its gates and has nothing more to resume; "
                        f"next: `pfs search {run.path} --flops F`, then `pfs train {run.path}`")

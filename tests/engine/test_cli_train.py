@@ -122,3 +122,24 @@ def test_train_out_keeps_several_trainings_of_one_structure_side_by_side(run, ca
     assert second["learn"] == first["learn"] == {"stage": "learn", "status": "finished", "heldout_acc": 0.3}
     assert RunDir(out).read_json("structure.json") == run.read_json("structure.json")
     assert RunDir(out).config["branched_from"] == str(run.path)
+
+
+def test_resume_finishes_a_stopped_learn_only_run(tmp_path, capsys, one_thread):
+    from engine.jobs import learn_run
+
+    calls = {"n": 0}
+
+    def stop_soon() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    out = tmp_path / "learn-only"
+    result = learn_run(out, model="resnet20", dataset="synthetic", learn=LearnConfig(steps=6, batch_size=32),
+                       expand=0.25, should_stop=stop_soon)
+    assert result.stopped
+    assert main(["resume", str(out), "--quiet"]) == 0
+    stdout = capsys.readouterr().out
+    assert "gates learned" in stdout and f"pfs search {out}" in stdout
+    assert RunDir(out).read_json("summary.json")["status"] == "finished"
+    assert main(["resume", str(out)]) == 2  # nothing left: says what to run next
+    assert "next: `pfs search" in capsys.readouterr().err
