@@ -137,19 +137,29 @@ def count_params(model, widths: Mapping[str, int] | None = None) -> int:
     return total
 
 
-def _dense_skeleton(model):
+def _architecture_key(model) -> str:
+    """The model's architecture, less its widths and expansion (what 'dense' means for it)."""
+    return json.dumps({k: v for k, v in model.spec.items() if k not in ("widths", "expand")}, sort_keys=True)
+
+
+@lru_cache(maxsize=64)
+def _dense_counts(arch_key: str, size: tuple[int, int, int]) -> tuple[int, int]:
+    # Building even a meta-device ResNet-110 costs ~75 ms (its init calls), and search asks
+    # for the dense size on every call: cache it per architecture and input size.
     from sample_models import create_model
 
+    spec = json.loads(arch_key)
     with torch.device("meta"):
-        return create_model(model.registry_name, num_classes=model.num_classes,
-                            in_channels=model.in_channels, **model.arch)
+        dense = create_model(spec["name"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
+                             **spec.get("arch", {}))
+    return count_macs(dense, size), count_params(dense)
 
 
 def dense_macs(model, input_size: Sequence[int] | None = None) -> int:
     """MACs of the dense, unexpanded version of the model (budgets are fractions of it)."""
-    return count_macs(_dense_skeleton(model), input_size_of(model, input_size))
+    return _dense_counts(_architecture_key(model), input_size_of(model, input_size))[0]
 
 
 def dense_params(model) -> int:
     """Parameters of the dense, unexpanded version of the model."""
-    return count_params(_dense_skeleton(model))
+    return _dense_counts(_architecture_key(model), input_size_of(model))[1]
