@@ -12,7 +12,6 @@ Prints a markdown table (medians; the baseline is measured in the same run).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -20,7 +19,6 @@ import time
 import torch
 from ptflops import get_model_complexity_info
 
-import engine.search
 from engine.search import search
 from sample_models import create_model
 
@@ -68,37 +66,6 @@ def ptflops_search(name: str, gates: dict[str, torch.Tensor], budget: float,
     return widths(lo)
 
 
-def with_cached_dense_counts():
-    """engine.search with dense MACs/params cached per architecture (a proposed fix, bench-only).
-
-    search() builds the dense model on the meta device twice per call (dense_macs and
-    dense_params); that build, not the search, is most of a warm call. Returns an undo.
-    """
-    saved = engine.search.dense_macs, engine.search.dense_params
-    cache: dict = {}
-
-    def key(model, *rest):
-        return json.dumps({k: v for k, v in model.spec.items() if k != "widths"}, sort_keys=True), rest
-
-    def macs(model, input_size=None):
-        k = ("macs", key(model, tuple(input_size or ())))
-        if k not in cache:
-            cache[k] = saved[0](model, input_size)
-        return cache[k]
-
-    def params(model):
-        k = ("params", key(model))
-        if k not in cache:
-            cache[k] = saved[1](model)
-        return cache[k]
-
-    engine.search.dense_macs, engine.search.dense_params = macs, params
-
-    def undo() -> None:
-        engine.search.dense_macs, engine.search.dense_params = saved
-    return undo
-
-
 def timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
     out = fn()
@@ -123,12 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     run_engine = lambda: search(model, args.budget, gates=gates)
     cold, structure = timed(run_engine)  # builds the per-layer cost table (cached afterwards)
     engine_times = [timed(run_engine)[0] for _ in range(args.repeats)]
-    undo = with_cached_dense_counts()
-    try:
-        cached_cold, cached_structure = timed(run_engine)
-        cached_times = [timed(run_engine)[0] for _ in range(args.repeats)]
-    finally:
-        undo()
     base_times, base_widths = [], None
     for _ in range(args.baseline_repeats):
         t, base_widths = timed(lambda: ptflops_search(args.model, gates, args.budget, size))
@@ -136,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engine_ms = statistics.median(engine_times) * 1e3
     base_ms = statistics.median(base_times) * 1e3
-    cached_ms = statistics.median(cached_times) * 1e3
-    same = base_widths == structure.widths == cached_structure.widths
+    same = base_widths == structure.widths
     print(f"Structure search, {args.model} {list(size)}, budget {args.budget} of dense MACs "
           f"({structure.macs:,} MACs kept, {sum(structure.widths.values())} channels), "
           f"torch threads {torch.get_num_threads()}\n")
@@ -145,13 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|")
     rows = [("engine.search (warm)", engine_ms, len(engine_times)),
             ("engine.search (first call, builds the cost table)", cold * 1e3, 1),
-            ("engine.search, dense counts cached (proposed fix, bench-only patch)", cached_ms, len(cached_times)),
             ("ptflops in the loop (binary search, baseline)", base_ms, len(base_times))]
     for label, ms, n in rows:
         print(f"| {label} | {ms:.2f} | {n} | {base_ms / ms:.0f}x |")
-    print(f"\nsame widths from all: {'yes' if same else 'NO'}; goal < 5 ms warm: "
-          f"{'met' if engine_ms < 5 else 'NOT met'} ({engine_ms:.2f} ms; with cached dense counts "
-          f"{cached_ms:.2f} ms)")
+    print(f"\nsame widths from both: {'yes' if same else 'NO'}; goal < 5 ms warm: "
+          f"{'met' if engine_ms < 5 else 'NOT met'} ({engine_ms:.2f} ms)")
     return 0 if same else 1
 
 
