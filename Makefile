@@ -29,6 +29,7 @@ data: setup
 bench: setup data
 	$(BIN)/python bench/bench_learn.py
 	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_train.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

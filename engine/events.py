@@ -220,12 +220,14 @@ class ProgressBar:
         self.interval = 1.0 / hz
         self._last_draw = 0.0
         self._heldout = float("nan")
+        self._eval_label = "held-out"
         self._started = time.monotonic()
         self._line_len = 0
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, EvalEnd):
             self._heldout = event.accuracy
+            self._eval_label = "held-out" if event.stage == "learn" else "test"
         elif isinstance(event, StepEnd):
             now = time.monotonic()
             if now - self._last_draw >= self.interval or event.step >= event.total_steps:
@@ -240,7 +242,7 @@ class ProgressBar:
         bar = "#" * filled + "-" * (self.width - filled)
         parts = [f"{e.stage} [{bar}] {e.step}/{e.total_steps}", f"loss {e.loss:.3f}"]
         if math.isfinite(self._heldout):
-            parts.append(f"held-out {self._heldout:.3f}")
+            parts.append(f"{self._eval_label} {self._heldout:.3f}")
         if math.isfinite(e.open_frac):
             parts.append(f"open {e.open_frac:.2f}")
         if e.steps_per_s > 0:

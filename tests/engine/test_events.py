@@ -66,3 +66,6 @@ def test_progress_bar_shows_loss_heldout_and_open_fraction():
     text = out.getvalue()
     assert "5/10" in text and "loss 1.500" in text and "held-out 0.250" in text and "open 0.40" in text
     assert text.endswith("\n")
+    bar(EvalEnd(stage="train", step=1, accuracy=0.5, loss=1.0))
+    bar(StepEnd(stage="train", step=1, total_steps=10, epoch=0, loss=1.0))
+    assert "test 0.500" in out.getvalue()
