@@ -227,6 +227,7 @@ class _Loop:
         self.epoch_stats = [0.0, 0.0, 0.0, 0.0]  # loss sum, correct, images, seconds
         self.stopped = False
         self._step_time = 0.0
+        self._snapshot_step = -1
 
     # -- the loop --------------------------------------------------------------------
     def run(self, should_stop, checkpoint, checkpoint_every: int) -> None:
@@ -249,7 +250,7 @@ class _Loop:
             if due or last:
                 self._evaluate(final=last)
             if (cfg.snapshot_every and self.step % cfg.snapshot_every == 0) or last:
-                self.emit(GateSnapshot(step=self.step, gates=self._gate_lists()))
+                self._snapshot()
             if at_epoch_end or last:
                 self._end_epoch()
             if checkpoint is not None and checkpoint_every and self.step % checkpoint_every == 0:
@@ -258,6 +259,12 @@ class _Loop:
             # Stopped early with nothing qualifying: the last gates are the answer, so
             # their held-out accuracy must be known.
             self._evaluate(final=True)
+        if self.stopped and self._snapshot_step != self.step:
+            self._snapshot()  # followers (the TUI) end on the gates the run ended with
+
+    def _snapshot(self) -> None:
+        self._snapshot_step = self.step
+        self.emit(GateSnapshot(step=self.step, gates=self._gate_lists()))
 
     def _epoch_batches(self, skip: int):
         """This epoch's batch iterator; `skip` batches are drawn and dropped (exact resume).

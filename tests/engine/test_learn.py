@@ -185,6 +185,7 @@ def test_should_stop_ends_early_with_evaluated_last_gates(tiny_data):
     assert result.stopped and result.steps == 3 == len(of(events, StepEnd))
     assert result.selected_step == 3 and math.isfinite(result.heldout_acc)
     assert of(events, EvalEnd)[-1].step == 3
+    assert of(events, GateSnapshot)[-1].step == 3
 
 
 def test_checkpoint_state_loads_with_weights_only(tiny_data):
