@@ -124,10 +124,11 @@ def uniform_tokens(model: str, dataset: str) -> dict[float, str]:
 
 
 def nudges(term: Terminal, presses: int, quiet: float, value: float,
-           tokens: dict[float, str]) -> tuple[list[float], float]:
-    """Latency of `presses` FLOPs-target nudges on the Structure page, and the final target."""
+           tokens: dict[float, str]) -> tuple[list[float], list[float], float]:
+    """Latencies of `presses` FLOPs-target nudges on the Structure page (to the redrawn
+    structure, and to the echo in the input box), and the final target."""
     # Stay within 0.51..0.59, whose uniform-baseline texts are all distinct.
-    out, step = [], 0.01
+    out, echo, step = [], [], 0.01
     for _ in range(presses):
         if not 0.51 <= round(value + step, 2) <= 0.59:
             step = -step
@@ -135,8 +136,9 @@ def nudges(term: Terminal, presses: int, quiet: float, value: float,
         key = "+" if step > 0 else "-"
         term.settle(quiet)
         t0 = term.press(key)
-        out.append(term.wait_for(tokens[value], t0, timeout=10))
-    return out, value
+        echo.append(term.wait_for(f"{value:.4g}", t0, timeout=10))  # the input box
+        out.append(term.wait_for(tokens[value], t0, timeout=10))  # the searched structure
+    return out, echo, value
 
 
 def page_switches(term: Terminal, presses: int, quiet: float) -> list[float]:
@@ -179,8 +181,8 @@ def measure(args: argparse.Namespace, nice: int) -> dict:
         t0 = term.press("3")
         term.wait_for("kept/dense channels", t0, timeout=30)
         tokens = uniform_tokens(args.model, args.dataset)
-        samples, value = nudges(term, args.presses, args.quiet, 0.50, tokens)
-        results["idle_nudge"] = summary(samples)
+        samples, echo, value = nudges(term, args.presses, args.quiet, 0.50, tokens)
+        results["idle_nudge"], results["idle_echo"] = summary(samples), summary(echo)
         results["idle_switch"] = summary(page_switches(term, max(4, args.presses // 3), args.quiet))
         term.settle(args.quiet)
         t0 = term.press("2")
@@ -196,8 +198,8 @@ def measure(args: argparse.Namespace, nice: int) -> dict:
         t0 = term.press("3")
         term.wait_for("kept/dense channels", t0, timeout=30)
         t_learn = time.perf_counter()
-        samples, value = nudges(term, args.presses, args.quiet, value, tokens)
-        results["learning_nudge"] = summary(samples)
+        samples, echo, value = nudges(term, args.presses, args.quiet, value, tokens)
+        results["learning_nudge"], results["learning_echo"] = summary(samples), summary(echo)
         results["learning_switch"] = summary(page_switches(term, max(4, args.presses // 3), args.quiet))
         term.press("2")
         term.settle(0.5)
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} on {args.dataset}, {results['terminal']}, {results['machine']}")
     for name, r in results["runs"].items():
         print(f"learning thread {name}:")
-        for key in ("idle_nudge", "idle_switch", "learning_nudge", "learning_switch"):
+        for key in ("idle_echo", "idle_nudge", "idle_switch", "learning_echo", "learning_nudge", "learning_switch"):
             x = r[key]
             print(f"  {key:16s} median {x['median_ms']:7.1f} ms  p90 {x['p90_ms']:7.1f} ms  "
                   f"max {x['max_ms']:7.1f} ms  (n={x['n']})")

@@ -15,7 +15,7 @@ from pfs_tui.screens.runs import RunsScreen
 from pfs_tui.screens.setup import SetupScreen
 from pfs_tui.screens.structure import StructureScreen
 from pfs_tui.session import Session, settings_from_config
-from pfs_tui.tasks import gates_to_lists, launch_train, load_replay
+from pfs_tui.tasks import device_label, gates_to_lists, launch_train, load_replay
 
 
 class PfsApp(App):
@@ -120,7 +120,7 @@ class PfsApp(App):
         except PfsError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.notify(f"pfs train started (pid {pid}); it keeps running if you quit")
+        self.notify(f"pfs train started on {device_label()} (pid {pid}); it keeps running if you quit")
         await self.switch_mode("runs")
         if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
             await self.push_screen(RunDetailScreen(path))
