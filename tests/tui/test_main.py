@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from textual.widgets import Markdown
 
 import pfs_tui.__main__ as entry
@@ -65,3 +66,40 @@ async def test_footer_bindings_carry_ids_and_descriptions(runs_root):
     for cls in (PfsApp, LearnScreen, StructureScreen, RunsScreen):
         for binding in cls.BINDINGS:
             assert binding.id and binding.description, (cls.__name__, binding.key)
+
+
+@pytest.mark.slow
+def test_serve_delivers_the_explorer_over_a_websocket(tmp_path):
+    """`pfs tui --serve`: a browser's websocket gets the setup page drawn by the real app."""
+    import asyncio
+    import json
+    import socket
+
+    aiohttp = pytest.importorskip("aiohttp")
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "pfs_tui", "--serve", "--port", str(port),
+                               "--runs", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def page() -> bytes:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):  # until the server listens
+                try:
+                    ws = await session.ws_connect(f"http://localhost:{port}/ws")
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.2)
+            await ws.send_str(json.dumps(["resize", {"width": 80, "height": 24}]))
+            data = b""
+            while b"Start learning" not in data:
+                msg = await asyncio.wait_for(ws.receive(), 60)
+                data += msg.data if isinstance(msg.data, bytes) else str(msg.data).encode()
+            await ws.close()
+            return data
+
+    try:
+        assert b"Start learning" in asyncio.run(page())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

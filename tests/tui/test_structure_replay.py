@@ -121,3 +121,27 @@ async def test_replaying_a_run_cut_mid_way_says_the_recording_ended(runs_root):
         await pilot.press("3", "t")
         await pilot.pause()
         assert app.current_mode == "structure"
+
+
+async def test_redraws_stay_at_a_few_hz_however_fast_events_arrive(runs_root):
+    """5000 steps replayed at full speed: thousands of events, a handful of redraws."""
+    import time
+
+    from engine.events import StepEnd
+    from pfs_tui.screens.learn import REDRAW_HZ
+
+    events = [StepEnd(stage="learn", step=i, total_steps=5000, epoch=1, loss=1.0 / i, time=float(i))
+              for i in range(1, 5001)]
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        screen.speed_index = len(SPEEDS) - 1
+        start_draws, t0 = screen.draws, time.monotonic()
+        screen.start_replay(events)
+        await wait_until(pilot, lambda: app.session.log.status == "recorded", what="the replay")
+        await pilot.pause(2 / REDRAW_HZ)  # let the last tick draw the final state
+        elapsed = time.monotonic() - t0
+        assert len(app.session.log.steps) == 5000
+        assert screen.draws - start_draws <= elapsed * REDRAW_HZ + 3
+        assert "step 5000/5000" in text_of(app, "#learn-status")
