@@ -97,8 +97,13 @@ class PrunableModel(nn.Module):
                 "in_channels": self.in_channels, "expand": self.expand,
                 "widths": dict(self.widths), "arch": dict(self.arch)}
 
-    def init_weights(self, bn_gamma: float = 1.0) -> None:
-        """The paper's random init: conv N(0, sqrt(2/(k*k*C_out))), BN gamma, linear N(0, 0.01)."""
+    def init_weights(self, bn_gamma: float = 1.0, linear_std: float | None = None) -> None:
+        """The paper's code's random init: conv N(0, sqrt(2/(k*k*C_out))), BN (gamma, 0).
+
+        The linear layer keeps PyTorch's default init unless `linear_std` is given (the
+        paper's VGG uses N(0, 0.01); its ResNets leave the default). It matters for gate
+        learning: the frozen classifier's scale bounds how far gates alone can move the logits.
+        """
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
@@ -106,8 +111,8 @@ class PrunableModel(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.constant_(m.weight, bn_gamma)
                 nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
+            elif isinstance(m, nn.Linear) and linear_std is not None:
+                nn.init.normal_(m.weight, 0.0, linear_std)
                 nn.init.zeros_(m.bias)
 
 

@@ -38,7 +38,7 @@ class VGG(PrunableModel):
         # Global pooling equals the paper's AvgPool2d(2) at 32x32 and also fits 28x28 inputs.
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = self.linear(cin, num_classes, in_group=in_group)
-        self.init_weights(bn_gamma=0.5)
+        self.init_weights(bn_gamma=0.5, linear_std=0.01)
 
     @classmethod
     def dense_widths(cls, depth: int = 16) -> OrderedDict[str, int]:

@@ -292,8 +292,8 @@ def test_fashion_mnist_gate_learning_on_frozen_random_resnet20_learns(fashion_mn
 
 @pytest.mark.slow
 def test_fashion_mnist_longer_learning_keeps_its_gain(fashion_mnist):
-    # Measured: 0.174 held-out at 150 steps, 0.178 at 200, 0.18 at 600 (frozen random
-    # weights and a frozen N(0, 0.01) classifier bound how far gates alone can go).
+    # Measured (ResNet classifier at PyTorch's default init, as in the paper's code):
+    # 0.17 held-out at 150 steps, 0.22-0.23 at 200-300, 0.21 at 400 (from 0.09 at init).
     init_acc, result, steps = _learn_fashion(fashion_mnist, 500)
     assert init_acc < 0.13
     assert result.heldout_acc > 0.17
