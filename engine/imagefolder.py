@@ -35,6 +35,8 @@ class ImageFolderDataset:
     image_size: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    heldout_size: int = 10000
+    workers: int = min(4, os.cpu_count() or 1)
 
     @property
     def num_classes(self) -> int:
@@ -59,11 +61,25 @@ class ImageFolderDataset:
         if n < 1:
             raise DataError(f"--subset must be a positive number of images, got {n}")
         pick = torch.randperm(len(self.train_files), generator=torch.Generator().manual_seed(0))[:n]
-        return replace(self, train_files=tuple(self.train_files[i] for i in sorted(pick.tolist())))
+        return replace(self, train_files=tuple(self.train_files[i] for i in sorted(pick.tolist())),
+                       heldout_size=min(self.heldout_size, max(1, n // 10)))
 
-    def source(self, *, workers: int = 4, test_limit: int | None = None) -> FolderSource:
+    def heldout_split(self, seed: int = 0) -> tuple[ImageFolderDataset, ImageFolderDataset]:
+        """(train, held-out) parts of the training files, for gate selection.
+
+        The held-out part lists its images as both train and test files, so its batch
+        source evaluates them centre-cropped (test_batches), as a held-out set should be.
+        """
+        n = len(self.train_files)
+        k = min(self.heldout_size, n // 2)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        held = tuple(self.train_files[i] for i in sorted(perm[:k]))
+        rest = tuple(self.train_files[i] for i in sorted(perm[k:]))
+        return replace(self, train_files=rest), replace(self, train_files=held, test_files=held)
+
+    def source(self, *, workers: int | None = None, test_limit: int | None = None) -> FolderSource:
         """A batch source over this folder (see engine.sources.BatchSource)."""
-        return FolderSource(self, workers=workers, test_limit=test_limit)
+        return FolderSource(self, workers=self.workers if workers is None else workers, test_limit=test_limit)
 
 
 def load_imagefolder(path: str | os.PathLike) -> ImageFolderDataset:

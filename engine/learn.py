@@ -215,7 +215,7 @@ class _Loop:
         set_gates_enabled(model, True)
         model.train()
         self.optimizer = torch.optim.Adam(self.gate_params, lr=config.lr)
-        n_train = train.train_x.shape[0]
+        n_train = _num_images(train)
         self.steps_per_epoch = config.steps_per_epoch(n_train)
         self.total = config.total_steps(n_train)
         self.total_epochs = math.ceil(self.total / self.steps_per_epoch)
@@ -276,8 +276,12 @@ class _Loop:
             self.epoch_rng = self.generator.get_state()
         else:
             self.generator.set_state(self.epoch_rng)
-        it = batches(self.train, self.train.train_x, self.train.train_y, self.config.batch_size,
-                     shuffle=True, augment=True, generator=self.generator, drop_last=True, device=self.device)
+        if isinstance(self.train, Dataset):
+            it = batches(self.train, self.train.train_x, self.train.train_y, self.config.batch_size,
+                         shuffle=True, augment=True, generator=self.generator, drop_last=True, device=self.device)
+        else:  # a streamed image folder: its batches are a function of (seed, epoch) already
+            it = self.train.source().train_batches(self.step // self.steps_per_epoch, self.config.batch_size,
+                                                   seed=self.config.seed, device=self.device)
         for _ in range(skip):
             next(it)
         return it
@@ -414,10 +418,15 @@ def heldout_accuracy(model: nn.Module, held: Dataset, limit: int | None = None,
     (as the paper's code does): train-mode BN over large chunks, with momentum set to 0
     so that evaluating leaves the running statistics exactly as they were.
     """
-    x, y = held.train_x, held.train_y
-    n = x.shape[0] if limit is None else min(limit, x.shape[0])
+    total = _num_images(held)
+    n = total if limit is None else min(limit, total)
     chunks = math.ceil(n / EVAL_CHUNK)
     size = math.ceil(n / chunks)  # equal chunks: no tiny last batch with noisy statistics
+    if isinstance(held, Dataset):
+        chunk_iter = batches(held, held.train_x[:n], held.train_y[:n], size, shuffle=False, augment=False,
+                             device=device)
+    else:  # a streamed image folder: its held-out part evaluates as a test set (centre crops)
+        chunk_iter = held.source(test_limit=n).test_batches(size, device=device)
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in bns]
     correct, loss_sum = 0, 0.0
@@ -426,7 +435,7 @@ def heldout_accuracy(model: nn.Module, held: Dataset, limit: int | None = None,
             m.momentum = 0.0
         # inference_mode, not just no_grad: no autograd bookkeeping at all (version counters).
         with torch.inference_mode():
-            for xb, yb in batches(held, x[:n], y[:n], size, shuffle=False, augment=False, device=device):
+            for xb, yb in chunk_iter:
                 if torch.device(device).type == "cpu":
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 logits = model(xb)
@@ -438,6 +447,11 @@ def heldout_accuracy(model: nn.Module, held: Dataset, limit: int | None = None,
             if tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
     return correct / max(n, 1), loss_sum / max(n, 1)
+
+
+def _num_images(data) -> int:
+    """Training images of an in-memory Dataset or a streamed image folder."""
+    return data.train_x.shape[0] if isinstance(data, Dataset) else len(data.train_files)
 
 
 def _eval_state(ev: _Eval) -> dict:

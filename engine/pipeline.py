@@ -26,10 +26,6 @@ def pipeline_run(out: str | Path, *, model: str, dataset: str, learn, flops: flo
     if not isinstance(flops, (int, float)) or not 0 < flops <= 1:
         raise PfsError(f"--flops must be a fraction of the dense model's MACs in (0, 1], got {flops}")
     train.validate()  # before learning, so a bad training flag costs no compute
-    if dataset.startswith("imagefolder:"):
-        # engine.learn holds its data in memory; lift this when it streams folder sets.
-        raise PfsError("gate learning does not read imagefolder:PATH data sets yet (engine.learn keeps its "
-                       "data in memory); only training does: `pfs train RUN` on a run whose config names the folder")
     result = learn_run(out, model=model, dataset=dataset, learn=learn, data_root=data_root,
                        download=download, expand=expand, arch=arch, on_event=on_event,
                        should_stop=should_stop, overwrite=overwrite)

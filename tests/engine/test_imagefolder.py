@@ -100,3 +100,42 @@ def test_imagenet_models_train_on_a_folder_with_the_imagenet_recipe(folder, tmp_
     assert plan["lr"] == pytest.approx(0.05 * 12 / 256)
     assert len(summary["history"]) == 2 and 0.0 <= summary["test_acc"] <= 1.0
     assert summary["history"][0]["images_per_s"] > 0 and summary["macs_ratio"] <= 0.5
+
+
+def test_gates_learn_on_a_streamed_image_folder_and_resume_exactly(folder):
+    from dataclasses import replace
+
+    from engine.learn import LearnConfig, learn_gates
+
+    ds = replace(load_dataset(f"imagefolder:{folder}").with_image_size(32), heldout_size=6, workers=0)
+    train, held = ds.heldout_split()
+    assert len(train.train_files) == 30 and len(held.train_files) == len(held.test_files) == 6
+    assert not set(train.train_files) & set(held.train_files)
+    cfg = LearnConfig(steps=6, batch_size=10, eval_every=3, lr=0.05, seed=1)
+
+    def fresh():
+        torch.manual_seed(0)
+        return create_model("resnet20", num_classes=3)
+
+    events, states = [], []
+    model = fresh()
+    result = learn_gates(model, ds, cfg, on_event=events.append, checkpoint=states.append, checkpoint_every=4)
+    assert result.steps == 6 and 0.0 <= result.heldout_acc <= 1.0
+    assert any(not torch.all(g == 1) for g in result.last_gates.values())
+    assert [type(e).__name__ for e in events].count("EvalEnd") == 2
+    resumed = learn_gates(fresh(), ds, cfg, resume=states[0])  # from step 4, mid-epoch 2
+    for g in result.last_gates:
+        assert torch.equal(resumed.last_gates[g], result.last_gates[g])
+
+
+def test_pfs_run_learns_searches_and_trains_on_an_image_folder(folder, tmp_path):
+    from engine.cli import main
+
+    out = tmp_path / "run"
+    code = main(["run", "resnet20", "--dataset", f"imagefolder:{folder}", "--flops", "0.5", "--steps", "3",
+                 "--batch-size", "8", "--train-epochs", "1", "--train-batch-size", "8", "--quiet",
+                 "--out", str(out)])
+    assert code == 0
+    structure = RunDir.open(out).read_json("structure.json")
+    assert structure["input_size"] == [3, 224, 224] and structure["num_classes"] == 3
+    assert RunDir.open(out).read_json("summary.json")["epochs"] == 1
