@@ -1,0 +1,200 @@
+"""`pfs train | run | resume | runs`: the retraining side of the command line.
+
+Registered by engine.cli.build_parser; shares its argument types and output helpers.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from engine.cli import (
+    _add_learn_args,
+    _graceful_stop,
+    _number,
+    _positive_int,
+    _print_json,
+    _progress,
+    human,
+    learn_config,
+    out_dir,
+)
+
+
+def _add_train_args(p, prefix: str = "") -> None:
+    """Retraining flags; `pfs run` prefixes those that clash with the learning flags."""
+    from engine.recipes import DEVICES, INITS, SCHEDULES, recipe_names
+
+    p.add_argument(f"--{prefix}epochs", dest="train_epochs", type=_positive_int,
+                   help="training epochs (default: the recipe's, CIFAR 160)")
+    p.add_argument("--budget", action="store_true",
+                   help="Scratch-B: epochs x dense MACs / pruned MACs (same compute as the dense network)")
+    p.add_argument(f"--{prefix}expand", dest="train_expand", type=_number, default=1.0,
+                   help="widen the pruned network by this factor (scratch init only)")
+    p.add_argument("--init", choices=INITS, default="scratch",
+                   help="scratch: new random init (paper); ticket: the gated network's init weights; "
+                        "inherit: a trained model's weights (--from)")
+    p.add_argument("--from", dest="from_checkpoint", metavar="CHECKPOINT",
+                   help="trained dense model weights for --init inherit")
+    p.add_argument("--recipe", choices=recipe_names(), help="hyper-parameter preset (default: cifar; imagenet "
+                   "for imagefolder:PATH)")
+    p.add_argument(f"--{prefix}lr", dest="train_lr", type=_number, help="SGD learning rate (cifar: 0.1)")
+    p.add_argument("--wd", type=_number, help="weight decay (cifar: 1e-4)")
+    p.add_argument("--momentum", type=_number, help="SGD momentum (0.9)")
+    p.add_argument("--schedule", choices=SCHEDULES, help="step: x0.1 at 50%% and 75%%; cos: cosine")
+    p.add_argument("--label-smoothing", type=_number, help="cross-entropy label smoothing (imagenet: 0.1)")
+    p.add_argument(f"--{prefix}batch-size", dest="train_batch_size", type=_positive_int,
+                   help="global batch size (cifar: 128), split over torchrun processes")
+    p.add_argument("--accum-steps", type=_positive_int, default=1,
+                   help="micro-batches per step (BN sees each alone, like one DDP process)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--subset", type=_positive_int, metavar="N", help="train on the first N images only")
+    p.add_argument("--test-subset", type=_positive_int, metavar="N", help="test on the first N images only")
+    p.add_argument("--image-size", type=_positive_int, help="crop size for imagefolder data (default 224)")
+    p.add_argument("--workers", type=int, default=4, help="image decoding processes for imagefolder data")
+
+
+def _train_options(args, seed: int | None):
+    from engine.train import TrainOptions
+
+    return TrainOptions(
+        epochs=args.train_epochs, budget=args.budget, expand=args.train_expand, init=args.init,
+        from_checkpoint=args.from_checkpoint, structure=getattr(args, "structure", None), recipe=args.recipe,
+        lr=args.train_lr, wd=args.wd, momentum=args.momentum, schedule=args.schedule,
+        label_smoothing=args.label_smoothing, batch_size=args.train_batch_size, accum_steps=args.accum_steps,
+        device=args.device, amp=args.amp, subset=args.subset, test_subset=args.test_subset,
+        image_size=args.image_size, workers=args.workers, seed=seed)
+
+
+def _report_training(summary: dict, run: Path, as_json: bool) -> None:
+    from engine.distributed import from_env
+
+    if not from_env().is_main:
+        return
+    if as_json:
+        _print_json({k: v for k, v in summary.items() if k != "history"})
+        return
+    if summary.get("stage") != "train":
+        print(f"{run}: gates learned, held-out accuracy {summary.get('heldout_acc', float('nan')):.4f}")
+        print(f"next: pfs search {run} --flops 0.5")
+        return
+    print(f"{run}: test accuracy {summary['test_acc']:.4f} (best {summary['best_test_acc']:.4f} at epoch "
+          f"{summary['best_epoch']}), {summary['epochs']} epochs, {human(summary['macs'])} MACs "
+          f"({summary['macs_ratio']:.1%} of dense), {summary['images_per_s']:.0f} images/s on {summary['device']}")
+
+
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a run's pruned network from scratch (or ticket / inherited init)")
+    p.add_argument("run", help="run directory with structure.json (made by `pfs search` or `pfs prune`)")
+    p.add_argument("--structure", metavar="JSON", help="structure to train (default RUN/structure.json)")
+    _add_train_args(p)
+    p.add_argument("--seed", type=int, help="seed of init and data order (default: the run's)")
+    p.add_argument("--out", metavar="NEW_RUN", help="train in a new run directory holding RUN's gates and "
+                   "structure (to keep several trainings of one structure)")
+    p.add_argument("--overwrite", action="store_true", help="start the train stage (or --out) again")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print summary.json (without history)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    from engine.train import train_run
+
+    options = _train_options(args, args.seed)
+    options.validate()  # before --out creates anything
+    run = args.run
+    if args.out:
+        from engine.distributed import from_env
+        from engine.runs import RunDir
+
+        if from_env().is_main:
+            RunDir.open(args.run).branch(args.out, overwrite=args.overwrite)
+        else:  # under torchrun rank 0 makes the directory; the others wait for it (bounded)
+            deadline = time.monotonic() + 120
+            while not (Path(args.out) / "config.json").is_file() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        run = args.out
+    bar = _progress(args)
+    with _graceful_stop() as should_stop:
+        summary = train_run(run, options, on_event=bar, should_stop=should_stop, overwrite=args.overwrite)
+    _report_training(summary, Path(run), args.json)
+    return 0
+
+
+def _add_run_parser(sub) -> None:
+    p = sub.add_parser("run", help="the whole pipeline in one run directory: learn, search, train")
+    _add_learn_args(p)
+    p.add_argument("--flops", type=_number, required=True, metavar="F",
+                   help="budget as a fraction of the dense model's MACs, in (0, 1]")
+    p.add_argument("--min-channels", type=_positive_int, default=1, help="channels kept per group at least")
+    _add_train_args(p, prefix="train-")
+    p.add_argument("--json", action="store_true", help="print the training summary as JSON")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    from engine.events import fanout
+    from engine.pipeline import pipeline_run
+
+    learn = learn_config(args)
+    out = out_dir(args)
+    bar = _progress(args)
+    with _graceful_stop() as should_stop:
+        summary = pipeline_run(out, model=args.model, dataset=args.dataset, learn=learn, flops=args.flops,
+                               train=_train_options(args, None), data_root=args.data_root,
+                               download=args.download, expand=args.expand,
+                               arch={"shortcut": args.shortcut} if args.shortcut else {},
+                               min_channels=args.min_channels, on_event=fanout(bar), should_stop=should_stop,
+                               overwrite=args.overwrite)
+    _report_training(summary, out, args.json)
+    return 0
+
+
+def _add_resume_parser(sub) -> None:
+    p = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the training summary as JSON")
+    p.set_defaults(func=_cmd_resume)
+
+
+def _cmd_resume(args) -> int:
+    from engine.events import fanout
+    from engine.pipeline import resume_run
+
+    bar = _progress(args)
+    with _graceful_stop() as should_stop:
+        summary = resume_run(args.run, on_event=fanout(bar), should_stop=should_stop)
+    _report_training(summary, Path(args.run), args.json)
+    return 0
+
+
+def _add_runs_parser(sub) -> None:
+    p = sub.add_parser("runs", help="list run directories with stage, progress, budget and accuracy")
+    p.add_argument("dir", nargs="?", help="folder of runs (default ./runs or $PFS_RUNS)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_runs)
+
+
+def _cmd_runs(args) -> int:
+    from engine.runs import list_runs
+
+    infos = list_runs(args.dir)
+    if args.json:
+        _print_json([i.to_json() for i in infos])
+        return 0
+    if not infos:
+        print(f"no runs in {args.dir or 'runs'}", file=sys.stderr)
+        return 0
+    print(f"{'run':<28}{'model':<12}{'stage':<8}{'status':<9}{'progress':>9}{'budget':>8}{'MACs':>9}{'acc':>8}")
+    for i in infos:
+        budget = f"{i.budget:.2f}" if i.budget is not None else "-"
+        acc = f"{i.accuracy:.4f}" if i.accuracy is not None else "-"
+        macs = human(i.macs) if i.macs else "-"
+        print(f"{i.name[:27]:<28}{i.model[:11]:<12}{i.stage:<8}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
+              f"{macs:>9}{acc:>8}")
+    return 0
+
+
+PARSERS = (_add_train_parser, _add_run_parser, _add_resume_parser, _add_runs_parser)
