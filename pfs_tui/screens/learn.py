@@ -13,7 +13,7 @@ from pfs_tui.messages import LearnDone, LearnProgress
 from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import Pauser
 from pfs_tui.tasks import SPEEDS, replay, run_learning
-from pfs_tui.widgets.curve_plot import CurvePlot
+from pfs_tui.widgets.curve_plot import CurvePlot, moving_average
 from pfs_tui.widgets.gate_histogram import GateHistogram
 
 REDRAW_HZ = 4  # steady redraw rate, however fast steps arrive
@@ -57,8 +57,8 @@ class LearnScreen(PageScreen):
             yield ProgressBar(id="learn-progress", show_eta=False, show_percentage=True)
             yield Static("", id="learn-stats")
         with Horizontal(id="plots"):
-            yield CurvePlot("loss", id="loss-plot")
-            yield CurvePlot("held-out accuracy", id="acc-plot", marker="dot")
+            yield CurvePlot("loss (and its moving average)", id="loss-plot")
+            yield CurvePlot("held-out accuracy", id="acc-plot", marker="dot", zero_based=True)
         yield Label("", id="hist-title")
         yield GateHistogram(id="gate-hist")
 
@@ -186,9 +186,12 @@ class LearnScreen(PageScreen):
         if snap["message"] and status.startswith(("failed", "finished", "stopped")):
             stats += f"\n{snap['message']}"
         self.query_one("#learn-stats", Static).update(stats)
-        self.query_one("#loss-plot", CurvePlot).show([("loss", snap["steps"], snap["loss"])])
+        steps, loss = snap["steps"], snap["loss"]
+        window = max(5, len(loss) // 20)
+        self.query_one("#loss-plot", CurvePlot).show(
+            [("gray", steps, loss), ("orange", steps, moving_average(loss, window))])
         self.query_one("#acc-plot", CurvePlot).show(
-            [("held-out", [h[0] for h in heldout], [h[1] for h in heldout])])
+            [("cyan", [h[0] for h in heldout], [h[1] for h in heldout])])
         gates = snap["gates"]
         values = [v for vs in gates.values() for v in vs] if gates else []
         self.query_one("#hist-title", Label).update(

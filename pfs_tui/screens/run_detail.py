@@ -15,7 +15,7 @@ from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted,
 from engine.runs import RunDir
 from pfs_tui.messages import RunEvents
 from pfs_tui.tasks import EventFollower, train_process_alive
-from pfs_tui.widgets.curve_plot import CurvePlot
+from pfs_tui.widgets.curve_plot import CurvePlot, moving_average
 from pfs_tui.widgets.nav_bar import NavBar
 
 FOLLOW_S = 0.5
@@ -50,8 +50,8 @@ class RunDetailScreen(Screen):
         yield Static("", id="run-head")
         yield ProgressBar(id="run-progress", show_eta=False)
         with Horizontal(id="run-plots"):
-            yield CurvePlot("gate learning: loss", id="run-learn-plot")
-            yield CurvePlot("retraining: test accuracy", id="run-train-plot", marker="dot")
+            yield CurvePlot("gate learning: loss (moving average)", id="run-learn-plot")
+            yield CurvePlot("retraining: test accuracy", id="run-train-plot", marker="dot", zero_based=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -122,9 +122,11 @@ class RunDetailScreen(Screen):
             bar.update(total=self.last_step.total_steps, progress=self.last_step.step)
         if self.status == "finished":
             bar.update(total=100, progress=100)
-        self.query_one("#run-learn-plot", CurvePlot).show([("loss", self.learn_steps, self.learn_loss)])
+        window = max(5, len(self.learn_loss) // 20)
+        self.query_one("#run-learn-plot", CurvePlot).show(
+            [("orange", self.learn_steps, moving_average(self.learn_loss, window))])
         self.query_one("#run-train-plot", CurvePlot).show(
-            [("test", [e.epoch for e in self.epochs], [e.test_acc for e in self.epochs])])
+            [("cyan", [e.epoch for e in self.epochs], [e.test_acc for e in self.epochs])])
         self.query_one(NavBar).set_extra(f"{self.stage} · {self.status}")
 
     async def action_use_gates(self) -> None:

@@ -13,21 +13,36 @@ def thin(xs: list, ys: list, limit: int = 240) -> tuple[list, list]:
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
-class CurvePlot(PlotextPlot):
-    """One or more named series against step; `show` replaces the data."""
+def moving_average(ys: list[float], window: int) -> list[float]:
+    """Trailing mean over `window` points (per-step losses are too noisy to read)."""
+    out, total = [], 0.0
+    for i, y in enumerate(ys):
+        total += y
+        if i >= window:
+            total -= ys[i - window]
+        out.append(total / min(i + 1, window))
+    return out
 
-    def __init__(self, title: str, *, id: str | None = None, ylim: tuple[float, float] | None = None,
-                 marker: str = "braille") -> None:
+
+class CurvePlot(PlotextPlot):
+    """One or more series against step; `show` replaces the data.
+
+    `zero_based` plots from 0 up (accuracy): a tiny y range would make noise at chance
+    level look like a trend.
+    """
+
+    def __init__(self, title: str, *, id: str | None = None, marker: str = "braille",
+                 zero_based: bool = False) -> None:
         super().__init__(id=id)
         self.title = title
-        self.ylim = ylim
+        self.zero_based = zero_based
         self.marker = marker  # "dot" for sparse series (a braille dot is hard to see)
         self.series: list[tuple[str, list, list]] = []
         self._version = 0
         self._cache: tuple | None = None
 
     def show(self, series: list[tuple[str, list, list]]) -> None:
-        """Draw these (label, xs, ys) series (unchanged data: nothing to do)."""
+        """Draw these (color, xs, ys) series (unchanged data: nothing to do)."""
         if series == self.series:
             return
         self.series = series
@@ -35,12 +50,14 @@ class CurvePlot(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         plt.title(self.title)
-        for label, xs, ys in series:
+        top = 0.0
+        for color, xs, ys in series:
             if xs:
                 x, y = thin(xs, ys)
-                plt.plot(x, y, label=label if len(series) > 1 else None, marker=self.marker)
-        if self.ylim:
-            plt.ylim(*self.ylim)
+                plt.plot(x, y, marker=self.marker, color=color)
+                top = max(top, max(y))
+        if self.zero_based and top > 0:
+            plt.ylim(0, min(1.0, top * 1.25))
         self._version += 1
         self.refresh()
 

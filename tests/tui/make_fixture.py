@@ -1,7 +1,7 @@
 """Regenerate the recorded runs the TUI tests replay: `python tests/tui/make_fixture.py`.
 
-Real jobs on the synthetic data set, kept small: ResNet-20 gate learning (60 steps),
-its structure at half the MACs, and 2 epochs of `pfs train` on 256 images. Only the
+Real jobs on Fashion-MNIST, kept small: ResNet-20 gate learning (150 steps of 64
+images), its structure at half the MACs, and 2 epochs of `pfs train` on 1024 images. Only the
 text files are kept (config, events, structure, summary): replay needs no tensors.
 """
 from __future__ import annotations
@@ -22,14 +22,14 @@ KEEP = ("config.json", "events.jsonl", "structure.json", "summary.json")
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp) / "resnet20-synthetic"
-        cfg = LearnConfig(steps=60, batch_size=32, eval_every=10, heldout_limit=200, snapshot_every=10, seed=0)
-        learn_run(run, model="resnet20", dataset="synthetic", learn=cfg)
+        run = Path(tmp) / "resnet20-fashion-mnist"
+        cfg = LearnConfig(steps=150, batch_size=64, eval_every=15, heldout_limit=500, snapshot_every=10, seed=0)
+        learn_run(run, model="resnet20", dataset="fashion-mnist", learn=cfg)
         _keep(run, HERE / "learned")
-        _mid_run(run, HERE / "midrun", step=30)
+        _mid_run(run, HERE / "midrun", step=75)
         search_run(run, 0.5)
-        subprocess.run([sys.executable, "-m", "engine", "train", str(run), "--epochs", "2", "--subset", "256",
-                        "--test-subset", "200", "--device", "cpu", "--quiet"], check=True)
+        subprocess.run([sys.executable, "-m", "engine", "train", str(run), "--epochs", "2", "--subset", "1024",
+                        "--test-subset", "500", "--device", "cpu", "--quiet"], check=True)
         _keep(run, HERE / "trained")
 
 

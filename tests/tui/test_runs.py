@@ -27,9 +27,9 @@ async def test_runs_page_lists_runs_with_stage_accuracy_and_macs(runs_root):
         await wait_until(pilot, lambda: table.row_count == 2, what="the runs list")
         trained, learned = (table.get_row_at(i) for i in range(2))  # newest first
         assert trained[0] == "trained" and trained[1] == "train" and trained[2] == "finished"
-        assert trained[5] == "20.2M"  # structure.json's MACs
-        assert learned[0] == "learned" and learned[1] == "learn" and learned[4] == "0.105"
-        assert "resnet20 on synthetic · stage train" in text_of(app, "#run-preview")
+        assert trained[5] == "15.3M"  # structure.json's MACs
+        assert learned[0] == "learned" and learned[1] == "learn" and learned[4] == "0.120"
+        assert "resnet20 on fashion-mnist · stage train" in text_of(app, "#run-preview")
 
 
 async def test_opening_a_finished_run_shows_its_curves_and_accuracy(runs_root):
@@ -46,7 +46,7 @@ async def test_opening_a_finished_run_shows_its_curves_and_accuracy(runs_root):
         assert [e.epoch for e in screen.epochs] == [1, 2]
         head = text_of(app, "#run-head")
         assert "stage train · finished" in head and f"test acc {screen.epochs[-1].test_acc:.3f}" in head
-        assert len(screen.learn_steps) == 60
+        assert len(screen.learn_steps) == 150
         await pilot.press("escape")
         assert app.screen.__class__.__name__ == "RunsScreen"
 
@@ -61,6 +61,7 @@ async def test_retrain_runs_detached_and_is_reattached_after_a_restart(runs_root
                          what="the first epoch")
         assert train_process_alive(run) is True
         assert "pfs train running" in text_of(app, "#run-head")
+        assert "device cpu" in text_of(app, "#run-head")  # what the training process reported
     # The explorer quit; the process lives on. A new explorer finds and follows it.
     assert train_process_alive(run) is True
     app = PfsApp(Session(runs_root=runs_root), show_eta=False, blink=False)

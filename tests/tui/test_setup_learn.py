@@ -88,9 +88,9 @@ async def test_pause_blocks_learning_and_stop_ends_it_early(runs_root):
         await wait_until(pilot, lambda: len(app.session.log.steps) > held, timeout=60, what="resumed steps")
         # Keys are handled between steps: pages switch while the worker computes.
         await pilot.press("3")
-        await wait_until(pilot, lambda: app.current_mode == "structure", timeout=2, what="the page switch")
+        await wait_until(pilot, lambda: app.current_mode == "structure", timeout=10, what="the page switch")
         await pilot.press("2")
-        await wait_until(pilot, lambda: app.current_mode == "learn", timeout=2, what="the page switch")
+        await wait_until(pilot, lambda: app.current_mode == "learn", timeout=10, what="the page switch")
         await pilot.press("x")
         await wait_until(pilot, lambda: app.session.log.status == "stopped", timeout=60, what="the stop")
         assert len(app.session.log.steps) < 200

@@ -35,7 +35,7 @@ def test_setup_page(snap_compare, runs_root, size):
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x36"])
 def test_learning_mid_run(snap_compare, runs_root, size):
-    app = make_app(runs_root, dataset="synthetic")
+    app = make_app(runs_root)
 
     async def mid_run(pilot):
         await pilot.press("2")
@@ -48,7 +48,7 @@ def test_learning_mid_run(snap_compare, runs_root, size):
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x36"])
 def test_structure_after_learning(snap_compare, runs_root, size):
-    app = make_app(runs_root, dataset="synthetic", budget=0.4)
+    app = make_app(runs_root, budget=0.4)
 
     async def learned(pilot):
         _feed(app, "learned", "finished")

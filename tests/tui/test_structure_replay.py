@@ -40,8 +40,8 @@ async def test_replay_then_structure_matches_the_engine_search_on_the_last_gates
     async with app.run_test(size=(80, 24)) as pilot:
         app.screen.speed_index = len(SPEEDS) - 1  # as fast as possible
         await _replayed(pilot, app)
-        assert app.session.settings.dataset == "synthetic"  # taken from the run's config
-        assert len(app.session.log.steps) == 60
+        assert app.session.settings.dataset == "fashion-mnist"  # taken from the run's config
+        assert len(app.session.log.steps) == 150
         await pilot.press("3")
         await settled_structure(pilot, app)
         screen = app.screen
@@ -95,7 +95,7 @@ async def test_replay_speed_keys_and_pause(runs_root):
         await pilot.press("space")  # pause at once: the default 10x replay takes seconds
         await wait_until(pilot, lambda: app.session.log.status == "paused", what="the pause")
         held = len(app.session.log.steps)
-        assert held < 60
+        assert held < 150
         await pilot.press("right_square_bracket", "right_square_bracket")
         assert SPEEDS[screen.speed_index] == 200.0
         await pilot.press("left_square_bracket")
@@ -106,7 +106,7 @@ async def test_replay_speed_keys_and_pause(runs_root):
         screen.speed_index = len(SPEEDS) - 1
         await pilot.press("space")
         await _replayed(pilot, app)
-        assert len(app.session.log.steps) == 60
+        assert len(app.session.log.steps) == 150
         assert not math.isnan(app.session.log.heldout[-1][1])
 
 
@@ -116,7 +116,7 @@ async def test_replaying_a_run_cut_mid_way_says_the_recording_ended(runs_root):
     async with app.run_test(size=(80, 24)) as pilot:
         app.screen.speed_index = len(SPEEDS) - 1
         await wait_until(pilot, lambda: app.session.log.status == "recorded", what="the replay")
-        assert app.session.log.steps[-1] == 30
+        assert app.session.log.steps[-1] == 75
         assert app.session.run_finished is False  # no gates.pt: retraining is refused
         await pilot.press("3", "t")
         await pilot.pause()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 
 from pfs_tui.widgets.channel_bars import ChannelBars
-from pfs_tui.widgets.curve_plot import thin
+from pfs_tui.widgets.curve_plot import moving_average, thin
 from pfs_tui.widgets.gate_histogram import histogram
 from pfs_tui.widgets.number_field import NumberField, parse_number
 
@@ -90,3 +90,7 @@ async def test_channel_bars_draw_one_line_per_group_with_counts():
         assert len(lines) == 2
         assert lines[0].startswith("a  4/16 u8  █") and lines[1].startswith("b 64/64 u32 █")
         assert lines[1].count("█") > lines[0].count("█") > 0
+
+
+def test_moving_average_is_trailing_and_starts_at_the_first_value():
+    assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
