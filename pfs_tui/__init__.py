@@ -1,0 +1,1 @@
+"""pfs terminal explorer (Textual): `pfs tui` or `python -m pfs_tui`; importing it loads no UI."""

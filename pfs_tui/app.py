@@ -66,6 +66,10 @@ class PfsApp(App):
     # -- actions spanning pages ----------------------------------------------------
     async def action_learn(self) -> None:
         """Start gate learning with the current settings and show it."""
+        if self.session.invalid:
+            self.notify("fix the settings first: " + "; ".join(self.session.invalid.values()), severity="error")
+            await self.switch_mode("setup")
+            return
         await self.switch_mode("learn")
         self.screen.start_learning()
 

@@ -263,6 +263,7 @@ class Session:
     run_finished: bool = False  # its gates.pt holds the selected gates
     replay_path: Path | None = None
     log: LearnLog = field(default_factory=LearnLog)
+    invalid: dict[str, str] = field(default_factory=dict)  # setting -> why its text is refused
 
     def new_run_path(self) -> Path:
         """A fresh run directory name under runs_root."""

@@ -114,7 +114,13 @@ class SetupScreen(PageScreen):
 
     @on(NumberField.Changed)
     def _number(self, event: NumberField.Changed) -> None:
+        self.session.invalid.pop(event.field.id, None)
         self.app.set_setting(event.field.id, event.value)
+
+    @on(NumberField.Refused)
+    def _refused(self, event: NumberField.Refused) -> None:
+        # Learning must not start from a stale value the user is still correcting.
+        self.session.invalid[event.field.id] = f"{event.field.label}: {event.why}"
 
     @on(Button.Pressed, "#start")
     async def _start(self) -> None:

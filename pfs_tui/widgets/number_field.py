@@ -117,6 +117,18 @@ class NumberField(Widget):
         def control(self) -> NumberField:
             return self.field
 
+    class Refused(Message):
+        """The text in the field is not an acceptable value (`why` says so)."""
+
+        def __init__(self, field: NumberField, why: str) -> None:
+            super().__init__()
+            self.field = field
+            self.why = why
+
+        @property
+        def control(self) -> NumberField:
+            return self.field
+
     def __init__(self, label: str, value: float | int, *, minimum: float, maximum: float, step: float,
                  integer: bool = False, help: str = "", id: str | None = None) -> None:
         super().__init__(id=id)
@@ -155,9 +167,10 @@ class NumberField(Widget):
         self.input.value = self._text(value)
 
     def _accept(self, value: float | int) -> None:
+        was_refused = bool(self.error)
         self.error = ""
         self.remove_class("-invalid")
-        if value != self.value:
+        if value != self.value or was_refused:
             self.value = value
             self.query_one(SliderBar).refresh()
             self.post_message(self.Changed(self, value))
@@ -170,5 +183,6 @@ class NumberField(Widget):
         if value is None:
             self.error = why
             self.add_class("-invalid")
+            self.post_message(self.Refused(self, why))
         else:
             self._accept(value)

@@ -45,6 +45,10 @@ async def test_choosing_a_model_and_editing_fields_changes_the_settings(runs_roo
         await pilot.pause()
         assert "sparsity r: must be between 0 and 1" in sparsity.query_one(".error").visual.plain
         assert app.session.settings.sparsity == 1.0  # "1" was valid; "1.2" is refused
+        await pilot.press("escape", "s")  # learning refuses to start from a refused value
+        await pilot.pause()
+        assert app.current_mode == "setup" and app.session.log.status == "idle"
+        assert any("sparsity r: must be between 0 and 1" in n.message for n in app._notifications)
         await pilot.press("escape", "3")  # leave the field, go to Structure
         await pilot.pause()
         assert app.current_mode == "structure"
