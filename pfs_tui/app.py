@@ -43,11 +43,28 @@ class PfsApp(App):
         self.show_eta = show_eta  # snapshot tests freeze it
         self.blink = blink
         self.launcher = launcher  # tests swap in a stub `pfs train`
+        self.quitting = False
+        self.hard_exit = False  # quit at once, abandoning a learning thread (see __main__)
 
     async def on_mount(self) -> None:
         await self.switch_mode(self.start_page)
         if self.replay_source:
             await self.replay_run(self.replay_source)
+
+    async def action_quit(self) -> None:
+        """Quit; gate learning in progress is first stopped so its run keeps its gates."""
+        learning = self.session.learning
+        if learning is None:
+            self.exit()
+        elif self.quitting:
+            self.hard_exit = True  # second q: do not wait for the learning thread
+            self.exit()
+        else:
+            self.quitting = True
+            learning.stop()
+            self.session.log.set_status("stopping", "quitting")
+            self.notify("stopping gate learning so the run keeps its gates; quitting when saved "
+                        "(q again: quit now, the run is left unfinished)", timeout=30)
 
     async def action_page(self, page: str) -> None:
         await self.switch_mode(page)

@@ -264,6 +264,7 @@ class Session:
     replay_path: Path | None = None
     log: LearnLog = field(default_factory=LearnLog)
     invalid: dict[str, str] = field(default_factory=dict)  # setting -> why its text is refused
+    learning: Pauser | None = None  # the controls of gate learning while it runs
 
     def new_run_path(self) -> Path:
         """A fresh run directory name under runs_root."""

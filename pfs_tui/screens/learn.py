@@ -82,7 +82,7 @@ class LearnScreen(PageScreen):
             return
         self.session.replay_path = None
         self.session.reset_log().set_status("loading", "loading data")
-        self.pauser = Pauser()
+        self.pauser = self.session.learning = Pauser()
         self._drawn = -1
         self._learn(self.pauser)
 
@@ -127,6 +127,10 @@ class LearnScreen(PageScreen):
         pass
 
     def on_learn_done(self, message: LearnDone) -> None:
+        self.session.learning = None
+        if self.app.quitting:
+            self.app.exit()  # the user asked to quit; the run has saved its gates
+            return
         self.redraw()
         severity = "error" if message.status == "failed" else "information"
         self.notify(f"gate learning {message.status}: {message.detail}", severity=severity)

@@ -1,6 +1,9 @@
 """Setup and Learn pages: choose, validate, learn gates for real (few steps), pause, stop."""
 from __future__ import annotations
 
+import asyncio
+import json
+
 from engine.runs import RunDir
 from pfs_tui.screens.learn import LearnScreen
 from pfs_tui.screens.setup import SetupScreen
@@ -99,3 +102,22 @@ async def test_pause_blocks_learning_and_stop_ends_it_early(runs_root):
         await wait_until(pilot, lambda: app.session.log.status == "stopped", timeout=60, what="the stop")
         assert len(app.session.log.steps) < 200
         assert RunDir.open(app.session.run_path).read_json("summary.json")["status"] == "stopped"
+
+
+async def test_quit_while_learning_stops_it_and_waits_for_the_gates(runs_root):
+    app = make_app(runs_root, **{**TINY, "steps": 500})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2", "s")
+        await wait_until(pilot, lambda: len(app.session.log.steps) >= 1, timeout=60, what="a first step")
+        await pilot.press("q")
+        run = app.session.run_path
+        assert app.quitting
+        assert any("stopping gate learning" in n.message for n in app._notifications)
+        await app.workers.wait_for_complete()
+        for _ in range(200):  # the app exits by itself once the run has saved its gates
+            if not app.is_running:
+                break
+            await asyncio.sleep(0.05)
+    assert not app.is_running and app.hard_exit is False
+    assert (run / "gates.pt").is_file()
+    assert json.loads((run / "summary.json").read_text())["status"] == "stopped"
