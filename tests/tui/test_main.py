@@ -103,3 +103,16 @@ def test_serve_delivers_the_explorer_over_a_websocket(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+async def test_the_page_bar_is_clickable(runs_root):
+    from pfs_tui.widgets.nav_bar import NavBar
+
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        nav = app.screen.query_one(NavBar)
+        start, _, _ = next(span for span in nav._spans if span[2] == "runs")
+        await pilot.click(NavBar, offset=(start + 1, 0))
+        await pilot.pause()
+        assert app.current_mode == "runs"

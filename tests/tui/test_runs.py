@@ -89,9 +89,12 @@ async def test_retrain_needs_learned_gates_first(runs_root):
 
 
 def test_train_command_is_the_pfs_cli_with_epochs_and_auto_device(tmp_path):
+    from engine.cli import build_parser
+
     cmd = train_command(tmp_path, 7)
-    assert cmd[1:4] == ["-m", "engine", "train"] and cmd[cmd.index("--epochs") + 1] == "7"
-    assert cmd[cmd.index("--device") + 1] == "auto"
+    assert cmd[1:4] == ["-m", "engine", "train"]
+    args = build_parser().parse_args(cmd[3:])  # the real `pfs` parser accepts it as is
+    assert args.run == str(tmp_path) and args.train_epochs == 7 and args.device == "auto"
 
 
 def test_follower_returns_only_complete_new_lines(tmp_path):
