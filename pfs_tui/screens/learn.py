@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Static
 
+from engine.errors import PfsError
 from pfs_tui.messages import LearnDone, LearnProgress
 from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import Pauser
@@ -101,9 +102,12 @@ class LearnScreen(PageScreen):
         worker = self._current_worker()
         try:
             status, detail = run_learning(self.session, pauser, self._notify, lambda: worker.is_cancelled)
-        except Exception as exc:  # shown to the user, never swallowed: the worker ends with it
-            self.session.log.set_status("failed", str(exc))
-            self.post_message(LearnDone("failed", str(exc)))
+        except PfsError as exc:  # a user mistake (missing data, bad setting): say how to fix it
+            status, detail = "failed", str(exc)
+            self.session.log.set_status(status, detail)
+        except Exception as exc:  # a bug: the worker fails with it and the page reports it
+            self.session.learning = None
+            self.session.log.set_status("failed", f"{type(exc).__name__}: {exc}")
             raise
         self.post_message(LearnDone(status, detail))
 

@@ -121,3 +121,15 @@ async def test_quit_while_learning_stops_it_and_waits_for_the_gates(runs_root):
     assert not app.is_running and app.hard_exit is False
     assert (run / "gates.pt").is_file()
     assert json.loads((run / "summary.json").read_text())["status"] == "stopped"
+
+
+async def test_a_missing_data_set_is_reported_once_with_the_fix(runs_root):
+    app = make_app(runs_root, dataset="cifar10")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2", "s")
+        await wait_until(pilot, lambda: app.session.log.status == "failed", what="the failure")
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        assert "--data-root DIR" in text_of(app, "#learn-stats")
+        assert sum("cifar10 not found" in n.message for n in app._notifications) == 1
+        assert app.session.learning is None  # s starts again once the data is there
