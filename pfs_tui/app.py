@@ -62,7 +62,7 @@ class PfsApp(App):
         else:
             self.quitting = True
             learning.stop()
-            self.session.log.set_status("stopping", "quitting")
+            self.session.log.set_status("stopping")
             self.notify("stopping gate learning so the run keeps its gates; quitting when saved "
                         "(q again: quit now, the run is left unfinished)", timeout=30)
 
@@ -102,7 +102,6 @@ class PfsApp(App):
         self.session.replay_path = run.path
         self.session.run_path, self.session.run_finished = run.path, run.exists("gates.pt")
         self.screen.start_replay(events)
-        self.session.replay_path = run.path
 
     async def open_run_gates(self, path: str | Path) -> None:
         """Show a run's selected gates (gates.pt) on the Structure page."""

@@ -205,9 +205,12 @@ class LearnLog:
                 self.status, self.message = "failed", event.error
             self.version += 1
 
-    def set_status(self, status: str, message: str = "") -> None:
+    def set_status(self, status: str, message: str | None = None) -> None:
+        """Set the status; the message (why / where) stays unless a new one is given."""
         with self.lock:
-            self.status, self.message = status, message
+            self.status = status
+            if message is not None:
+                self.message = message
             self.version += 1
 
     def set_gates(self, gates: dict, step: int) -> None:

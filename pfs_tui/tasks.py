@@ -42,7 +42,7 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
 
     s, log = session.settings, session.log
     lower_thread_priority()
-    config = LearnConfig(**s.learn_kwargs())
+    config = LearnConfig(**s.learn_kwargs(), device=learn_device())
     config.validate()
     out = session.new_run_path()
     session.run_path, session.run_finished = out, False
@@ -65,7 +65,7 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
     def should_stop() -> bool:
         return pauser.stop_requested or is_cancelled()
 
-    log.set_status("running", str(out))
+    log.set_status("running", f"on {config.device} → {out}")
     notify()
     result = learn_run(out, model=s.model, dataset=s.dataset, learn=config, data_root=session.data_root,
                        expand=s.expand, on_event=on_event, should_stop=should_stop)
@@ -110,7 +110,7 @@ def replay(events: list[Event], log: LearnLog, pauser: Pauser, speed: Callable[[
     Gaps are capped at one second of replay time, so an idle stretch in the recording
     does not stall the show; infinite speed replays everything at once.
     """
-    log.set_status("running", "replay")
+    log.set_status("running")
     prev_time, last_notify = None, 0.0
     for event in events:
         factor = speed()
@@ -120,12 +120,12 @@ def replay(events: list[Event], log: LearnLog, pauser: Pauser, speed: Callable[[
                 time.sleep(gap)  # pacing the show, not synchronisation
         prev_time = event.time
         if pauser.paused:  # checked after the pause between events, so nothing lands while paused
-            log.set_status("paused", "replay")
+            log.set_status("paused")
             notify()
             pauser.wait(is_cancelled)
-            log.set_status("running", "replay")
+            log.set_status("running")
         if is_cancelled() or pauser.stop_requested:
-            log.set_status("stopped", "replay stopped")
+            log.set_status("stopped")
             notify()
             return "stopped"
         log.add(event)
@@ -219,6 +219,13 @@ class EventFollower:
         lines = data.split(b"\n")
         self._partial = lines.pop()
         return list(iter_events(line.decode("utf-8", "replace") for line in lines))
+
+
+def learn_device() -> str:
+    """Where gate learning runs: the GPU when there is one (as `pfs train --device auto`)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def device_label() -> str:

@@ -92,7 +92,7 @@ class LearnScreen(PageScreen):
         if self.running:
             self.notify("something is already running here; stop it first (x)", severity="warning")
             return
-        self.session.reset_log()
+        self.session.reset_log().set_status("loading", f"replay of {self.session.replay_path or 'events'}")
         self.pauser = Pauser()
         self._drawn = -1
         self._replay(events, self.pauser)
@@ -145,17 +145,17 @@ class LearnScreen(PageScreen):
             return
         if self.pauser.paused:
             self.pauser.resume()
-            self.session.log.set_status("running", self.session.log.message)
+            self.session.log.set_status("running")
         else:
             self.pauser.pause()
             # "paused" comes from the worker once it really blocks (after the current step).
-            self.session.log.set_status("pausing", self.session.log.message)
+            self.session.log.set_status("pausing")
         self.redraw()
 
     def action_stop(self) -> None:
         if self.pauser and self.running:
             self.pauser.stop()
-            self.session.log.set_status("stopping", self.session.log.message)
+            self.session.log.set_status("stopping")
             self.redraw()
 
     def action_speed(self, step: int) -> None:
@@ -191,7 +191,7 @@ class LearnScreen(PageScreen):
                  f"open [b]{fmt(last.open_frac if last else None)}[/b]  "
                  f"loss {fmt(last.loss if last else None)}  "
                  f"held-out [b]{fmt(heldout[-1][1] if heldout else None)}[/b]")
-        if snap["message"] and status.startswith(("failed", "finished", "stopped")):
+        if snap["message"] and snap["status"] != "idle":
             stats += f"\n{snap['message']}"
         self.query_one("#learn-stats", Static).update(stats)
         steps, loss = snap["steps"], snap["loss"]
