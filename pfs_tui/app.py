@@ -15,7 +15,7 @@ from pfs_tui.screens.runs import RunsScreen
 from pfs_tui.screens.setup import SetupScreen
 from pfs_tui.screens.structure import StructureScreen
 from pfs_tui.session import Session, settings_from_config
-from pfs_tui.tasks import device_label, gates_to_lists, launch_train, load_replay
+from pfs_tui.tasks import device_label, gates_to_lists, has_train_stage, launch_train, load_replay
 
 
 class PfsApp(App):
@@ -44,6 +44,7 @@ class PfsApp(App):
         self.blink = blink
         self.launcher = launcher  # tests swap in a stub `pfs train`
         self.quitting = False
+        self._confirm_retrain: Path | None = None
         self.hard_exit = False  # quit at once, abandoning a learning thread (see __main__)
 
     async def on_mount(self) -> None:
@@ -84,7 +85,8 @@ class PfsApp(App):
     async def action_learn(self) -> None:
         """Start gate learning with the current settings and show it."""
         if self.session.invalid:
-            self.notify("fix the settings first: " + "; ".join(self.session.invalid.values()), severity="error")
+            self.notify("fix the settings first: " + "; ".join(self.session.invalid.values()),
+                        severity="error", markup=False)
             await self.switch_mode("setup")
             return
         await self.switch_mode("learn")
@@ -96,7 +98,7 @@ class PfsApp(App):
             run, events = load_replay(path)
             self._apply_run_config(run.path)
         except PfsError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         await self.switch_mode("learn")
         self.session.replay_path = run.path
@@ -112,7 +114,7 @@ class PfsApp(App):
             self._apply_run_config(path)
             model = load_gated_model(path)
         except PfsError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         self.session.reset_log().set_gates(gates_to_lists({g: m.weight for g, m in model.gates().items()}), 0)
         self.session.run_path, self.session.run_finished = path, True
@@ -134,11 +136,18 @@ class PfsApp(App):
 
         path = Path(path)
         try:
+            overwrite = has_train_stage(path)
+            if overwrite and self._confirm_retrain != path:
+                self._confirm_retrain = path
+                self.notify(f"{path.name} was already retrained; t again starts it over (pfs train --overwrite)",
+                            severity="warning", timeout=10)
+                return
+            self._confirm_retrain = None
             if search or not (path / "structure.json").is_file():
                 search_run(path, self.session.settings.budget)
-            pid = self.launcher(path, self.session.settings.train_epochs)
+            pid = self.launcher(path, self.session.settings.train_epochs, overwrite=overwrite)
         except PfsError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         self.notify(f"pfs train started on {device_label()} (pid {pid}); it keeps running if you quit")
         await self.switch_mode("runs")

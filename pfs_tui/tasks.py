@@ -157,24 +157,50 @@ def last_gates(events: list[Event]) -> GateSnapshot | None:
 
 
 # -- retraining as a detached process ------------------------------------------------
-def train_command(run_path: Path, epochs: int, device: str = "auto") -> list[str]:
+def train_command(run_path: Path, epochs: int, device: str = "auto", overwrite: bool = False) -> list[str]:
     """The `pfs train` command line for a run (the same module the `pfs` script runs)."""
-    return [sys.executable, "-m", "engine", "train", str(run_path), "--epochs", str(epochs), "--device", device]
+    cmd = [sys.executable, "-m", "engine", "train", str(run_path), "--epochs", str(epochs), "--device", device]
+    return cmd + ["--overwrite"] if overwrite else cmd
 
 
-def launch_train(run_path: Path, epochs: int, device: str = "auto",
+def has_train_stage(run_path: Path) -> bool:
+    """Whether `pfs train` already ran (or runs) on this run: a new one needs --overwrite."""
+    from engine.runs import run_info
+
+    return run_info(run_path).stage == "train"
+
+
+def train_log_tail(run_path: Path) -> str:
+    """The last line `pfs train` wrote to RUN/train.log (its error, when it failed)."""
+    try:
+        text = (Path(run_path) / "train.log").read_text(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.split("\r")[-1].strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def launch_train(run_path: Path, epochs: int, device: str = "auto", overwrite: bool = False,
                  command: list[str] | None = None) -> int:
     """Start `pfs train RUN` detached (own session, output to RUN/train.log); its pid.
 
     The process outlives the explorer; the pid is written into the run so a restarted
     explorer can tell whether it is still alive.
     """
-    cmd = command or train_command(run_path, epochs, device)
+    cmd = command or train_command(run_path, epochs, device, overwrite)
     with open(run_path / "train.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
     RunDir(run_path).write_json(TRAIN_PID, {"pid": proc.pid, "command": cmd, "started": time.time()})
     return proc.pid
+
+
+def train_launched_at(run_path: Path) -> float | None:
+    """When the explorer last launched `pfs train` on this run (None: never)."""
+    try:
+        return float(json.loads((Path(run_path) / TRAIN_PID).read_text())["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def train_process_alive(run_path: Path) -> bool | None:

@@ -34,4 +34,4 @@ class PageScreen(Screen):
         # Workers run with exit_on_error=False so a failed job never kills the app;
         # the user still hears about it here.
         if event.state == WorkerState.ERROR:
-            self.notify(f"{event.worker.group}: {event.worker.error}", severity="error", timeout=10)
+            self.notify(f"{event.worker.group}: {event.worker.error}", severity="error", timeout=10, markup=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -137,7 +138,7 @@ class LearnScreen(PageScreen):
             return
         self.redraw()
         severity = "error" if message.status == "failed" else "information"
-        self.notify(f"gate learning {message.status}: {message.detail}", severity=severity)
+        self.notify(f"gate learning {message.status}: {message.detail}", severity=severity, markup=False)
 
     def action_pause(self) -> None:
         if not (self.pauser and self.running):
@@ -192,7 +193,7 @@ class LearnScreen(PageScreen):
                  f"loss {fmt(last.loss if last else None)}  "
                  f"held-out [b]{fmt(heldout[-1][1] if heldout else None)}[/b]")
         if snap["message"] and snap["status"] != "idle":
-            stats += f"\n{snap['message']}"
+            stats += f"\n{escape(snap['message'])}"
         self.query_one("#learn-stats", Static).update(stats)
         steps, loss = snap["steps"], snap["loss"]
         window = max(5, len(loss) // 20)

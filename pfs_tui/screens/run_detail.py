@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,7 +15,7 @@ from textual.widgets import Footer, ProgressBar, Static
 from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd
 from engine.runs import RunDir
 from pfs_tui.messages import RunEvents
-from pfs_tui.tasks import EventFollower, train_process_alive
+from pfs_tui.tasks import EventFollower, train_launched_at, train_log_tail, train_process_alive
 from pfs_tui.widgets.curve_plot import CurvePlot, moving_average
 from pfs_tui.widgets.nav_bar import NavBar
 
@@ -44,6 +45,7 @@ class RunDetailScreen(Screen):
         self.alive: bool | None = None
         self.device = ""
         self.error = ""
+        self.last_time = 0.0  # of the newest event read
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs")
@@ -74,6 +76,7 @@ class RunDetailScreen(Screen):
         self.draw()
 
     def _fold(self, e) -> None:
+        self.last_time = max(self.last_time, e.time)
         stage = getattr(e, "stage", None)
         if stage:
             self.stage = stage
@@ -99,12 +102,18 @@ class RunDetailScreen(Screen):
         status = self.status
         if self.alive is True:
             status += " (pfs train running)"
-        elif self.alive is False and self.status == "running":
-            status = "stopped (pfs train is no longer running)"
-        head = (f"[b]{self.path.name}[/b]  {cfg.get('model', '?')} on {cfg.get('dataset', '?')}\n"
-                f"stage [b]{self.stage}[/b] · {status}")
+        elif self.alive is False:
+            launched = train_launched_at(self.path) or 0.0
+            if self.last_time < launched:  # it wrote no event: it failed before training
+                status = "pfs train exited without training"
+            elif self.status != "finished":
+                status = "pfs train has exited"
+            if status.startswith("pfs train"):
+                self.error = self.error or train_log_tail(self.path)
+        head = (f"[b]{escape(self.path.name)}[/b]  {escape(str(cfg.get('model', '?')))} on "
+                f"{escape(str(cfg.get('dataset', '?')))}\nstage [b]{escape(self.stage)}[/b] · {escape(status)}")
         if self.device:
-            head += f" · device {self.device}"
+            head += f" · device {escape(self.device)}"
         if self.epochs:
             e = self.epochs[-1]
             head += f"\nepoch {e.epoch}/{e.total_epochs}  train acc {e.train_acc:.3f}"
@@ -113,7 +122,7 @@ class RunDetailScreen(Screen):
         if self.heldout:
             head += f"\nheld-out accuracy of the gates {self.heldout[-1][1]:.3f}"
         if self.error:
-            head += f"\n[red]{self.error}[/]"
+            head += f"\n[red]{escape(self.error)}[/]"
         self.query_one("#run-head", Static).update(head)
         bar = self.query_one("#run-progress", ProgressBar)
         if self.stage == "train" and self.epochs:

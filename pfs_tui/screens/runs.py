@@ -1,6 +1,7 @@
 """Runs: every run directory under the runs root, refreshed while the page is shown."""
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -24,7 +25,8 @@ def human(n: int | None) -> str:
 
 def describe(info) -> str:
     """A few lines about one run for the preview under the table."""
-    lines = [f"[b]{info.name}[/b]  {info.path}", f"{info.model} on {info.dataset} · stage {info.stage} · {info.status}"]
+    lines = [f"[b]{escape(info.name)}[/b]  {escape(info.path)}",
+             escape(f"{info.model} on {info.dataset} · stage {info.stage} · {info.status}")]
     if info.budget is not None and info.macs is not None:
         lines.append(f"FLOPs target {info.budget:g} → {human(info.macs)} MACs")
     if info.epoch is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -135,7 +136,7 @@ class StructureScreen(PageScreen):
         summary = self.query_one("#structure-summary", Static)
         bars = self.query_one("#bars", ChannelBars)
         if self.structure is None:
-            summary.update(f"[b red]{self.error}[/]")
+            summary.update(f"[b red]{escape(self.error)}[/]")
             bars.show({}, {})
             return
         st, un = self.structure, self.uniform
@@ -156,11 +157,11 @@ class StructureScreen(PageScreen):
         finished, so `pfs train RUN` trains exactly this), else next to the runs."""
         path = self.export()
         if path is not None:
-            self.notify(f"wrote {path}")
+            self.notify(f"wrote {path}", markup=False)
 
     def export(self) -> Path | None:
         if self.structure is None:
-            self.notify(self.error or "no structure to export", severity="error")
+            self.notify(self.error or "no structure to export", severity="error", markup=False)
             return None
         session = self.session
         if session.run_path is not None and session.run_finished:

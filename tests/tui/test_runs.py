@@ -13,7 +13,7 @@ from pfs_tui.testing import copy_run, make_app, settled_structure, text_of, wait
 FAKE_TRAIN = Path(__file__).parent / "fake_train.py"
 
 
-def fake_launcher(path: Path, epochs: int) -> int:
+def fake_launcher(path: Path, epochs: int, overwrite: bool = False) -> int:
     return launch_train(path, epochs, command=[sys.executable, str(FAKE_TRAIN), str(path)])
 
 
@@ -134,3 +134,24 @@ async def test_opening_a_runs_gates_shows_its_structure_and_r_replays_it(runs_ro
         await wait_until(pilot, lambda: app.current_mode == "learn", what="the replay")
         await wait_until(pilot, lambda: app.session.log.status == "finished", what="the replay's end")
         assert app.session.log.steps == [1, 2]
+
+
+async def test_retraining_a_trained_run_asks_first_then_overwrites(runs_root):
+    run = copy_run("trained", runs_root)
+    calls = []
+
+    def launcher(path: Path, epochs: int, overwrite: bool = False) -> int:
+        calls.append(overwrite)
+        return launch_train(path, epochs, command=[sys.executable, "-c", "print('pfs: error: boom')"])
+
+    app = PfsApp(Session(runs_root=runs_root), launcher=launcher, show_eta=False, blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.retrain_run(run)
+        await pilot.pause()
+        assert calls == [] and any("t again starts it over" in n.message for n in app._notifications)
+        await app.retrain_run(run)
+        assert calls == [True]
+        await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="the run page")
+        # The process failed at once: the page says so, with its last words.
+        await wait_until(pilot, lambda: "pfs: error: boom" in text_of(app, "#run-head"), what="the error")
+        assert "pfs train exited without training" in text_of(app, "#run-head")
