@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.events import Event, GateSnapshot, iter_events, read_events
+from engine.events import Event, iter_events, read_events
 from engine.runs import RunDir
 from pfs_tui.session import LearnLog, Pauser, Session
 
@@ -150,10 +150,12 @@ def load_replay(run: str | os.PathLike) -> tuple[RunDir, list[Event]]:
     return rd, events
 
 
-def last_gates(events: list[Event]) -> GateSnapshot | None:
-    """The newest gate snapshot among `events`."""
-    snaps = [e for e in events if isinstance(e, GateSnapshot)]
-    return snaps[-1] if snaps else None
+def selected_gates(run_path: Path, log: LearnLog) -> None:
+    """Put a finished run's selected gates (gates.pt, at summary's selected_step) in `log`."""
+    run = RunDir(run_path)
+    gates = run.load("gates.pt")
+    summary = run.read_json("summary.json") if run.exists("summary.json") else {}
+    log.set_gates(gates_to_lists(gates), int(summary.get("selected_step") or log.gates_step))
 
 
 # -- retraining as a detached process ------------------------------------------------

@@ -14,7 +14,7 @@ from engine.errors import PfsError
 from pfs_tui.messages import LearnDone, LearnProgress
 from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import Pauser
-from pfs_tui.tasks import SPEEDS, replay, run_learning
+from pfs_tui.tasks import SPEEDS, replay, run_learning, selected_gates
 from pfs_tui.widgets.curve_plot import CurvePlot, moving_average
 from pfs_tui.widgets.gate_histogram import GateHistogram
 
@@ -117,6 +117,10 @@ class LearnScreen(PageScreen):
         worker = self._current_worker()
         status = replay(events, self.session.log, pauser, lambda: SPEEDS[self.speed_index], self._notify,
                         lambda: worker.is_cancelled)
+        if status == "finished" and self.session.run_finished and self.session.replay_path is not None:
+            # End on the gates the run selected (what `pfs train` would use), not the last snapshot.
+            selected_gates(self.session.replay_path, self.session.log)
+            self._notify()
         self.post_message(LearnDone(status, "replay"))
 
     def _current_worker(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from engine.runs import RunDir
 from pfs_tui.app import PfsApp
 from pfs_tui.screens.run_detail import RunDetailScreen
 from pfs_tui.session import Session
@@ -133,7 +134,10 @@ async def test_opening_a_runs_gates_shows_its_structure_and_r_replays_it(runs_ro
         await pilot.press("r")
         await wait_until(pilot, lambda: app.current_mode == "learn", what="the replay")
         await wait_until(pilot, lambda: app.session.log.status == "finished", what="the replay's end")
+        await app.workers.wait_for_complete()
         assert app.session.log.steps == [1, 2]
+        selected = {g: v.tolist() for g, v in RunDir(run).load("gates.pt").items()}
+        assert app.session.log.gates == selected  # the replay ends on the run's selected gates
 
 
 async def test_retraining_a_trained_run_asks_first_then_overwrites(runs_root):
