@@ -13,7 +13,7 @@ from textual.widgets import Label, ProgressBar, Static
 from engine.errors import PfsError
 from pfs_tui.messages import LearnDone, LearnProgress
 from pfs_tui.screens.base import PageScreen
-from pfs_tui.session import Pauser
+from pfs_tui.session import Pauser, build_model
 from pfs_tui.tasks import SPEEDS, replay, run_learning, selected_gates
 from pfs_tui.widgets.curve_plot import CurvePlot, moving_average
 from pfs_tui.widgets.gate_histogram import GateHistogram
@@ -70,7 +70,7 @@ class LearnScreen(PageScreen):
 
     def on_screen_resume(self) -> None:
         # Show the page first, then bring the plots up to date (plotting takes tens of ms).
-        self.call_after_refresh(self.redraw)
+        self.call_after_refresh(self.redraw, True)
 
     # -- running -------------------------------------------------------------------
     @property
@@ -206,12 +206,23 @@ class LearnScreen(PageScreen):
         self.query_one("#acc-plot", CurvePlot).show(
             [("cyan", [h[0] for h in heldout], [h[1] for h in heldout])])
         gates = snap["gates"]
-        values = [v for vs in gates.values() for v in vs] if gates else []
-        self.query_one("#hist-title", Label).update(
-            f"gate histogram at step {snap['gates_step']} ({len(values)} channels)" if gates
-            else "gate histogram: every gate starts at 1")
+        if gates:
+            values = [v for vs in gates.values() for v in vs]
+            title = f"gate histogram at step {snap['gates_step']} ({len(values)} channels)"
+        else:
+            values = self._initial_gates()
+            title = f"gate histogram: all {len(values)} gates start at 1"
+        self.query_one("#hist-title", Label).update(title)
         self.query_one("#gate-hist", GateHistogram).show(values, s.sparsity)
         self.set_status(self._bar_text(snap))
+
+    def _initial_gates(self) -> list[float]:
+        """One 1.0 per prunable channel of the chosen model (before any learning)."""
+        try:
+            model, _ = build_model(self.session.settings, self.session.data_root)
+        except PfsError:
+            return []
+        return [1.0] * sum(model.widths.values())
 
     def _bar_text(self, snap: dict) -> str:
         last = snap["last"]
