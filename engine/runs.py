@@ -251,7 +251,8 @@ def run_info(path: str | os.PathLike) -> RunInfo:
         elif isinstance(e, EvalEnd) and stage != "train" and math.isfinite(e.accuracy):
             accuracy = e.accuracy
         elif isinstance(e, RunFinished):
-            status, progress = "finished", 1.0
+            stopped = e.summary.get("status") == "stopped"  # ended early on request, work kept
+            status, progress = ("stopped", progress) if stopped else ("finished", 1.0)
         elif isinstance(e, RunFailed):
             status = "stopped" if e.error.startswith("stopped") else "failed"
     summary = run.read_json("summary.json") if run.exists("summary.json") else {}

@@ -23,21 +23,14 @@ from engine.flops import dense_macs, dense_params
 from engine.search import Structure, search, uniform_structure
 from sample_models import create_model, list_models, model_entry
 
-# Input shape and class count of the built-in data sets, so the setup screen can show
-# MACs without loading images; anything else is loaded once to find out.
-KNOWN_DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
-    "fashion-mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar100": ((3, 32, 32), 100),
-    "synthetic": ((3, 32, 32), 10),
-}
-
 
 def dataset_shape(name: str, data_root: str | None = None) -> tuple[tuple[int, int, int], int]:
-    """(input C,H,W, classes) of a data set; unknown names are loaded to find out."""
-    if name in KNOWN_DATASETS:
-        return KNOWN_DATASETS[name]
-    from engine.data import load_dataset
+    """(input C,H,W, classes) of a data set, so the setup screen can show MACs without
+    loading images; names the engine does not know by shape are loaded to find out."""
+    from engine.data import SHAPES, load_dataset
+
+    if name in SHAPES:
+        return SHAPES[name]
 
     ds = load_dataset(name, data_root)
     return tuple(ds.input_size), ds.num_classes

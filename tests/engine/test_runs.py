@@ -65,3 +65,10 @@ def test_missing_and_corrupt_runs_are_clear_errors(tmp_path):
     with pytest.raises(RunError, match="corrupt"):
         RunDir.open(tmp_path / "bad")
     assert list_runs(tmp_path) == []
+
+
+def test_a_run_stopped_on_request_lists_as_stopped_not_finished(tmp_path):
+    run = RunDir.create(tmp_path / "s", {"model": "resnet20", "dataset": "synthetic"})
+    with run.event_sink() as sink:
+        sink(RunFinished(stage="learn", summary={"status": "stopped"}))
+    assert list_runs(tmp_path)[0].status == "stopped"
