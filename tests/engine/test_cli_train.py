@@ -19,14 +19,6 @@ TINY = ["--subset", "128", "--test-subset", "64", "--quiet"]
 
 
 @pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
 def run(tmp_path) -> RunDir:
     torch.manual_seed(0)
     net = create_model("resnet20", num_classes=10, in_channels=1, expand=0.25)

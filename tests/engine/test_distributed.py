@@ -16,24 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.runs import RunDir, load_tensors
-from engine.search import search
+from engine.runs import load_tensors
 from engine.train import TrainOptions, train_run
-from sample_models import create_model
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 ARGS = dict(epochs=2, subset=256, test_subset=200, batch_size=64, lr=0.05)
-
-
-def make_run(path, seed: int = 0) -> RunDir:
-    torch.manual_seed(seed)
-    net = create_model("resnet20", num_classes=10, in_channels=1, expand=0.25)
-    gates = {k: torch.rand(w, generator=torch.Generator().manual_seed(seed + 1)) for k, w in net.widths.items()}
-    run = RunDir.create(path, {"model": "resnet20", "dataset": "fashion-mnist", "model_spec": net.spec,
-                               "seed": seed})
-    run.save("init.pt", net.state_dict())
-    run.write_json("structure.json", search(net, 0.5, (1, 28, 28), gates=gates).to_json())
-    return run
 
 
 def max_param_diff(a: dict, b: dict) -> float:
@@ -43,8 +30,8 @@ def max_param_diff(a: dict, b: dict) -> float:
 
 
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed next to this python")
-def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
-    ddp, ref, plain = (make_run(tmp_path / n) for n in ("ddp", "ref", "plain"))
+def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(make_run, tmp_path):
+    ddp, ref, plain = (make_run(tmp_path / n)[0] for n in ("ddp", "ref", "plain"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "engine", "train", str(ddp.path),
            "--device", "cpu", "--quiet", "--json", "--epochs", "2", "--subset", "256", "--test-subset", "200",

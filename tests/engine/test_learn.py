@@ -15,15 +15,9 @@ from engine.events import EpochEnd, EvalEnd, GateSnapshot, StepEnd
 from engine.learn import LearnConfig, _Eval, _Selection, heldout_accuracy, learn_gates, mean_gate, open_fraction
 from sample_models import create_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Dev machines and runners share 2 cores; two OpenMP threads that wait on each other
-    # under contention run several times slower than one. These tests check learning, not speed.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+# Dev machines and runners share 2 cores; two OpenMP threads that wait on each other
+# under contention run several times slower than one. These tests check learning, not speed.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,10 @@ import time
 import torch
 
 from engine.cli import main
-from engine.runs import RunDir, load_tensors, run_info
-from engine.search import search
+from engine.runs import load_tensors, run_info
 from engine.train import TrainOptions
-from sample_models import create_model
 
 TRAIN = ["--epochs", "6", "--subset", "640", "--test-subset", "200", "--batch-size", "64", "--quiet"]
-
-
-def make_run(path, seed: int = 0) -> RunDir:
-    """A run directory as `pfs learn` + `pfs search` leave it (random gates instead of learned)."""
-    torch.manual_seed(seed)
-    net = create_model("resnet20", num_classes=10, in_channels=1, expand=0.25)
-    gates = {k: torch.rand(w, generator=torch.Generator().manual_seed(seed + 1)) for k, w in net.widths.items()}
-    run = RunDir.create(path, {"model": "resnet20", "dataset": "fashion-mnist", "model_spec": net.spec,
-                               "seed": seed})
-    run.save("init.pt", net.state_dict())
-    run.write_json("structure.json", search(net, 0.5, (1, 28, 28), gates=gates).to_json())
-    return run
 
 
 def pfs(*args: str) -> subprocess.Popen:
@@ -51,8 +37,8 @@ def wait_for_event(path, kind: str, timeout: float = 120.0) -> dict:
     raise AssertionError(f"no {kind} event in {path} within {timeout}s")
 
 
-def test_kill_9_mid_run_then_resume_gives_the_same_final_weights(tmp_path, capsys):
-    ref, killed = make_run(tmp_path / "ref"), make_run(tmp_path / "killed")
+def test_kill_9_mid_run_then_resume_gives_the_same_final_weights(make_run, tmp_path, capsys):
+    ref, killed = make_run(tmp_path / "ref")[0], make_run(tmp_path / "killed")[0]
     reference = pfs("train", str(ref.path), *TRAIN)
     victim = pfs("train", str(killed.path), *TRAIN)
     wait_for_event(killed.events_path, "checkpoint")
@@ -94,8 +80,8 @@ class _Payload:
         return (open, (self.marker, "w"))  # would create the marker file if ever unpickled
 
 
-def test_resume_refuses_an_unsafe_checkpoint_without_running_it(tmp_path, capsys):
-    run = make_run(tmp_path / "r")
+def test_resume_refuses_an_unsafe_checkpoint_without_running_it(make_run, tmp_path, capsys):
+    run = make_run(tmp_path / "r")[0]
     run.write_json("config.json", {**run.config, "train": TrainOptions(epochs=2).to_json()})
     marker = tmp_path / "pwned"
     run.file("checkpoints").mkdir()
@@ -107,8 +93,8 @@ def test_resume_refuses_an_unsafe_checkpoint_without_running_it(tmp_path, capsys
     assert not marker.exists()
 
 
-def test_inherit_refuses_an_unsafe_checkpoint_without_running_it(tmp_path, capsys):
-    run = make_run(tmp_path / "r")
+def test_inherit_refuses_an_unsafe_checkpoint_without_running_it(make_run, tmp_path, capsys):
+    run = make_run(tmp_path / "r")[0]
     marker = tmp_path / "pwned"
     torch.save(_Payload(str(marker)), tmp_path / "evil.pt")
     assert main(["train", str(run.path), "--init", "inherit", "--from", str(tmp_path / "evil.pt")]) == 2
@@ -117,8 +103,8 @@ def test_inherit_refuses_an_unsafe_checkpoint_without_running_it(tmp_path, capsy
     assert not marker.exists()
 
 
-def test_resume_of_a_finished_run_does_no_work(tmp_path, capsys):
-    run = make_run(tmp_path / "r")
+def test_resume_of_a_finished_run_does_no_work(make_run, tmp_path, capsys):
+    run = make_run(tmp_path / "r")[0]
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

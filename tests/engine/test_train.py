@@ -11,40 +11,11 @@ from engine.errors import PfsError
 from engine.gates import ChannelGate
 from engine.inits import build_model
 from engine.recipes import Plan, budget_epochs, get_recipe, lr_at, make_plan
-from engine.runs import RunDir
-from engine.search import search
 from engine.train import TrainOptions, param_groups, train_run
 from sample_models import create_model
 
 
-def make_run(path, *, model="resnet20", dataset="fashion-mnist", expand=0.25, budget=0.5, seed=0,
-             input_size=(1, 28, 28), num_classes=10) -> tuple[RunDir, nn.Module, object]:
-    """A run directory as `pfs learn` + `pfs search` leave it (random gates instead of learned)."""
-    torch.manual_seed(seed)
-    net = create_model(model, num_classes=num_classes, in_channels=input_size[0], expand=expand)
-    g = torch.Generator().manual_seed(seed + 1)
-    gates = {k: torch.rand(w, generator=g) for k, w in net.widths.items()}
-    structure = search(net, budget, input_size, gates=gates)
-    run = RunDir.create(path, {"model": model, "dataset": dataset, "data_root": None, "expand": expand,
-                               "arch": {}, "model_spec": net.spec, "input_size": list(input_size),
-                               "num_classes": num_classes, "seed": seed})
-    run.save("init.pt", net.state_dict())
-    run.save("gates.pt", gates)
-    run.write_json("structure.json", structure.to_json())
-    return run, net, structure
-
-
-@pytest.fixture
-def one_thread():
-    # One intra-op thread: fast and stable on a shared 2-core machine, and the same
-    # arithmetic in every process (thread count changes float summation order).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_short_fashion_mnist_training_beats_chance_by_far(tmp_path, one_thread):
+def test_short_fashion_mnist_training_beats_chance_by_far(make_run, tmp_path, one_thread):
     run, _, structure = make_run(tmp_path / "r")
     summary = train_run(run.path, TrainOptions(epochs=3, subset=4000, test_subset=1000, batch_size=64, lr=0.1))
     assert summary["test_acc"] > 0.6  # chance is 0.1
@@ -70,7 +41,7 @@ def test_budget_epochs_give_the_dense_compute():
         budget_epochs(10, 1000, 0)
 
 
-def test_budget_flag_trains_for_scratch_b_epochs(tmp_path, one_thread):
+def test_budget_flag_trains_for_scratch_b_epochs(make_run, tmp_path, one_thread):
     run, _, structure = make_run(tmp_path / "r", budget=0.3)
     summary = train_run(run.path, TrainOptions(epochs=1, budget=True, subset=128, test_subset=64,
                                                batch_size=64))
@@ -82,7 +53,7 @@ def test_budget_flag_trains_for_scratch_b_epochs(tmp_path, one_thread):
     assert list(summary["plan"]["milestones"]) == [round(0.5 * expected), round(0.75 * expected)]
 
 
-def test_ticket_init_reproduces_the_gated_networks_kept_weights(tmp_path):
+def test_ticket_init_reproduces_the_gated_networks_kept_weights(make_run, tmp_path):
     run, net, structure = make_run(tmp_path / "r", model="resnet20", expand=0.5)
     init = run.load("init.pt")
     ticket = build_model(run, structure, TrainOptions(init="ticket"), seed=123)
@@ -106,7 +77,7 @@ def test_ticket_init_reproduces_the_gated_networks_kept_weights(tmp_path):
     assert gates and all(not g.enabled and not g.weight.requires_grad for g in gates)
 
 
-def test_inherit_copies_a_trained_checkpoint_and_refuses_a_foreign_one(tmp_path):
+def test_inherit_copies_a_trained_checkpoint_and_refuses_a_foreign_one(make_run, tmp_path):
     run, net, structure = make_run(tmp_path / "r", expand=0.5)
     trained = create_model("resnet20", num_classes=10, in_channels=1, expand=0.5)
     torch.save({"model": trained.state_dict()}, tmp_path / "trained.pt")
@@ -163,7 +134,7 @@ def test_bad_options_are_one_clear_error(options, message):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_gpu_training_with_amp_and_data_on_the_device(tmp_path):
+def test_gpu_training_with_amp_and_data_on_the_device(make_run, tmp_path):
     run, _, _ = make_run(tmp_path / "r")
     summary = train_run(run.path, TrainOptions(epochs=3, subset=4000, test_subset=1000, batch_size=64, lr=0.1,
                                                device="cuda", amp=True))
