@@ -248,6 +248,13 @@ def _add_learn_args(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def add_budget_args(p) -> None:
+    """--flops and --min-channels: the structure search's budget (search, prune, run)."""
+    p.add_argument("--flops", type=_number, required=True, metavar="F",
+                   help="budget as a fraction of the dense model's MACs, in (0, 1]")
+    p.add_argument("--min-channels", type=_positive_int, default=1, help="channels kept per group at least")
+
+
 def _add_learn_parser(sub) -> None:
     p = sub.add_parser("learn", help="learn channel gates on the frozen random network")
     _add_learn_args(p)
@@ -312,9 +319,7 @@ def _cmd_learn(args) -> int:
 def _add_search_parser(sub) -> None:
     p = sub.add_parser("search", help="find the structure within a FLOPs budget from a run's gates")
     p.add_argument("run", help="run directory made by `pfs learn`")
-    p.add_argument("--flops", type=_number, required=True, metavar="F",
-                   help="budget as a fraction of the dense model's MACs, in (0, 1]")
-    p.add_argument("--min-channels", type=_positive_int, default=1, help="channels kept per group at least")
+    add_budget_args(p)
     p.add_argument("--json", action="store_true", help="print structure.json")
     p.set_defaults(func=_cmd_search)
 
@@ -344,9 +349,7 @@ def _cmd_search(args) -> int:
 def _add_prune_parser(sub) -> None:
     p = sub.add_parser("prune", help="learn gates, then search the FLOPs budget (learn + search)")
     _add_learn_args(p)
-    p.add_argument("--flops", type=_number, required=True, metavar="F",
-                   help="budget as a fraction of the dense model's MACs, in (0, 1]")
-    p.add_argument("--min-channels", type=_positive_int, default=1, help="channels kept per group at least")
+    add_budget_args(p)
     p.add_argument("--json", action="store_true", help="print structure.json")
     p.set_defaults(func=_cmd_prune)
 

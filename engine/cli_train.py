@@ -15,6 +15,7 @@ from engine.cli import (
     _positive_int,
     _print_json,
     _progress,
+    add_budget_args,
     human,
     learn_config,
     out_dir,
@@ -125,9 +126,7 @@ def _cmd_train(args) -> int:
 def _add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="the whole pipeline in one run directory: learn, search, train")
     _add_learn_args(p)
-    p.add_argument("--flops", type=_number, required=True, metavar="F",
-                   help="budget as a fraction of the dense model's MACs, in (0, 1]")
-    p.add_argument("--min-channels", type=_positive_int, default=1, help="channels kept per group at least")
+    add_budget_args(p)
     _add_train_args(p, prefix="train-")
     p.add_argument("--json", action="store_true", help="print the training summary as JSON")
     p.set_defaults(func=_cmd_run)
