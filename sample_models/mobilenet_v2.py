@@ -58,21 +58,30 @@ class InvertedResidual(nn.Module):
         return out + self.shortcut(x) if self.shortcut is not None else out
 
 
-class MobileNetV2Cifar(PrunableModel):
-    """MobileNet-V2 for 32x32 inputs (17 inverted-residual blocks)."""
+class _MobileNetV2(PrunableModel):
+    """Stem conv, 17 inverted-residual blocks, 1x1 head conv, linear; the variants differ
+    in strides, in the first block's expansion conv and in shortcut projections."""
+
+    config: list[tuple[int, int, int, int]] = CIFAR_CONFIG
+    stem_stride = 1
+    original = False  # the ImageNet original: no expansion conv at t=1, no projections
 
     def __init__(self, *, num_classes: int = 10, in_channels: int = 3, widths=None,
                  expand: float = 1.0) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels, widths=widths,
                          expand=expand, arch={})
-        stem = self.fixed(STEM)
-        self.conv1 = self.conv(in_channels, stem, 3)
-        self.bn1 = self.bn(stem)
+        # Without an expansion conv the first block's group is the stem's output channels.
+        stem_group = "block0" if self.original else None
+        stem = self.widths["block0"] if self.original else self.fixed(STEM)
+        self.conv1 = self.conv(in_channels, stem, 3, stride=self.stem_stride, out_group=stem_group)
+        self.bn1 = self.bn(stem, group=stem_group)
         blocks, cin, i = [], stem, 0
-        for _, planes, n, first_stride in CIFAR_CONFIG:
+        for t, planes, n, first_stride in self.config:
             cout = self.fixed(planes)
             for b in range(n):
-                blocks.append(InvertedResidual(self, f"block{i}", cin, cout, first_stride if b == 0 else 1))
+                blocks.append(InvertedResidual(self, f"block{i}", cin, cout, first_stride if b == 0 else 1,
+                                               expand_conv=not (self.original and t == 1),
+                                               projection=not self.original))
                 cin, i = cout, i + 1
         self.layers = nn.Sequential(*blocks)
         head = self.fixed(HEAD)
@@ -85,7 +94,7 @@ class MobileNetV2Cifar(PrunableModel):
     @classmethod
     def dense_widths(cls) -> OrderedDict[str, int]:
         widths, cin, i = OrderedDict(), STEM, 0
-        for t, planes, n, _ in CIFAR_CONFIG:
+        for t, planes, n, _ in cls.config:
             for _ in range(n):
                 widths[f"block{i}"] = cin * t
                 cin, i = planes, i + 1
@@ -97,7 +106,12 @@ class MobileNetV2Cifar(PrunableModel):
         return self.fc(self.pool(x).flatten(1))
 
 
-class MobileNetV2ImageNet(PrunableModel):
+class MobileNetV2Cifar(_MobileNetV2):
+    """MobileNet-V2 for 32x32 inputs: stride-1 stem and second stage, an expansion conv in
+    every block, 1x1 projections where a stride-1 block changes width."""
+
+
+class MobileNetV2ImageNet(_MobileNetV2):
     """MobileNet-V2 (1.0, 224x224) as in torchvision: 300.8M MACs.
 
     The first block (expansion 1) has no expansion conv, so its group is the stem's
@@ -105,39 +119,6 @@ class MobileNetV2ImageNet(PrunableModel):
     """
 
     default_input_size = (3, 224, 224)
-
-    def __init__(self, *, num_classes: int = 1000, in_channels: int = 3, widths=None,
-                 expand: float = 1.0) -> None:
-        super().__init__(num_classes=num_classes, in_channels=in_channels, widths=widths,
-                         expand=expand, arch={})
-        stem = self.widths["block0"]
-        self.conv1 = self.conv(in_channels, stem, 3, stride=2, out_group="block0")
-        self.bn1 = self.bn(stem, group="block0")
-        blocks, cin, i = [], stem, 0
-        for t, planes, n, first_stride in IMAGENET_CONFIG:
-            cout = self.fixed(planes)
-            for b in range(n):
-                blocks.append(InvertedResidual(self, f"block{i}", cin, cout, first_stride if b == 0 else 1,
-                                               expand_conv=t != 1, projection=False))
-                cin, i = cout, i + 1
-        self.layers = nn.Sequential(*blocks)
-        head = self.fixed(HEAD)
-        self.conv2 = self.conv(cin, head, 1)
-        self.bn2 = self.bn(head)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = self.linear(head, num_classes)
-        self.init_weights()
-
-    @classmethod
-    def dense_widths(cls) -> OrderedDict[str, int]:
-        widths, cin, i = OrderedDict(), STEM, 0
-        for t, planes, n, _ in IMAGENET_CONFIG:
-            for _ in range(n):
-                widths[f"block{i}"] = cin * t
-                cin, i = planes, i + 1
-        return widths
-
-    def forward(self, x):
-        x = F.relu6(self.bn1(self.conv1(x)))
-        x = F.relu6(self.bn2(self.conv2(self.layers(x))))
-        return self.fc(self.pool(x).flatten(1))
+    config = IMAGENET_CONFIG
+    stem_stride = 2
+    original = True
