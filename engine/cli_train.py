@@ -4,6 +4,7 @@ Registered by engine.cli.build_parser; shares its argument types and output help
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,7 +54,8 @@ def _add_train_args(p, prefix: str = "") -> None:
     p.add_argument("--subset", type=_positive_int, metavar="N", help="train on the first N images only")
     p.add_argument("--test-subset", type=_positive_int, metavar="N", help="test on the first N images only")
     p.add_argument("--image-size", type=_positive_int, help="crop size for imagefolder data (default 224)")
-    p.add_argument("--workers", type=int, default=4, help="image decoding processes for imagefolder data")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="image decoding processes for imagefolder data (default: up to 4, one per core)")
 
 
 def _train_options(args, seed: int | None):

@@ -8,6 +8,7 @@ same weights as one never interrupted. Only rank 0 writes files and events.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -56,7 +57,7 @@ class TrainOptions:
     subset: int | None = None
     test_subset: int | None = None
     image_size: int | None = None
-    workers: int = 4
+    workers: int = min(4, os.cpu_count() or 1)  # image decoding processes (folder sets)
     seed: int | None = None  # default: the run's seed
     log_every: int = 10
 
