@@ -8,19 +8,13 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from engine.runs import list_runs
+from pfs_tui.formatting import human
 from pfs_tui.messages import RunsListed
 from pfs_tui.screens.base import PageScreen
 
 REFRESH_S = 2.0
 
 
-def human(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return str(n)
 
 
 def describe(info) -> str:

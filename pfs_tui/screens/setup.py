@@ -8,20 +8,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Label, Select, Static
 
 from engine.data import dataset_names
+from pfs_tui.formatting import human
 from pfs_tui.messages import ModelRowsReady
 from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import FIELDS, model_rows
 from pfs_tui.widgets.number_field import NumberField
-
-
-def human(n: int | None) -> str:
-    """12345678 -> '12.3M' (the list is for comparing sizes, not exact counts)."""
-    if n is None:
-        return "-"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return str(n)
 
 
 class SetupScreen(PageScreen):

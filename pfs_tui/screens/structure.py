@@ -13,6 +13,7 @@ from textual.worker import get_current_worker
 
 from engine.errors import PfsError
 from engine.runs import atomic_write_json
+from pfs_tui.formatting import human
 from pfs_tui.messages import StructureReady
 from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import FIELDS, build_model, gates_fit, structures
@@ -22,11 +23,6 @@ from pfs_tui.widgets.number_field import NumberField
 REFRESH_HZ = 4
 
 
-def human(n: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return str(n)
 
 
 class StructureScreen(PageScreen):
