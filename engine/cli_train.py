@@ -83,7 +83,8 @@ def _report_training(summary: dict, run: Path, as_json: bool) -> None:
         print(f"next: pfs search {run} --flops 0.5")
         return
     print(f"{run}: test accuracy {summary['test_acc']:.4f} (best {summary['best_test_acc']:.4f} at epoch "
-          f"{summary['best_epoch']}), {summary['epochs']} epochs, {human(summary['macs'])} MACs "
+          f"{summary['best_epoch']}), {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, "
+          f"{human(summary['macs'])} MACs "
           f"({summary['macs_ratio']:.1%} of dense), {summary['images_per_s']:.0f} images/s on {summary['device']}")
 
 
