@@ -37,6 +37,14 @@ async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condi
         await pilot.pause(0.05)
 
 
+async def show_runs(pilot, app, rows: int = 1):
+    """Switch to the Runs page and wait until its table lists `rows` runs; returns the table."""
+    await pilot.press("4")
+    table = app.screen.query_one("#runs-table")
+    await wait_until(pilot, lambda: table.row_count == rows, what="the runs list")
+    return table
+
+
 def text_of(app, selector: str) -> str:
     """The plain text a widget shows (Static content, or what a custom widget renders)."""
     from textual.widgets import Label, Static

@@ -9,7 +9,7 @@ from pfs_tui.app import PfsApp
 from pfs_tui.screens.run_detail import RunDetailScreen
 from pfs_tui.session import Session
 from pfs_tui.tasks import EventFollower, launch_train, train_command, train_process_alive
-from pfs_tui.testing import copy_run, make_app, settled_structure, text_of, wait_until
+from pfs_tui.testing import copy_run, make_app, settled_structure, show_runs, text_of, wait_until
 
 FAKE_TRAIN = Path(__file__).parent / "fake_train.py"
 
@@ -37,9 +37,7 @@ async def test_opening_a_finished_run_shows_its_curves_and_accuracy(runs_root):
     copy_run("trained", runs_root)
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("4")
-        table = app.screen.query_one("#runs-table")
-        await wait_until(pilot, lambda: table.row_count == 1, what="the runs list")
+        await show_runs(pilot, app)
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.epochs,
                          what="the run's events")
@@ -67,9 +65,7 @@ async def test_retrain_runs_detached_and_is_reattached_after_a_restart(runs_root
     assert train_process_alive(run) is True
     app = PfsApp(Session(runs_root=runs_root), show_eta=False, blink=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("4")
-        table = app.screen.query_one("#runs-table")
-        await wait_until(pilot, lambda: table.row_count == 1, what="the runs list")
+        table = await show_runs(pilot, app)
         assert table.get_row_at(0)[2] == "running"
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.epochs,
@@ -119,9 +115,7 @@ async def test_opening_a_runs_gates_shows_its_structure_and_r_replays_it(runs_ro
               learn=LearnConfig(steps=2, batch_size=8, heldout_limit=20, snapshot_every=1))
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("4")
-        table = app.screen.query_one("#runs-table")
-        await wait_until(pilot, lambda: table.row_count == 1, what="the runs list")
+        await show_runs(pilot, app)
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="the run page")
         await pilot.press("g")
