@@ -49,7 +49,7 @@ def _resume(run: RunDir, on_event, should_stop) -> dict:
     from engine.jobs import resume_learn
 
     config = run.config
-    summary = run.read_json("summary.json") if run.exists("summary.json") else {}
+    summary = run.read_json_or_empty("summary.json")
     if summary.get("stage") == "train" and summary.get("status") == "finished":
         return summary
     if "pipeline" not in config and "train" in config:

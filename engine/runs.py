@@ -132,6 +132,10 @@ class RunDir:
     def read_json(self, name: str) -> Any:
         return read_json(self.path / name)
 
+    def read_json_or_empty(self, name: str) -> dict:
+        """A JSON file of the run, or {} when the run has not written it yet."""
+        return self.read_json(name) if self.exists(name) else {}
+
     def save(self, name: str, obj: Any) -> None:
         save_tensors(self.path / name, obj)
 
@@ -160,7 +164,7 @@ class RunDir:
         for name in ("init.pt", "gates.pt", "structure.json", "events.jsonl"):
             if self.exists(name):
                 atomic_write_bytes(new.file(name), self.file(name).read_bytes())
-        summary = self.read_json("summary.json") if self.exists("summary.json") else {}
+        summary = self.read_json_or_empty("summary.json")
         learn = summary.get("learn") if summary.get("stage") == "train" else summary
         for stale in ("summary.json", "checkpoints/last.pt"):
             new.file(stale).unlink(missing_ok=True)
@@ -255,8 +259,8 @@ def run_info(path: str | os.PathLike) -> RunInfo:
             status, progress = ("stopped", progress) if stopped else ("finished", 1.0)
         elif isinstance(e, RunFailed):
             status = "stopped" if e.error.startswith("stopped") else "failed"
-    summary = run.read_json("summary.json") if run.exists("summary.json") else {}
-    structure = run.read_json("structure.json") if run.exists("structure.json") else {}
+    summary = run.read_json_or_empty("summary.json")
+    structure = run.read_json_or_empty("structure.json")
     if summary.get("test_acc") is not None:
         accuracy = summary["test_acc"]
     mtime = max((p.stat().st_mtime for p in run.path.iterdir() if p.is_file()), default=0.0)

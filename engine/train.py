@@ -349,7 +349,7 @@ def evaluate(net: nn.Module, source, device: torch.device, *, rank: int = 0, wor
 
 def _summary(run: RunDir, job: _Job, state: dict, options: TrainOptions, device, world: int) -> dict:
     history = state["history"]
-    prev = run.read_json("summary.json") if run.exists("summary.json") else {}
+    prev = run.read_json_or_empty("summary.json")
     earlier = prev.get("learn") if prev.get("stage") == "train" else prev
     median = (lambda key: statistics.median(h[key] for h in history)) if history else (lambda key: None)
     return {
