@@ -14,6 +14,7 @@ test: setup data
 
 lint: setup
 	$(BIN)/ruff check engine sample_models pfs_tui tests bench
+	$(BIN)/lint-imports --no-cache
 
 setup: $(VENV)/.installed
 

@@ -5,7 +5,7 @@ on seeded random gates: uneven widths per layer, as learned gates give). Variant
 one process, interleaved round by round, and the table reports medians of speeds and of
 per-round ratios, so a shared, noisy machine moves both sides together.
 
-  train    engine.train.train_step: forward + backward + SGD (momentum, wd), batch 128
+  train    engine.training.train.train_step: forward + backward + SGD (momentum, wd), batch 128
   infer    eval-mode forward, no autograd: batch 1 latency and batch 128 throughput
 
 Each in the default (NCHW) memory format and in channels_last.
@@ -27,7 +27,7 @@ from engine.flops import count_macs
 from engine.gates import set_gates_enabled
 from engine.prune import pruned_model
 from engine.search import search
-from engine.train import param_groups, train_step
+from engine.training.train import param_groups, train_step
 from sample_models import create_model
 
 CL = torch.channels_last

@@ -1,4 +1,4 @@
-"""GPU smoke test: one short CIFAR-shaped training through engine.train, epoch time and images/s.
+"""GPU smoke test: one short CIFAR-shaped training through engine.training.train, epoch time and images/s.
 
 Runs the real `train_run` path (device auto-selection, AMP, channels_last, the data set
 held on the GPU, non-blocking copies) on a synthetic CIFAR-10-shaped set (50,000 train,
@@ -22,7 +22,7 @@ from engine.data import synthetic_dataset
 from engine.events import EpochEnd
 from engine.runs import RunDir
 from engine.search import search
-from engine.train import TrainOptions, train_run
+from engine.training.train import TrainOptions, train_run
 from sample_models import create_model
 
 

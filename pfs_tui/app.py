@@ -107,7 +107,7 @@ class PfsApp(App):
 
     async def open_run_gates(self, path: str | Path) -> None:
         """Show a run's selected gates (gates.pt) on the Structure page."""
-        from engine.jobs import load_gated_model
+        from engine.runs import load_gated_model
 
         path = Path(path)
         try:

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 UI_MODULES = ("textual", "rich", "textual_plotext", "plotext", "textual_serve", "pfs_tui")
-HEADLESS = ("engine", "sample_models", "engine.cli", "engine.jobs", "engine.learn", "engine.search",
-            "engine.runs", "engine.events", "engine.train")
+HEADLESS = ("engine", "sample_models", "engine.cli", "engine.jobs", "engine.learn", "engine.search", "engine.data",
+            "engine.runs", "engine.events", "engine.training")
 
 
 def _loaded_after(imports: str) -> list[str]:

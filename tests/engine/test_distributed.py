@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from engine.runs import load_tensors
-from engine.train import TrainOptions, train_run
+from engine.training.train import TrainOptions, train_run
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 ARGS = dict(epochs=2, subset=256, test_subset=200, batch_size=64, lr=0.05)

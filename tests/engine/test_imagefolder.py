@@ -10,7 +10,7 @@ from engine.data import load_dataset
 from engine.errors import DataError
 from engine.runs import RunDir
 from engine.search import search
-from engine.train import TrainOptions, train_run
+from engine.training.train import TrainOptions, train_run
 from sample_models import create_model
 
 CLASSES = ("cat", "dog", "fish")

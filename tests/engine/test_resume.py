@@ -12,7 +12,7 @@ import torch
 
 from engine.cli import main
 from engine.runs import load_tensors, run_info
-from engine.train import TrainOptions
+from engine.training.train import TrainOptions
 
 TRAIN = ["--epochs", "6", "--subset", "640", "--test-subset", "200", "--batch-size", "64", "--quiet"]
 

@@ -9,9 +9,9 @@ from torch import nn
 
 from engine.errors import PfsError
 from engine.gates import ChannelGate
-from engine.inits import build_model
-from engine.recipes import Plan, budget_epochs, get_recipe, lr_at, make_plan
-from engine.train import TrainOptions, param_groups, train_run
+from engine.training.inits import build_model
+from engine.training.recipes import Plan, budget_epochs, get_recipe, lr_at, make_plan
+from engine.training.train import TrainOptions, param_groups, train_run
 from sample_models import create_model
 
 

@@ -106,8 +106,9 @@ def test_follower_returns_only_complete_new_lines(tmp_path):
 
 
 async def test_opening_a_runs_gates_shows_its_structure_and_r_replays_it(runs_root):
-    from engine.jobs import learn_run, load_gated_model
+    from engine.jobs import learn_run
     from engine.learn import LearnConfig
+    from engine.runs import load_gated_model
     from engine.search import search
 
     run = runs_root / "tiny"

@@ -13,11 +13,9 @@ from pathlib import Path
 import torch
 
 from engine.data import Dataset, load_dataset
-from engine.errors import PfsError, RunError
-from engine.events import Event, RunFailed, RunFinished, RunStarted, StructureFound, fanout
+from engine.events import Event, RunFailed, RunFinished, RunStarted, fanout
 from engine.learn import LearnConfig, LearnResult, learn_gates
-from engine.runs import RunDir
-from engine.search import Structure, search
+from engine.runs import RunDir, load_gated_model
 
 CHECKPOINT = "checkpoints/learn.pt"
 CHECKPOINT_EVERY = 100  # steps; a killed learn loses at most this much work
@@ -85,72 +83,3 @@ def _learn(run: RunDir, net, ds: Dataset, learn: LearnConfig, on_event, should_s
         raise
     finally:
         sink.close()
-
-
-def load_gated_model(run_path: str | Path, *, gates: bool = True):
-    """The run's network at its random init, with the learned gates when `gates`."""
-    from sample_models import rebuild
-
-    run = RunDir.open(run_path)
-    config = run.config
-    if "model_spec" not in config:
-        raise RunError(f"{run.path}/config.json has no model_spec; it was not written by `pfs learn`")
-    net = rebuild(config["model_spec"])
-    net.load_state_dict(_checked_state(run.load("init.pt"), run.path / "init.pt"))
-    if gates:
-        load_gates(net, run.load("gates.pt"), run.path / "gates.pt")
-    return net
-
-
-def load_gates(net, values: dict, source: str | Path = "gates") -> None:
-    """Put saved gate values (group -> tensor) into a model's gates, checking they fit."""
-    if not isinstance(values, dict):
-        raise RunError(f"{source} does not hold gate values; re-run `pfs learn`")
-    with torch.no_grad():
-        for group, gate in net.gates().items():
-            v = values.get(group)
-            if not isinstance(v, torch.Tensor) or v.shape != gate.weight.shape:
-                raise RunError(f"{source} does not fit the model (group {group!r}); re-run `pfs learn`")
-            gate.weight.copy_(v)
-
-
-def _checked_state(state, source: Path) -> dict:
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise RunError(f"{source} is not a model state dict; re-run `pfs learn`")
-    return state
-
-
-def search_run(run_path: str | Path, budget: float, *, min_channels: int = 1,
-               on_event: Callable[[Event], None] | None = None) -> Structure:
-    """Search the run's learned gates for a FLOPs budget and write structure.json."""
-    run = RunDir.open(run_path)
-    if not run.exists("gates.pt"):
-        raise RunError(f"{run.path} has no learned gates yet; finish `pfs learn` (or `pfs resume {run.path}`) first")
-    if not isinstance(budget, (int, float)) or not 0 < budget <= 1:
-        raise PfsError(f"--flops must be a fraction of the dense model's MACs in (0, 1], got {budget}")
-    net = load_gated_model(run.path)
-    structure = search(net, budget, run.config.get("input_size"), min_channels=min_channels)
-    run.write_json("structure.json", {**structure.to_json(), "dataset": run.config.get("dataset")})
-    event = StructureFound(widths=structure.widths, macs=structure.macs, params=structure.params,
-                           dense_macs=structure.dense_macs, budget=structure.budget,
-                           threshold=structure.threshold, tied=structure.tied)
-    with run.event_sink() as sink:
-        sink(event)
-    if on_event is not None:
-        on_event(event)
-    return structure
-
-
-def load_structure(path: str | Path) -> Structure:
-    """A Structure from a structure.json file (or a run directory holding one)."""
-    from engine.runs import read_json
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "structure.json"
-        if not path.is_file():
-            raise RunError(f"{path.parent} has no structure.json yet; run `pfs search {path.parent} --flops F`")
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise RunError(f"{path} is not a structure.json; re-create it with `pfs search RUN --flops F`")
-    return Structure.from_json(data)

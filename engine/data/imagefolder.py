@@ -1,7 +1,7 @@
 """ImageNet-style folders (`imagefolder:PATH`): PATH/train/<class>/*.jpg and PATH/val/<class>/*.
 
 Such sets do not fit in memory, so images are decoded with PIL in DataLoader worker
-processes and streamed. Batches follow the same rules as engine.sources: the order and
+processes and streamed. Batches follow the same rules as engine.data.sources: the order and
 the random crops of epoch `e` depend only on (seed, e, image), and every rank takes its
 slice of the same global batch. Images travel as uint8 and are normalised on the device.
 """
@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from engine.errors import DataError
-from engine.sources import Batch, epoch_generator, shard, steps_per_epoch
+from engine.data.sources import Batch, epoch_generator, shard, steps_per_epoch
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -78,7 +78,7 @@ class ImageFolderDataset:
         return replace(self, train_files=rest), replace(self, train_files=held, test_files=held)
 
     def source(self, *, workers: int | None = None, test_limit: int | None = None) -> FolderSource:
-        """A batch source over this folder (see engine.sources.BatchSource)."""
+        """A batch source over this folder (see engine.data.sources.BatchSource)."""
         return FolderSource(self, workers=self.workers if workers is None else workers, test_limit=test_limit)
 
 

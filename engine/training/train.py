@@ -20,16 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import distributed
 from engine.data import Dataset, load_dataset
+from engine.data.sources import MemorySource, steps_per_epoch
 from engine.errors import PfsError
 from engine.events import CheckpointSaved, EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd, fanout
 from engine.flops import count_macs, count_params, dense_macs
-from engine.inits import build_model
-from engine.recipes import DEVICES, INITS, SCHEDULES, Plan, lr_at, make_plan
 from engine.runs import RunDir, read_json
 from engine.search import Structure
-from engine.sources import MemorySource, steps_per_epoch
+from engine.training import distributed
+from engine.training.inits import build_model
+from engine.training.recipes import DEVICES, INITS, SCHEDULES, Plan, lr_at, make_plan
 
 CHECKPOINT = "checkpoints/last.pt"
 
@@ -185,7 +185,7 @@ class _Job:
     """Everything the epoch loop needs, built once from the run's files and the options."""
 
     structure: Structure
-    source: object  # engine.sources.BatchSource
+    source: object  # engine.data.sources.BatchSource
     model: nn.Module
     plan: Plan
     macs: int

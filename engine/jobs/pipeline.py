@@ -12,8 +12,10 @@ from pathlib import Path
 
 from engine.errors import PfsError
 from engine.events import Event
+from engine.jobs.learn_job import learn_run, resume_learn
+from engine.jobs.search_job import search_run
 from engine.runs import RunDir
-from engine.train import CHECKPOINT, TrainOptions, train_run
+from engine.training.train import CHECKPOINT, TrainOptions, train_run
 
 
 def pipeline_run(out: str | Path, *, model: str, dataset: str, learn, flops: float, train: TrainOptions,
@@ -21,8 +23,6 @@ def pipeline_run(out: str | Path, *, model: str, dataset: str, learn, flops: flo
                  arch: dict | None = None, min_channels: int = 1, on_event: Callable[[Event], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, overwrite: bool = False) -> dict:
     """Learn, search and train into `out`; returns the training summary."""
-    from engine.jobs import learn_run
-
     if not isinstance(flops, (int, float)) or not 0 < flops <= 1:
         raise PfsError(f"--flops must be a fraction of the dense model's MACs in (0, 1], got {flops}")
     train.validate()  # before learning, so a bad training flag costs no compute
@@ -46,8 +46,6 @@ def resume_run(run_path: str | Path, *, on_event: Callable[[Event], None] | None
 
 
 def _resume(run: RunDir, on_event, should_stop) -> dict:
-    from engine.jobs import resume_learn
-
     config = run.config
     summary = run.read_json_or_empty("summary.json")
     if summary.get("stage") == "train" and summary.get("status") == "finished":
@@ -75,8 +73,6 @@ def _learn_finished(run: RunDir) -> bool:
 
 def _rest(run: RunDir, on_event, should_stop) -> dict:
     """Search (unless structure.json exists), then train (resuming a started training)."""
-    from engine.jobs import search_run
-
     plan = run.config["pipeline"]
     if not run.exists("structure.json"):
         search_run(run.path, plan["flops"], min_channels=plan.get("min_channels", 1), on_event=on_event)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from engine.errors import PfsError
 
 SCHEDULES = ("step", "cos")
-INITS = ("scratch", "ticket", "inherit")  # see engine.inits
+INITS = ("scratch", "ticket", "inherit")  # see engine.training.inits
 DEVICES = ("auto", "cpu", "cuda")
 
 

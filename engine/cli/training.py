@@ -1,6 +1,6 @@
 """`pfs train | run | resume | runs`: the retraining side of the command line.
 
-Registered by engine.cli.build_parser; shares its argument types and output helpers.
+Registered by engine.cli.build_parser through PARSERS; its helpers come from engine.cli.common.
 """
 from __future__ import annotations
 
@@ -9,29 +9,29 @@ import sys
 import time
 from pathlib import Path
 
-from engine.cli import (
-    _add_learn_args,
-    _graceful_stop,
-    _number,
-    _positive_int,
-    _print_json,
-    _progress,
+from engine.cli.common import (
     add_budget_args,
+    add_learn_args,
+    graceful_stop,
     human,
     learn_config,
+    number,
     out_dir,
+    positive_int,
+    print_json,
+    progress,
 )
 
 
 def _add_train_args(p, prefix: str = "") -> None:
     """Retraining flags; `pfs run` prefixes those that clash with the learning flags."""
-    from engine.recipes import DEVICES, INITS, SCHEDULES, recipe_names
+    from engine.training.recipes import DEVICES, INITS, SCHEDULES, recipe_names
 
-    p.add_argument(f"--{prefix}epochs", dest="train_epochs", type=_positive_int,
+    p.add_argument(f"--{prefix}epochs", dest="train_epochs", type=positive_int,
                    help="training epochs (default: the recipe's, CIFAR 160)")
     p.add_argument("--budget", action="store_true",
                    help="Scratch-B: epochs x dense MACs / pruned MACs (same compute as the dense network)")
-    p.add_argument(f"--{prefix}expand", dest="train_expand", type=_number, default=1.0,
+    p.add_argument(f"--{prefix}expand", dest="train_expand", type=number, default=1.0,
                    help="widen the pruned network by this factor (scratch init only)")
     p.add_argument("--init", choices=INITS, default="scratch",
                    help="scratch: new random init (paper); ticket: the gated network's init weights; "
@@ -40,26 +40,26 @@ def _add_train_args(p, prefix: str = "") -> None:
                    help="trained dense model weights for --init inherit")
     p.add_argument("--recipe", choices=recipe_names(), help="hyper-parameter preset (default: cifar; imagenet "
                    "for imagefolder:PATH)")
-    p.add_argument(f"--{prefix}lr", dest="train_lr", type=_number, help="SGD learning rate (cifar: 0.1)")
-    p.add_argument("--wd", type=_number, help="weight decay (cifar: 1e-4)")
-    p.add_argument("--momentum", type=_number, help="SGD momentum (0.9)")
+    p.add_argument(f"--{prefix}lr", dest="train_lr", type=number, help="SGD learning rate (cifar: 0.1)")
+    p.add_argument("--wd", type=number, help="weight decay (cifar: 1e-4)")
+    p.add_argument("--momentum", type=number, help="SGD momentum (0.9)")
     p.add_argument("--schedule", choices=SCHEDULES, help="step: x0.1 at 50%% and 75%%; cos: cosine")
-    p.add_argument("--label-smoothing", type=_number, help="cross-entropy label smoothing (imagenet: 0.1)")
-    p.add_argument(f"--{prefix}batch-size", dest="train_batch_size", type=_positive_int,
+    p.add_argument("--label-smoothing", type=number, help="cross-entropy label smoothing (imagenet: 0.1)")
+    p.add_argument(f"--{prefix}batch-size", dest="train_batch_size", type=positive_int,
                    help="global batch size (cifar: 128), split over torchrun processes")
-    p.add_argument("--accum-steps", type=_positive_int, default=1,
+    p.add_argument("--accum-steps", type=positive_int, default=1,
                    help="micro-batches per step (BN sees each alone, like one DDP process)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    p.add_argument("--subset", type=_positive_int, metavar="N", help="train on the first N images only")
-    p.add_argument("--test-subset", type=_positive_int, metavar="N", help="test on the first N images only")
-    p.add_argument("--image-size", type=_positive_int, help="crop size for imagefolder data (default 224)")
+    p.add_argument("--subset", type=positive_int, metavar="N", help="train on the first N images only")
+    p.add_argument("--test-subset", type=positive_int, metavar="N", help="test on the first N images only")
+    p.add_argument("--image-size", type=positive_int, help="crop size for imagefolder data (default 224)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="image decoding processes for imagefolder data (default: up to 4, one per core)")
 
 
 def _train_options(args, seed: int | None):
-    from engine.train import TrainOptions
+    from engine.training.train import TrainOptions
 
     return TrainOptions(
         epochs=args.train_epochs, budget=args.budget, expand=args.train_expand, init=args.init,
@@ -71,12 +71,12 @@ def _train_options(args, seed: int | None):
 
 
 def _report_training(summary: dict, run: Path, as_json: bool) -> None:
-    from engine.distributed import from_env
+    from engine.training.distributed import from_env
 
     if not from_env().is_main:
         return
     if as_json:
-        _print_json({k: v for k, v in summary.items() if k != "history"})
+        print_json({k: v for k, v in summary.items() if k != "history"})
         return
     if summary.get("stage") != "train":
         print(f"{run}: gates learned, held-out accuracy {summary.get('heldout_acc', float('nan')):.4f}")
@@ -103,14 +103,14 @@ def _add_train_parser(sub) -> None:
 
 
 def _cmd_train(args) -> int:
-    from engine.train import train_run
+    from engine.training.train import train_run
 
     options = _train_options(args, args.seed)
     options.validate()  # before --out creates anything
     run = args.run
     if args.out:
-        from engine.distributed import from_env
         from engine.runs import RunDir
+        from engine.training.distributed import from_env
 
         if from_env().is_main:
             RunDir.open(args.run).branch(args.out, overwrite=args.overwrite)
@@ -119,8 +119,8 @@ def _cmd_train(args) -> int:
             while not (Path(args.out) / "config.json").is_file() and time.monotonic() < deadline:
                 time.sleep(0.1)
         run = args.out
-    bar = _progress(args)
-    with _graceful_stop() as should_stop:
+    bar = progress(args)
+    with graceful_stop() as should_stop:
         summary = train_run(run, options, on_event=bar, should_stop=should_stop, overwrite=args.overwrite)
     _report_training(summary, Path(run), args.json)
     return 0
@@ -128,7 +128,7 @@ def _cmd_train(args) -> int:
 
 def _add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="the whole pipeline in one run directory: learn, search, train")
-    _add_learn_args(p)
+    add_learn_args(p)
     add_budget_args(p)
     _add_train_args(p, prefix="train-")
     p.add_argument("--json", action="store_true", help="print the training summary as JSON")
@@ -137,12 +137,12 @@ def _add_run_parser(sub) -> None:
 
 def _cmd_run(args) -> int:
     from engine.events import fanout
-    from engine.pipeline import pipeline_run
+    from engine.jobs import pipeline_run
 
     learn = learn_config(args)
     out = out_dir(args)
-    bar = _progress(args)
-    with _graceful_stop() as should_stop:
+    bar = progress(args)
+    with graceful_stop() as should_stop:
         summary = pipeline_run(out, model=args.model, dataset=args.dataset, learn=learn, flops=args.flops,
                                train=_train_options(args, None), data_root=args.data_root,
                                download=args.download, expand=args.expand,
@@ -163,10 +163,10 @@ def _add_resume_parser(sub) -> None:
 
 def _cmd_resume(args) -> int:
     from engine.events import fanout
-    from engine.pipeline import resume_run
+    from engine.jobs import resume_run
 
-    bar = _progress(args)
-    with _graceful_stop() as should_stop:
+    bar = progress(args)
+    with graceful_stop() as should_stop:
         summary = resume_run(args.run, on_event=fanout(bar), should_stop=should_stop)
     _report_training(summary, Path(args.run), args.json)
     return 0
@@ -184,7 +184,7 @@ def _cmd_runs(args) -> int:
 
     infos = list_runs(args.dir)
     if args.json:
-        _print_json([i.to_json() for i in infos])
+        print_json([i.to_json() for i in infos])
         return 0
     if not infos:
         print(f"no runs in {args.dir or 'runs'}", file=sys.stderr)

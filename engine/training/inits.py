@@ -14,7 +14,7 @@ from torch import nn
 from engine.errors import PfsError
 from engine.gates import ChannelGate, set_gates_enabled
 from engine.prune import copy_kept, fold_gates, pruned_model
-from engine.runs import RunDir, load_tensors
+from engine.runs import RunDir, load_gated_model, load_tensors
 from engine.search import Structure
 
 
@@ -48,8 +48,6 @@ def dense_model(run: RunDir, structure: Structure) -> nn.Module:
 
 def init_model(run: RunDir, structure: Structure) -> nn.Module:
     """The gated network at its random initialisation (RUN/init.pt), gates at 1."""
-    from engine.jobs import load_gated_model
-
     if not run.exists("init.pt"):
         raise PfsError(f"{run.path}/init.pt is missing: --init ticket needs the run made by "
                        "`pfs learn`; use --init scratch otherwise")

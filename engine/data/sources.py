@@ -15,7 +15,7 @@ from typing import Protocol
 
 import torch
 
-from engine.data import Dataset, augment_batch
+from engine.data.memory import Dataset, augment_batch
 from engine.errors import PfsError
 
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -1,131 +1,26 @@
-"""`pfs`: the engine's jobs, headless, for scripts.
-
-Data (tables, --json) goes to stdout; progress and diagnostics go to stderr. A user
-mistake (PfsError) prints `pfs: error: <message>` on one line and exits 2; any other
-failure exits 1 with its message, and the traceback only under --debug.
-"""
+"""`pfs models | flops | learn | search | prune | compare`: the method's commands."""
 from __future__ import annotations
 
-import argparse
-import json
-import signal
 import sys
-import time
-import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
+from engine.cli.common import (
+    add_budget_args,
+    add_learn_args,
+    graceful_stop,
+    human,
+    learn_config,
+    number,
+    out_dir,
+    positive_int,
+    print_json,
+    progress,
+)
 from engine.errors import PfsError
 
-EXIT_USER, EXIT_FAILURE = 2, 1
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are PfsErrors, so they print as one line too."""
-
-    def error(self, message: str):
-        raise PfsError(f"{message} (see `{self.prog} --help`)")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `pfs` command line; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    try:
-        if argv and argv[0] == "tui":  # the TUI parses its own flags (and --help)
-            from pfs_tui.__main__ import main as tui_main
-
-            return int(tui_main(argv[1:]) or 0)
-        args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
-    except PfsError as exc:
-        print(f"pfs: error: {exc}", file=sys.stderr)
-        return EXIT_USER
-    except KeyboardInterrupt:
-        print("pfs: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # the one place that turns any failure into an exit status
-        if debug:
-            traceback.print_exc()
-        print(f"pfs: failed: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
-              file=sys.stderr)
-        return EXIT_FAILURE
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pfs", description="Pruning from Scratch: learn channel gates on a random "
-                     "network, search a FLOPs budget, train the pruned network.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
-    from engine import cli_train  # training commands live beside this module (it imports our helpers)
-
-    for add in (_add_models_parser, _add_flops_parser, _add_learn_parser, _add_search_parser,
-                _add_prune_parser, *cli_train.PARSERS, _add_compare_parser, _add_tui_parser):
-        add(sub)
-    return parser
-
-
-# -- shared helpers -------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _print_json(data) -> None:
-    print(json.dumps(data, indent=2))
-
-
-def human(n: float) -> str:
-    """125485706 -> '125.49M' (MACs and parameter counts for people)."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(int(n))
-
-
-@contextmanager
-def _graceful_stop() -> Iterator[callable]:
-    """First Ctrl-C asks the job to stop at the next step (keeping its work); a second aborts."""
-    state = {"stop": False}
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if state["stop"]:
-            raise KeyboardInterrupt
-        state["stop"] = True
-        print("\npfs: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
-
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        previous = None
-    try:
-        yield lambda: state["stop"]
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _progress(args):
-    from engine.events import ProgressBar
-
-    return None if getattr(args, "quiet", False) else ProgressBar()
-
-
 # -- models -----------------------------------------------------------------------------
+
+
 def _add_models_parser(sub) -> None:
     p = sub.add_parser("models", help="list the sample models with their dense MACs and params")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -149,7 +44,7 @@ def _cmd_models(args) -> int:
                      "groups": len(m.widths), "channels": sum(m.widths.values()),
                      "macs": count_macs(m), "params": count_params(m)})
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     print(f"{'model':<14}{'input':<12}{'MACs':>10}{'params':>10}{'groups':>8}  description")
     for r in rows:
@@ -160,15 +55,17 @@ def _cmd_models(args) -> int:
 
 
 # -- flops ------------------------------------------------------------------------------
+
+
 def _add_flops_parser(sub) -> None:
     p = sub.add_parser("flops", help="MACs and params of a model, dense or at a structure's widths")
     p.add_argument("model")
     p.add_argument("--widths", metavar="STRUCTURE_JSON", help="count at the widths of a structure.json")
     p.add_argument("--dataset", help="take input size and classes from a data set (e.g. fashion-mnist)")
     p.add_argument("--input-size", metavar="C,H,W", help="input size, e.g. 3,32,32 (default: the model's)")
-    p.add_argument("--num-classes", type=_positive_int, help="classifier outputs (default 10, ImageNet 1000)")
+    p.add_argument("--num-classes", type=positive_int, help="classifier outputs (default 10, ImageNet 1000)")
     p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut (A zero-pad, B projection)")
-    p.add_argument("--expand", type=_number, default=1.0, help="channel expansion factor")
+    p.add_argument("--expand", type=number, default=1.0, help="channel expansion factor")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_flops)
 
@@ -194,7 +91,7 @@ def _cmd_flops(args) -> int:
     arch = {"shortcut": args.shortcut} if args.shortcut else {}
     widths = None
     if args.widths:
-        from engine.jobs import load_structure
+        from engine.runs import load_structure
 
         structure = load_structure(args.widths)
         if structure.model != args.model:
@@ -215,7 +112,7 @@ def _cmd_flops(args) -> int:
               "dense_macs": dense, "dense_params": dparams, "macs_ratio": macs / dense,
               "widths": dict(m.widths)}
     if args.json:
-        _print_json(result)
+        print_json(result)
         return 0
     print(f"{args.model} at {'x'.join(map(str, size))}, {classes} classes")
     print(f"MACs   {macs:>15,}  ({human(macs)}, {macs / dense:.1%} of dense {human(dense)})")
@@ -224,61 +121,13 @@ def _cmd_flops(args) -> int:
 
 
 # -- learn / search / prune ---------------------------------------------------------------
-def _add_learn_args(p) -> None:
-    p.add_argument("model", help="sample model name (see `pfs models`)")
-    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), cifar10, cifar100, synthetic")
-    p.add_argument("--data-root", metavar="DIR", help="folder holding the data set")
-    p.add_argument("--download", action="store_true", help="download the data set with torchvision (needs internet)")
-    p.add_argument("--sparsity", type=_number, default=0.2, metavar="R", help="target mean gate r (default 0.2)")
-    p.add_argument("--gamma", type=_number, default=0.5, help="regulariser weight (default 0.5)")
-    p.add_argument("--reg", choices=["mean", "l1"], default="mean",
-                   help="mean: gamma*(mean|g|-r)^2 (paper, default); l1: gamma*mean|g| (baseline)")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_number, default=10, help="epochs of gate learning (default 10)")
-    length.add_argument("--steps", type=_positive_int, help="gate-learning steps (instead of --epochs)")
-    p.add_argument("--batch-size", type=_positive_int, default=128)
-    p.add_argument("--lr", type=_number, default=0.01, help="Adam learning rate of the gates (default 0.01)")
-    p.add_argument("--eval-every", type=_positive_int, help="steps between held-out evaluations (default: per epoch)")
-    p.add_argument("--heldout-limit", type=_positive_int, help="held-out images per evaluation (default: all)")
-    p.add_argument("--expand", type=_number, default=1.0, help="learn on a network this many times wider")
-    p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut (A zero-pad, B projection)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", metavar="RUN", help="run directory (default runs/MODEL-DATASET-TIME)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def add_budget_args(p) -> None:
-    """--flops and --min-channels: the structure search's budget (search, prune, run)."""
-    p.add_argument("--flops", type=_number, required=True, metavar="F",
-                   help="budget as a fraction of the dense model's MACs, in (0, 1]")
-    p.add_argument("--min-channels", type=_positive_int, default=1, help="channels kept per group at least")
 
 
 def _add_learn_parser(sub) -> None:
     p = sub.add_parser("learn", help="learn channel gates on the frozen random network")
-    _add_learn_args(p)
+    add_learn_args(p)
     p.add_argument("--json", action="store_true", help="print the learning summary as JSON")
     p.set_defaults(func=_cmd_learn)
-
-
-def learn_config(args):
-    """The validated LearnConfig of the learning flags (shared by learn, prune and run)."""
-    from engine.learn import LearnConfig
-
-    config = LearnConfig(sparsity=args.sparsity, gamma=args.gamma, reg=args.reg, epochs=args.epochs,
-                         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                         eval_every=args.eval_every, heldout_limit=args.heldout_limit, seed=args.seed)
-    config.validate()
-    return config
-
-
-def out_dir(args) -> Path:
-    """--out, or a new runs/MODEL-DATASET-TIME (names safe for a folder)."""
-    if args.out:
-        return Path(args.out)
-    dataset = args.dataset.replace(":", "-").replace("/", "_")
-    return Path("runs") / f"{args.model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _learn_from_args(args):
@@ -288,8 +137,8 @@ def _learn_from_args(args):
     config = learn_config(args)
     out = out_dir(args)
     arch = {"shortcut": args.shortcut} if args.shortcut else {}
-    bar = _progress(args)
-    with _graceful_stop() as should_stop:
+    bar = progress(args)
+    with graceful_stop() as should_stop:
         result = learn_run(out, model=args.model, dataset=args.dataset, learn=config, data_root=args.data_root,
                            download=args.download, expand=args.expand, arch=arch, on_event=fanout(bar),
                            should_stop=should_stop, overwrite=args.overwrite)
@@ -308,7 +157,7 @@ def _cmd_learn(args) -> int:
     out, result = _learn_from_args(args)
     summary = _learn_summary(out, result)
     if args.json:
-        _print_json(summary)
+        print_json(summary)
     else:
         print(f"{out}: gates from step {result.selected_step}, held-out accuracy {result.heldout_acc:.4f}, "
               f"{result.open_frac:.1%} open" + (" (stopped early)" if result.stopped else ""))
@@ -326,7 +175,7 @@ def _add_search_parser(sub) -> None:
 
 def _print_structure(structure, as_json: bool, run: Path) -> None:
     if as_json:
-        _print_json(structure.to_json())
+        print_json(structure.to_json())
         return
     print(f"{structure.model}: {structure.macs:,} MACs ({structure.macs_ratio:.1%} of dense, "
           f"{structure.speedup:.2f}x fewer), {structure.params:,} params "
@@ -348,7 +197,7 @@ def _cmd_search(args) -> int:
 
 def _add_prune_parser(sub) -> None:
     p = sub.add_parser("prune", help="learn gates, then search the FLOPs budget (learn + search)")
-    _add_learn_args(p)
+    add_learn_args(p)
     add_budget_args(p)
     p.add_argument("--json", action="store_true", help="print structure.json")
     p.set_defaults(func=_cmd_prune)
@@ -366,6 +215,8 @@ def _cmd_prune(args) -> int:
 
 
 # -- compare ------------------------------------------------------------------------------
+
+
 def _add_compare_parser(sub) -> None:
     p = sub.add_parser("compare", help="how alike structures are: keep ratios per layer and their correlation")
     p.add_argument("structures", nargs="+", metavar="RUN_OR_JSON", help="run directories or structure.json files")
@@ -375,7 +226,7 @@ def _add_compare_parser(sub) -> None:
 
 def _cmd_compare(args) -> int:
     from engine.analysis import keep_ratios, mean_pairwise_correlation, pairwise_correlations
-    from engine.jobs import load_structure
+    from engine.runs import load_structure
 
     structures = [load_structure(p) for p in args.structures]
     if len(structures) < 2:
@@ -386,7 +237,7 @@ def _cmd_compare(args) -> int:
               "correlation": [[None if v != v else round(float(v), 4) for v in row] for row in matrix],
               "mean_correlation": mean_pairwise_correlation(structures)}
     if args.json:
-        _print_json(result)
+        print_json(result)
         return 0
     groups = list(structures[0].dense_widths)
     print(f"{'group':<18}" + "".join(f"{i:>8}" for i in range(len(structures))))
@@ -399,11 +250,5 @@ def _cmd_compare(args) -> int:
     return 0
 
 
-# -- tui ----------------------------------------------------------------------------------
-def _add_tui_parser(sub) -> None:
-    # Listed for --help only: main() hands `pfs tui ...` to pfs_tui before parsing.
-    sub.add_parser("tui", help="the terminal explorer (see `pfs tui --help`)", add_help=False)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+PARSERS = (_add_models_parser, _add_flops_parser, _add_learn_parser, _add_search_parser,
+           _add_prune_parser, _add_compare_parser)

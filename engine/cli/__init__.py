@@ -1,0 +1,71 @@
+"""`pfs`: the engine's jobs, headless, for scripts.
+
+Data (tables, --json) goes to stdout; progress and diagnostics go to stderr. A user
+mistake (PfsError) prints `pfs: error: <message>` on one line and exits 2; any other
+failure exits 1 with its message, and the traceback only under --debug.
+
+The top layer of the engine: one module per command group (method: models, flops, learn,
+search, prune, compare; training: train, run, resume, runs), each registering its
+commands through a PARSERS list, over engine.cli.common's shared helpers. It may import
+every layer below (jobs, training, runs, the method, data), never pfs_tui: `pfs tui`
+hands the process over to the explorer instead of importing it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from engine.cli import method, training
+from engine.cli.common import Parser
+from engine.errors import PfsError
+
+EXIT_USER, EXIT_FAILURE = 2, 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `pfs` command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        if argv and argv[0] == "tui":  # the explorer parses its own flags (and --help)
+            _exec_tui(argv[1:])
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except PfsError as exc:
+        print(f"pfs: error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("pfs: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place that turns any failure into an exit status
+        if debug:
+            traceback.print_exc()
+        print(f"pfs: failed: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `pfs` parser with every command group's subcommands."""
+    parser = Parser(prog="pfs", description="Pruning from Scratch: learn channel gates on a random "
+                    "network, search a FLOPs budget, train the pruned network.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    for add in (*method.PARSERS, *training.PARSERS, _add_tui_parser):
+        add(sub)
+    return parser
+
+
+def _add_tui_parser(sub) -> None:
+    # Listed for --help only: main() hands `pfs tui ...` to the explorer before parsing.
+    sub.add_parser("tui", help="the terminal explorer (see `pfs tui --help`)", add_help=False)
+
+
+def _exec_tui(argv: list[str]) -> None:
+    """Replace this process by `python -m pfs_tui ARGV`: the engine never imports the explorer."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "pfs_tui", *argv])

@@ -1,0 +1,133 @@
+"""Shared pieces of the `pfs` commands: the parser class, argument types, output helpers,
+the learning and budget flags, and the graceful Ctrl-C every long command uses.
+
+Every command module (engine.cli.method, engine.cli.training, ...) imports from here;
+this module imports no command module.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from engine.errors import PfsError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are PfsErrors, so they print as one line too."""
+
+    def error(self, message: str):
+        raise PfsError(f"{message} (see `{self.prog} --help`)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def human(n: float) -> str:
+    """125485706 -> '125.49M' (MACs and parameter counts for people)."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(int(n))
+
+
+@contextmanager
+def graceful_stop() -> Iterator[callable]:
+    """First Ctrl-C asks the job to stop at the next step (keeping its work); a second aborts."""
+    state = {"stop": False}
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if state["stop"]:
+            raise KeyboardInterrupt
+        state["stop"] = True
+        print("\npfs: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        yield lambda: state["stop"]
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def progress(args):
+    from engine.events import ProgressBar
+
+    return None if getattr(args, "quiet", False) else ProgressBar()
+
+
+def add_learn_args(p) -> None:
+    p.add_argument("model", help="sample model name (see `pfs models`)")
+    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), cifar10, cifar100, synthetic")
+    p.add_argument("--data-root", metavar="DIR", help="folder holding the data set")
+    p.add_argument("--download", action="store_true", help="download the data set with torchvision (needs internet)")
+    p.add_argument("--sparsity", type=number, default=0.2, metavar="R", help="target mean gate r (default 0.2)")
+    p.add_argument("--gamma", type=number, default=0.5, help="regulariser weight (default 0.5)")
+    p.add_argument("--reg", choices=["mean", "l1"], default="mean",
+                   help="mean: gamma*(mean|g|-r)^2 (paper, default); l1: gamma*mean|g| (baseline)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=number, default=10, help="epochs of gate learning (default 10)")
+    length.add_argument("--steps", type=positive_int, help="gate-learning steps (instead of --epochs)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=number, default=0.01, help="Adam learning rate of the gates (default 0.01)")
+    p.add_argument("--eval-every", type=positive_int, help="steps between held-out evaluations (default: per epoch)")
+    p.add_argument("--heldout-limit", type=positive_int, help="held-out images per evaluation (default: all)")
+    p.add_argument("--expand", type=number, default=1.0, help="learn on a network this many times wider")
+    p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut (A zero-pad, B projection)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="RUN", help="run directory (default runs/MODEL-DATASET-TIME)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_budget_args(p) -> None:
+    """--flops and --min-channels: the structure search's budget (search, prune, run)."""
+    p.add_argument("--flops", type=number, required=True, metavar="F",
+                   help="budget as a fraction of the dense model's MACs, in (0, 1]")
+    p.add_argument("--min-channels", type=positive_int, default=1, help="channels kept per group at least")
+
+
+def learn_config(args):
+    """The validated LearnConfig of the learning flags (shared by learn, prune and run)."""
+    from engine.learn import LearnConfig
+
+    config = LearnConfig(sparsity=args.sparsity, gamma=args.gamma, reg=args.reg, epochs=args.epochs,
+                         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         eval_every=args.eval_every, heldout_limit=args.heldout_limit, seed=args.seed)
+    config.validate()
+    return config
+
+
+def out_dir(args) -> Path:
+    """--out, or a new runs/MODEL-DATASET-TIME (names safe for a folder)."""
+    if args.out:
+        return Path(args.out)
+    dataset = args.dataset.replace(":", "-").replace("/", "_")
+    return Path("runs") / f"{args.model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
