@@ -16,3 +16,11 @@ class RunError(PfsError):
 
 class BudgetError(PfsError):
     """No structure meets the requested FLOPs budget."""
+
+
+class StopRequested(PfsError):
+    """The user asked a job to stop (Ctrl-C); its work up to now is saved and resumable.
+
+    The message says where it stopped and how to continue; the CLI exits with 130 for it
+    in every command, as for an interrupted program.
+    """

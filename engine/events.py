@@ -158,6 +158,13 @@ def _json_safe(value):
     return value
 
 
+def failure_text(exc: BaseException) -> str:
+    """The `error` of a RunFailed event; an interrupt reads as a stop, which resume continues."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped: interrupted (the last checkpoint is kept; resume continues from it)"
+    return str(exc) or type(exc).__name__
+
+
 def fanout(*sinks: Sink | None) -> Sink:
     """One sink that forwards each event to every given sink (None entries skipped)."""
     live = [s for s in sinks if s is not None]
@@ -211,7 +218,9 @@ def iter_events(lines: Iterable[str]) -> Iterator[Event]:
 class ProgressBar:
     """A one-line stderr progress bar fed by StepEnd/EvalEnd/EpochEnd events.
 
-    Redraws at most `hz` times a second, so fast steps cost nothing.
+    Redraws at most `hz` times a second, so fast steps cost nothing. When the stream is
+    not a terminal (a log file, CI, `2> log`), it writes a plain line every tenth of the
+    run instead of carriage-return frames, so the log reads as lines.
     """
 
     def __init__(self, stream: IO[str] | None = None, width: int = 24, hz: float = 8.0) -> None:
@@ -223,6 +232,8 @@ class ProgressBar:
         self._eval_label = "held-out"
         self._started = time.monotonic()
         self._line_len = 0
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._next_tenth = 0  # non-terminal streams: the next tenth of progress to report
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, EvalEnd):
@@ -230,7 +241,12 @@ class ProgressBar:
             self._eval_label = "held-out" if event.stage == "learn" else "test"
         elif isinstance(event, StepEnd):
             now = time.monotonic()
-            if now - self._last_draw >= self.interval or event.step >= event.total_steps:
+            if not self.tty:
+                tenth = int(10 * event.step / max(1, event.total_steps))
+                if tenth >= self._next_tenth or event.step >= event.total_steps:
+                    self._next_tenth = tenth + 1
+                    self._draw(event, now)
+            elif now - self._last_draw >= self.interval or event.step >= event.total_steps:
                 self._last_draw = now
                 self._draw(event, now)
         elif isinstance(event, (RunFinished, RunFailed)):
@@ -249,6 +265,10 @@ class ProgressBar:
             eta = (e.total_steps - e.step) / e.steps_per_s
             parts.append(f"{e.steps_per_s:.1f} it/s eta {_clock(eta)}")
         line = "  ".join(parts)
+        if not self.tty:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            return
         pad = max(0, self._line_len - len(line))
         self.stream.write("\r" + line + " " * pad)
         self.stream.flush()

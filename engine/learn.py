@@ -255,6 +255,8 @@ class _Loop:
                 self._end_epoch()
             if checkpoint is not None and checkpoint_every and self.step % checkpoint_every == 0:
                 checkpoint(self.state())
+        if self.stopped and checkpoint is not None and self.step:
+            checkpoint(self.state())  # stopped on request: resume continues from this very step
         if self.selection.best is None and (self.last_eval is None or self.last_eval.step != self.step):
             # Stopped early with nothing qualifying: the last gates are the answer, so
             # their held-out accuracy must be known.

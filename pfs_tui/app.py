@@ -144,7 +144,7 @@ class PfsApp(App):
                 return
             self._confirm_retrain = None
             if search or not (path / "structure.json").is_file():
-                search_run(path, self.session.settings.budget)
+                search_run(path, self.session.settings.budget, overwrite=overwrite)
             pid = self.launcher(path, self.session.settings.train_epochs, overwrite=overwrite)
         except PfsError as exc:
             self.notify(str(exc), severity="error", markup=False)

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 from engine.cli import method, training
 from engine.cli.common import Parser
-from engine.errors import PfsError
+from engine.errors import PfsError, StopRequested
 
-EXIT_USER, EXIT_FAILURE = 2, 1
+EXIT_USER, EXIT_FAILURE, EXIT_STOPPED = 2, 1, 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,14 +32,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "tui":  # the explorer parses its own flags (and --help)
             _exec_tui(argv[1:])
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # named here so the hint points at the command's own --help
+            raise PfsError(f"unrecognized arguments: {' '.join(extra)} (see `pfs {args.command} --help`)")
         return int(args.func(args) or 0)
+    except StopRequested as exc:  # Ctrl-C: the job saved its work where it stopped
+        print(f"pfs: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
     except PfsError as exc:
         print(f"pfs: error: {exc}", file=sys.stderr)
         return EXIT_USER
-    except KeyboardInterrupt:
-        print("pfs: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C: no new checkpoint, the last one stays resumable
+        print("pfs: interrupted; the run keeps its last checkpoint (`pfs resume RUN` continues from it)",
+              file=sys.stderr)
+        return EXIT_STOPPED
     except Exception as exc:  # the one place that turns any failure into an exit status
         if debug:
             traceback.print_exc()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import signal
 import sys
 import time
@@ -19,7 +21,15 @@ from engine.errors import PfsError
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are PfsErrors, so they print as one line too."""
+    """argparse whose usage errors are PfsErrors, so they print as one line too.
+
+    Abbreviated flags are refused (`--over` is not `--overwrite`): a script that works
+    today must not change meaning when a flag is added tomorrow.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise PfsError(f"{message} (see `{self.prog} --help`)")
@@ -83,25 +93,42 @@ def progress(args):
     return None if getattr(args, "quiet", False) else ProgressBar()
 
 
-def add_learn_args(p) -> None:
+def add_learn_args(p, prefix: str = "") -> None:
+    """Gate-learning flags; `pfs run` prefixes (`learn-`) those that training also has."""
     p.add_argument("model", help="sample model name (see `pfs models`)")
-    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), cifar10, cifar100, synthetic")
+    p.add_argument("--dataset", default="fashion-mnist", metavar="NAME",
+                   help="fashion-mnist (default), cifar10, cifar100, synthetic, or imagefolder:PATH")
     p.add_argument("--data-root", metavar="DIR", help="folder holding the data set")
     p.add_argument("--download", action="store_true", help="download the data set with torchvision (needs internet)")
     p.add_argument("--sparsity", type=number, default=0.2, metavar="R", help="target mean gate r (default 0.2)")
-    p.add_argument("--gamma", type=number, default=0.5, help="regulariser weight (default 0.5)")
+    p.add_argument("--gamma", type=number, default=0.5, metavar="G", help="regulariser weight (default 0.5)")
     p.add_argument("--reg", choices=["mean", "l1"], default="mean",
                    help="mean: gamma*(mean|g|-r)^2 (paper, default); l1: gamma*mean|g| (baseline)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=number, default=10, help="epochs of gate learning (default 10)")
-    length.add_argument("--steps", type=positive_int, help="gate-learning steps (instead of --epochs)")
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--lr", type=number, default=0.01, help="Adam learning rate of the gates (default 0.01)")
-    p.add_argument("--eval-every", type=positive_int, help="steps between held-out evaluations (default: per epoch)")
-    p.add_argument("--heldout-limit", type=positive_int, help="held-out images per evaluation (default: all)")
-    p.add_argument("--expand", type=number, default=1.0, help="learn on a network this many times wider")
+    length.add_argument(f"--{prefix}epochs", dest="epochs", type=number, default=10, metavar="E",
+                        help="epochs of gate learning (default 10)")
+    length.add_argument(f"--{prefix}steps", dest="steps", type=positive_int, metavar="N",
+                        help="gate-learning steps (instead of epochs)")
+    p.add_argument(f"--{prefix}batch-size", dest="batch_size", type=positive_int, default=128, metavar="N",
+                   help="gate-learning batch size (default 128)")
+    p.add_argument(f"--{prefix}lr", dest="lr", type=number, default=0.01, metavar="LR",
+                   help="Adam learning rate of the gates (default 0.01)")
+    p.add_argument("--eval-every", type=positive_int, metavar="N",
+                   help="steps between held-out evaluations (default: per epoch)")
+    p.add_argument("--heldout-limit", type=positive_int, metavar="N", help="held-out images per evaluation "
+                   "(default: all)")
+    p.add_argument(f"--{prefix}expand", dest="expand", type=number, default=1.0, metavar="F",
+                   help="learn on a network this many times wider (default 1)")
     p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut (A zero-pad, B projection)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(f"--{prefix}subset", dest="learn_subset", type=positive_int, metavar="N",
+                   help="learn on the first N training images only (held-out images come from them)")
+    if not prefix:  # `pfs run` shares the training's --image-size and --workers: one data set for both
+        p.add_argument("--image-size", type=positive_int, metavar="PX",
+                       help="crop size for imagefolder data (default 224)")
+        p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
+                       help="image decoding processes for imagefolder data (default: up to 4, one per core)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the init, data order and split "
+                   "(default 0)")
     p.add_argument("--out", metavar="RUN", help="run directory (default runs/MODEL-DATASET-TIME)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -111,7 +138,8 @@ def add_budget_args(p) -> None:
     """--flops and --min-channels: the structure search's budget (search, prune, run)."""
     p.add_argument("--flops", type=number, required=True, metavar="F",
                    help="budget as a fraction of the dense model's MACs, in (0, 1]")
-    p.add_argument("--min-channels", type=positive_int, default=1, help="channels kept per group at least")
+    p.add_argument("--min-channels", type=positive_int, default=1, metavar="N",
+                   help="channels kept per group at least (default 1)")
 
 
 def learn_config(args):
@@ -131,3 +159,13 @@ def out_dir(args) -> Path:
         return Path(args.out)
     dataset = args.dataset.replace(":", "-").replace("/", "_")
     return Path("runs") / f"{args.model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def quoted(path) -> str:
+    """A path as it must be typed in a shell, so "next:" hints paste as they are."""
+    return shlex.quote(str(path))
+
+
+def learn_data_options(args) -> dict:
+    """The data flags of learning (subset, image size, workers), as config.json records them."""
+    return {"subset": args.learn_subset, "image_size": args.image_size, "workers": args.workers}

@@ -10,13 +10,15 @@ from engine.cli.common import (
     graceful_stop,
     human,
     learn_config,
+    learn_data_options,
     number,
     out_dir,
     positive_int,
     print_json,
     progress,
+    quoted,
 )
-from engine.errors import PfsError
+from engine.errors import PfsError, StopRequested
 
 # -- models -----------------------------------------------------------------------------
 
@@ -46,20 +48,18 @@ def _cmd_models(args) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'model':<14}{'input':<12}{'MACs':>10}{'params':>10}{'groups':>8}  description")
+    width = max(len("model"), *(len(r["name"]) for r in rows)) + 2  # columns never run together
+    print(f"{'model':<{width}}{'input':<12}{'MACs':>10}{'params':>10}{'groups':>8}  description")
     for r in rows:
         size = "x".join(map(str, r["input_size"]))
-        print(f"{r['name']:<14}{size:<12}{human(r['macs']):>10}{human(r['params']):>10}{r['groups']:>8}  "
+        print(f"{r['name']:<{width}}{size:<12}{human(r['macs']):>10}{human(r['params']):>10}{r['groups']:>8}  "
               f"{r['description']}")
     return 0
 
 
-# -- flops ------------------------------------------------------------------------------
-
-
 def _add_flops_parser(sub) -> None:
     p = sub.add_parser("flops", help="MACs and params of a model, dense or at a structure's widths")
-    p.add_argument("model")
+    p.add_argument("model", help="sample model name (see `pfs models`)")
     p.add_argument("--widths", metavar="STRUCTURE_JSON", help="count at the widths of a structure.json")
     p.add_argument("--dataset", help="take input size and classes from a data set (e.g. fashion-mnist)")
     p.add_argument("--input-size", metavar="C,H,W", help="input size, e.g. 3,32,32 (default: the model's)")
@@ -141,7 +141,7 @@ def _learn_from_args(args):
     with graceful_stop() as should_stop:
         result = learn_run(out, model=args.model, dataset=args.dataset, learn=config, data_root=args.data_root,
                            download=args.download, expand=args.expand, arch=arch, on_event=fanout(bar),
-                           should_stop=should_stop, overwrite=args.overwrite)
+                           should_stop=should_stop, overwrite=args.overwrite, data_options=learn_data_options(args))
     if bar is not None:
         bar.close()
     return out, result
@@ -161,7 +161,11 @@ def _cmd_learn(args) -> int:
     else:
         print(f"{out}: gates from step {result.selected_step}, held-out accuracy {result.heldout_acc:.4f}, "
               f"{result.open_frac:.1%} open" + (" (stopped early)" if result.stopped else ""))
-        print(f"next: pfs search {out} --flops 0.5")
+    if result.stopped:
+        raise StopRequested(f"stopped at step {result.steps}, checkpoint saved; `pfs resume {quoted(out)}` "
+                            "continues (the gates so far are kept in gates.pt)")
+    if not args.json:
+        print(f"next: pfs search {quoted(out)} --flops 0.5")
     return 0
 
 
@@ -169,6 +173,8 @@ def _add_search_parser(sub) -> None:
     p = sub.add_parser("search", help="find the structure within a FLOPs budget from a run's gates")
     p.add_argument("run", help="run directory made by `pfs learn`")
     add_budget_args(p)
+    p.add_argument("--overwrite", action="store_true", help="replace the structure of a run that has been "
+                   "trained, discarding that training")
     p.add_argument("--json", action="store_true", help="print structure.json")
     p.set_defaults(func=_cmd_search)
 
@@ -190,7 +196,7 @@ def _print_structure(structure, as_json: bool, run: Path) -> None:
 def _cmd_search(args) -> int:
     from engine.jobs import search_run
 
-    structure = search_run(args.run, args.flops, min_channels=args.min_channels)
+    structure = search_run(args.run, args.flops, min_channels=args.min_channels, overwrite=args.overwrite)
     _print_structure(structure, args.json, Path(args.run))
     return 0
 
@@ -208,7 +214,11 @@ def _cmd_prune(args) -> int:
 
     if not 0 < args.flops <= 1:  # checked before learning so a typo costs no compute
         raise PfsError(f"--flops must be a fraction of the dense model's MACs in (0, 1], got {args.flops}")
-    out, _ = _learn_from_args(args)
+    out, result = _learn_from_args(args)
+    if result.stopped:
+        raise StopRequested(f"stopped while learning gates at step {result.steps}, checkpoint saved; "
+                            f"`pfs resume {quoted(out)}` continues, "
+                            f"then `pfs search {quoted(out)} --flops {args.flops:g}`")
     structure = search_run(out, args.flops, min_channels=args.min_channels)
     _print_structure(structure, args.json, out)
     return 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 from engine.cli.common import (
@@ -15,23 +14,25 @@ from engine.cli.common import (
     graceful_stop,
     human,
     learn_config,
+    learn_data_options,
     number,
     out_dir,
     positive_int,
     print_json,
     progress,
+    quoted,
 )
 
 
 def _add_train_args(p, prefix: str = "") -> None:
-    """Retraining flags; `pfs run` prefixes those that clash with the learning flags."""
+    """Retraining flags; `pfs run` prefixes (`train-`) those that learning also has."""
     from engine.training.recipes import DEVICES, INITS, SCHEDULES, recipe_names
 
-    p.add_argument(f"--{prefix}epochs", dest="train_epochs", type=positive_int,
+    p.add_argument(f"--{prefix}epochs", dest="train_epochs", type=positive_int, metavar="N",
                    help="training epochs (default: the recipe's, CIFAR 160)")
-    p.add_argument("--budget", action="store_true",
-                   help="Scratch-B: epochs x dense MACs / pruned MACs (same compute as the dense network)")
-    p.add_argument(f"--{prefix}expand", dest="train_expand", type=number, default=1.0,
+    p.add_argument("--scratch-b", dest="budget", action="store_true",
+                   help="Scratch-B: train epochs x dense MACs / pruned MACs (the dense network's compute)")
+    p.add_argument(f"--{prefix}expand", dest="train_expand", type=number, default=1.0, metavar="F",
                    help="widen the pruned network by this factor (scratch init only)")
     p.add_argument("--init", choices=INITS, default="scratch",
                    help="scratch: new random init (paper); ticket: the gated network's init weights; "
@@ -40,21 +41,23 @@ def _add_train_args(p, prefix: str = "") -> None:
                    help="trained dense model weights for --init inherit")
     p.add_argument("--recipe", choices=recipe_names(), help="hyper-parameter preset (default: cifar; imagenet "
                    "for imagefolder:PATH)")
-    p.add_argument(f"--{prefix}lr", dest="train_lr", type=number, help="SGD learning rate (cifar: 0.1)")
-    p.add_argument("--wd", type=number, help="weight decay (cifar: 1e-4)")
-    p.add_argument("--momentum", type=number, help="SGD momentum (0.9)")
+    p.add_argument(f"--{prefix}lr", dest="train_lr", type=number, metavar="LR", help="SGD learning rate (cifar: 0.1)")
+    p.add_argument("--wd", type=number, metavar="WD", help="weight decay (cifar: 1e-4)")
+    p.add_argument("--momentum", type=number, metavar="M", help="SGD momentum (0.9)")
     p.add_argument("--schedule", choices=SCHEDULES, help="step: x0.1 at 50%% and 75%%; cos: cosine")
-    p.add_argument("--label-smoothing", type=number, help="cross-entropy label smoothing (imagenet: 0.1)")
-    p.add_argument(f"--{prefix}batch-size", dest="train_batch_size", type=positive_int,
+    p.add_argument("--label-smoothing", type=number, metavar="EPS", help="cross-entropy label smoothing "
+                   "(imagenet: 0.1)")
+    p.add_argument(f"--{prefix}batch-size", dest="train_batch_size", type=positive_int, metavar="N",
                    help="global batch size (cifar: 128), split over torchrun processes")
-    p.add_argument("--accum-steps", type=positive_int, default=1,
+    p.add_argument("--accum-steps", type=positive_int, default=1, metavar="K",
                    help="micro-batches per step (BN sees each alone, like one DDP process)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--subset", type=positive_int, metavar="N", help="train on the first N images only")
     p.add_argument("--test-subset", type=positive_int, metavar="N", help="test on the first N images only")
-    p.add_argument("--image-size", type=positive_int, help="crop size for imagefolder data (default 224)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+    p.add_argument("--image-size", type=positive_int, metavar="PX", help="crop size for imagefolder data "
+                   "(default 224)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
                    help="image decoding processes for imagefolder data (default: up to 4, one per core)")
 
 
@@ -80,7 +83,7 @@ def _report_training(summary: dict, run: Path, as_json: bool) -> None:
         return
     if summary.get("stage") != "train":
         print(f"{run}: gates learned, held-out accuracy {summary.get('heldout_acc', float('nan')):.4f}")
-        print(f"next: pfs search {run} --flops 0.5")
+        print(f"next: pfs search {quoted(run)} --flops 0.5")
         return
     print(f"{run}: test accuracy {summary['test_acc']:.4f} (best {summary['best_test_acc']:.4f} at epoch "
           f"{summary['best_epoch']}), {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, "
@@ -93,7 +96,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("run", help="run directory with structure.json (made by `pfs search` or `pfs prune`)")
     p.add_argument("--structure", metavar="JSON", help="structure to train (default RUN/structure.json)")
     _add_train_args(p)
-    p.add_argument("--seed", type=int, help="seed of init and data order (default: the run's)")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of init and data order (default: the run's)")
+    p.add_argument("--data-root", metavar="DIR", help="where the run's data set is now, if it moved "
+                   "(for imagefolder runs: the folder itself)")
     p.add_argument("--out", metavar="NEW_RUN", help="train in a new run directory holding RUN's gates and "
                    "structure (to keep several trainings of one structure)")
     p.add_argument("--overwrite", action="store_true", help="start the train stage (or --out) again")
@@ -106,29 +111,17 @@ def _cmd_train(args) -> int:
     from engine.training.train import train_run
 
     options = _train_options(args, args.seed)
-    options.validate()  # before --out creates anything
-    run = args.run
-    if args.out:
-        from engine.runs import RunDir
-        from engine.training.distributed import from_env
-
-        if from_env().is_main:
-            RunDir.open(args.run).branch(args.out, overwrite=args.overwrite)
-        else:  # under torchrun rank 0 makes the directory; the others wait for it (bounded)
-            deadline = time.monotonic() + 120
-            while not (Path(args.out) / "config.json").is_file() and time.monotonic() < deadline:
-                time.sleep(0.1)
-        run = args.out
     bar = progress(args)
     with graceful_stop() as should_stop:
-        summary = train_run(run, options, on_event=bar, should_stop=should_stop, overwrite=args.overwrite)
-    _report_training(summary, Path(run), args.json)
+        summary = train_run(args.run, options, on_event=bar, should_stop=should_stop, overwrite=args.overwrite,
+                            out=args.out, data_root=args.data_root)
+    _report_training(summary, Path(args.out or args.run), args.json)
     return 0
 
 
 def _add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="the whole pipeline in one run directory: learn, search, train")
-    add_learn_args(p)
+    add_learn_args(p, prefix="learn-")
     add_budget_args(p)
     _add_train_args(p, prefix="train-")
     p.add_argument("--json", action="store_true", help="print the training summary as JSON")
@@ -148,7 +141,7 @@ def _cmd_run(args) -> int:
                                download=args.download, expand=args.expand,
                                arch={"shortcut": args.shortcut} if args.shortcut else {},
                                min_channels=args.min_channels, on_event=fanout(bar), should_stop=should_stop,
-                               overwrite=args.overwrite)
+                               overwrite=args.overwrite, data_options=learn_data_options(args))
     _report_training(summary, out, args.json)
     return 0
 
@@ -156,6 +149,8 @@ def _cmd_run(args) -> int:
 def _add_resume_parser(sub) -> None:
     p = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
     p.add_argument("run", help="run directory")
+    p.add_argument("--data-root", metavar="DIR", help="where the run's data set is now, if it moved "
+                   "(for imagefolder runs: the folder itself)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the training summary as JSON")
     p.set_defaults(func=_cmd_resume)
@@ -167,7 +162,7 @@ def _cmd_resume(args) -> int:
 
     bar = progress(args)
     with graceful_stop() as should_stop:
-        summary = resume_run(args.run, on_event=fanout(bar), should_stop=should_stop)
+        summary = resume_run(args.run, on_event=fanout(bar), should_stop=should_stop, data_root=args.data_root)
     _report_training(summary, Path(args.run), args.json)
     return 0
 
@@ -189,13 +184,16 @@ def _cmd_runs(args) -> int:
     if not infos:
         print(f"no runs in {args.dir or 'runs'}", file=sys.stderr)
         return 0
-    print(f"{'run':<28}{'model':<12}{'stage':<8}{'status':<9}{'progress':>9}{'budget':>8}{'MACs':>9}{'acc':>8}")
+    width = max(len("run"), *(len(i.name) for i in infos))  # names whole: default names differ at the end
+    print(f"{'run':<{width}}  {'model':<12}{'stage':<8}{'status':<9}{'progress':>9}{'budget':>8}{'MACs':>9}"
+          f"{'held-out':>10}{'test':>8}")
     for i in infos:
         budget = f"{i.budget:.2f}" if i.budget is not None else "-"
+        heldout = f"{i.heldout_accuracy:.4f}" if i.heldout_accuracy is not None else "-"
         acc = f"{i.accuracy:.4f}" if i.accuracy is not None else "-"
         macs = human(i.macs) if i.macs else "-"
-        print(f"{i.name[:27]:<28}{i.model[:11]:<12}{i.stage:<8}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
-              f"{macs:>9}{acc:>8}")
+        print(f"{i.name:<{width}}  {i.model[:11]:<12}{i.stage:<8}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
+              f"{macs:>9}{heldout:>10}{acc:>8}")
     return 0
 
 

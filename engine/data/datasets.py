@@ -66,6 +66,28 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: 
     raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}, imagefolder:PATH")
 
 
+def absolute_data_paths(data_root: str | None, dataset: str) -> tuple[str | None, str]:
+    """`--data-root` and `imagefolder:PATH` made absolute, so a run finds its data from anywhere."""
+    root = str(Path(data_root).expanduser().resolve()) if data_root else None
+    if dataset.startswith("imagefolder:"):
+        dataset = "imagefolder:" + str(Path(dataset.split(":", 1)[1]).expanduser().resolve())
+    return root, dataset
+
+
+def moved_data(config: dict, data_root: str | None) -> dict:
+    """The config entries that point a run at its data in `data_root` (for data that moved).
+
+    For `imagefolder:PATH` runs the folder itself moves; for the others, the root that
+    holds the data set. Empty when `data_root` is None.
+    """
+    if not data_root:
+        return {}
+    root, _ = absolute_data_paths(data_root, "")
+    if str(config.get("dataset", "")).startswith("imagefolder:"):
+        return {"dataset": f"imagefolder:{root}"}
+    return {"data_root": root}
+
+
 # -- Fashion-MNIST --------------------------------------------------------------------
 def _fashion_mnist(root, download: bool) -> Dataset:
     folder = _find_fashion_folder(root)

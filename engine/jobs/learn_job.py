@@ -1,65 +1,102 @@
-"""Run-directory jobs shared by the CLI and the TUI: learn gates, resume, search.
+"""The learning job: learn a run's gates into its run directory, and resume that.
 
-Each job reads and writes a run directory (engine.runs), so whatever started it, a
-later `pfs search`, `pfs train` or the TUI can pick up where it ended.
+Shared by the CLI and the explorer; it writes a run directory (engine.runs), so whatever
+started it, a later `pfs search`, `pfs train` or the explorer picks up where it ended.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from engine.data import Dataset, load_dataset
-from engine.events import Event, RunFailed, RunFinished, RunStarted, fanout
+from engine.data import Dataset, absolute_data_paths, load_dataset, moved_data
+from engine.errors import PfsError
+from engine.events import Event, RunFailed, RunFinished, RunStarted, failure_text, fanout
 from engine.learn import LearnConfig, LearnResult, learn_gates
 from engine.runs import RunDir, load_gated_model
+from engine.training import CHECKPOINT as TRAIN_CHECKPOINT
 
 CHECKPOINT = "checkpoints/learn.pt"
 CHECKPOINT_EVERY = 100  # steps; a killed learn loses at most this much work
+# What an earlier run in the same directory leaves that would contradict new gates.
+STALE_ON_OVERWRITE = ("events.jsonl", "gates.pt", "structure.json", "summary.json", CHECKPOINT,
+                      TRAIN_CHECKPOINT)
 
 
 def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, data_root: str | None = None,
               download: bool = False, expand: float = 1.0, arch: dict | None = None,
               on_event: Callable[[Event], None] | None = None, should_stop: Callable[[], bool] | None = None,
-              overwrite: bool = False, data: Dataset | None = None) -> LearnResult:
+              overwrite: bool = False, data: Dataset | None = None,
+              extra_config: dict | None = None, data_options: dict | None = None) -> LearnResult:
     """Learn gates on a frozen random `model` and record everything in run directory `out`.
 
     Writes config.json, init.pt (the random init, for ticket init and re-runs), events.jsonl,
     checkpoints/learn.pt every CHECKPOINT_EVERY steps, gates.pt (selected gates), summary.json.
-    `data` skips loading when the caller already holds the data set.
+    `data` skips loading when the caller already holds the data set; `data_options`
+    (subset, image_size, workers, as `pfs train` takes them) shape it and are recorded.
     """
     from sample_models import create_model
 
     learn.validate()
+    RunDir(out).check_creatable(overwrite=overwrite)  # before loading data: a taken --out costs nothing
+    data_root, dataset = absolute_data_paths(data_root, dataset)
     ds = data if data is not None else load_dataset(dataset, data_root, download=download)
+    ds = shaped_data(ds, data_options or {})
     torch.manual_seed(learn.seed)
     net = create_model(model, in_channels=ds.input_size[0], num_classes=ds.num_classes, expand=expand,
                        **(arch or {}))
-    config = {"model": model, "dataset": dataset, "data_root": str(data_root) if data_root else None,
+    config = {"model": model, "dataset": dataset, "data_root": data_root,
               "expand": expand, "arch": dict(arch or {}), "model_spec": net.spec,
               "input_size": list(ds.input_size), "num_classes": ds.num_classes,
-              "learn": asdict(learn), "seed": learn.seed, "created": time.time()}
+              "learn": asdict(learn), "seed": learn.seed, "created": time.time(),
+              "data_options": dict(data_options or {}), **(extra_config or {})}
     run = RunDir.create(out, config, overwrite=overwrite)
-    if overwrite:
-        for stale in ("events.jsonl", "gates.pt", "structure.json", "summary.json", CHECKPOINT):
-            run.file(stale).unlink(missing_ok=True)
-    run.save("init.pt", net.state_dict())
-    return _learn(run, net, ds, learn, on_event, should_stop, resume=None)
+    with run.owned("learn"):
+        try:
+            if overwrite:
+                for stale in STALE_ON_OVERWRITE:
+                    run.file(stale).unlink(missing_ok=True)
+            run.save("init.pt", net.state_dict())
+        except BaseException:
+            run.discard()  # a start that failed leaves no half-made run directory
+            raise
+        return _learn(run, net, ds, learn, on_event, should_stop, resume=None)
+
+
+def shaped_data(ds, options: dict):
+    """The data set cut to `subset` images, cropped to `image_size`, decoded by `workers`."""
+    if options.get("subset"):
+        ds = ds.subset(int(options["subset"]))
+    if options.get("image_size"):
+        if isinstance(ds, Dataset):
+            raise PfsError("--image-size only applies to imagefolder:PATH data sets")
+        ds = ds.with_image_size(int(options["image_size"]))
+    if options.get("workers") is not None and not isinstance(ds, Dataset):
+        ds = replace(ds, workers=int(options["workers"]))
+    return ds
 
 
 def resume_learn(run_path: str | Path, *, on_event: Callable[[Event], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, data: Dataset | None = None) -> LearnResult:
-    """Continue a run's gate learning from its last checkpoint (or from the start)."""
+                 should_stop: Callable[[], bool] | None = None, data: Dataset | None = None,
+                 data_root: str | None = None) -> LearnResult:
+    """Continue a run's gate learning from its last checkpoint (or from the start).
+
+    `data_root` points the run at data that has moved (recorded once the data loads).
+    """
     run = RunDir.open(run_path)
-    config = run.config
+    config = {**run.config, **moved_data(run.config, data_root)}
     learn = LearnConfig(**config["learn"])
     ds = data if data is not None else load_dataset(config["dataset"], config.get("data_root"))
+    ds = shaped_data(ds, config.get("data_options") or {})
     net = load_gated_model(run.path, gates=False)
     state = run.load(CHECKPOINT) if run.exists(CHECKPOINT) else None
-    return _learn(run, net, ds, learn, on_event, should_stop, resume=state)
+    with run.owned("learn"):
+        if data_root:
+            run.write_json("config.json", config)
+        return _learn(run, net, ds, learn, on_event, should_stop, resume=state)
 
 
 def _learn(run: RunDir, net, ds: Dataset, learn: LearnConfig, on_event, should_stop, resume) -> LearnResult:
@@ -79,7 +116,7 @@ def _learn(run: RunDir, net, ds: Dataset, learn: LearnConfig, on_event, should_s
         emit(RunFinished(stage="learn", summary=summary))
         return result
     except BaseException as exc:
-        emit(RunFailed(stage="learn", error=str(exc) or type(exc).__name__))
+        emit(RunFailed(stage="learn", error=failure_text(exc)))
         raise
     finally:
         sink.close()

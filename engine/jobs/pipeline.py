@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import PfsError
+from engine.errors import PfsError, StopRequested
 from engine.events import Event
 from engine.jobs.learn_job import learn_run, resume_learn
 from engine.jobs.search_job import search_run
@@ -21,47 +21,53 @@ from engine.training.train import CHECKPOINT, TrainOptions, train_run
 def pipeline_run(out: str | Path, *, model: str, dataset: str, learn, flops: float, train: TrainOptions,
                  data_root: str | None = None, download: bool = False, expand: float = 1.0,
                  arch: dict | None = None, min_channels: int = 1, on_event: Callable[[Event], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, overwrite: bool = False) -> dict:
+                 should_stop: Callable[[], bool] | None = None, overwrite: bool = False,
+                 data_options: dict | None = None) -> dict:
     """Learn, search and train into `out`; returns the training summary."""
     if not isinstance(flops, (int, float)) or not 0 < flops <= 1:
         raise PfsError(f"--flops must be a fraction of the dense model's MACs in (0, 1], got {flops}")
     train.validate()  # before learning, so a bad training flag costs no compute
+    plan = {"flops": flops, "min_channels": min_channels, "train": train.to_json()}
     result = learn_run(out, model=model, dataset=dataset, learn=learn, data_root=data_root,
                        download=download, expand=expand, arch=arch, on_event=on_event,
-                       should_stop=should_stop, overwrite=overwrite)
-    run = RunDir.open(out)
-    run.write_json("config.json", {**run.config, "pipeline": {
-        "flops": flops, "min_channels": min_channels, "train": train.to_json()}})
+                       should_stop=should_stop, overwrite=overwrite, extra_config={"pipeline": plan},
+                       data_options=data_options)
     if result.stopped:
-        raise PfsError(f"stopped while learning gates; `pfs resume {out}` continues")
-    return _rest(run, on_event, should_stop)
+        raise StopRequested(f"stopped while learning gates, checkpoint saved; `pfs resume {out}` continues")
+    run = RunDir.open(out)
+    with run.owned("run"):
+        return _rest(run, on_event, should_stop)
 
 
 def resume_run(run_path: str | Path, *, on_event: Callable[[Event], None] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> dict:
-    """Continue whatever stage a run stopped in; returns summary.json (as is, if already finished)."""
+               should_stop: Callable[[], bool] | None = None, data_root: str | None = None) -> dict:
+    """Continue whatever stage a run stopped in; returns summary.json (as is, if already finished).
+
+    `data_root` points the run at data that has moved since it started.
+    """
     run = RunDir.open(run_path)
     with run.owned("resume"):
-        return _resume(run, on_event, should_stop)
+        return _resume(run, on_event, should_stop, data_root)
 
 
-def _resume(run: RunDir, on_event, should_stop) -> dict:
+def _resume(run: RunDir, on_event, should_stop, data_root) -> dict:
     config = run.config
     summary = run.read_json_or_empty("summary.json")
     if summary.get("stage") == "train" and summary.get("status") == "finished":
         return summary
     if "pipeline" not in config and "train" in config:
-        return train_run(run.path, on_event=on_event, should_stop=should_stop, resume=True)
+        return train_run(run.path, on_event=on_event, should_stop=should_stop, resume=True, data_root=data_root)
     if not _learn_finished(run):
-        result = resume_learn(run.path, on_event=on_event, should_stop=should_stop)
+        result = resume_learn(run.path, on_event=on_event, should_stop=should_stop, data_root=data_root)
+        data_root = None  # recorded by the learn stage
         if result.stopped:
-            raise PfsError(f"stopped while learning gates; `pfs resume {run.path}` continues")
+            raise StopRequested(f"stopped while learning gates, checkpoint saved; `pfs resume {run.path}` continues")
         if "pipeline" not in config:
             return run.read_json("summary.json")  # a `pfs learn` run: learning was all it had to do
     if "pipeline" not in config:
         raise PfsError(f"{run.path} has learned its gates and has nothing more to resume; "
                        f"next: `pfs search {run.path} --flops F`, then `pfs train {run.path}`")
-    return _rest(run, on_event, should_stop)
+    return _rest(run, on_event, should_stop, data_root)
 
 
 def _learn_finished(run: RunDir) -> bool:
@@ -71,7 +77,7 @@ def _learn_finished(run: RunDir) -> bool:
     return summary.get("stage") != "learn" or summary.get("status") == "finished"
 
 
-def _rest(run: RunDir, on_event, should_stop) -> dict:
+def _rest(run: RunDir, on_event, should_stop, data_root: str | None = None) -> dict:
     """Search (unless structure.json exists), then train (resuming a started training)."""
     plan = run.config["pipeline"]
     if not run.exists("structure.json"):
@@ -79,4 +85,5 @@ def _rest(run: RunDir, on_event, should_stop) -> dict:
     started = "train" in run.config and run.exists(CHECKPOINT)
     options = None if started else TrainOptions.from_json(plan["train"])
     return train_run(run.path, options, on_event=on_event, should_stop=should_stop, resume=started,
-                     overwrite=True)
+                     overwrite=True, data_root=data_root)
+

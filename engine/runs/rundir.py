@@ -7,8 +7,10 @@ half-written file; tensors load with weights_only=True, so a run never unpickles
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
+import shutil
 import math
 import os
 import socket
@@ -30,20 +32,49 @@ OWNER_FILE = "pid.json"  # which process is working on the run, so a dead one is
 STALE_S = 300.0  # without an owner file, a run whose events stopped this long ago is not running
 
 
+def _file_mode() -> int:
+    """The mode a plain open() would give a new file under this process's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()  # every file of a run gets it (mkstemp alone would give 0600)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename (all or nothing)."""
+    """Write `data` to `path` through a temporary file and a rename (all or nothing).
+
+    A file-system refusal (read-only, full disk, a file where a folder should be) is a
+    RunError naming the path, and leaves the old file as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_error(path: Path, exc: OSError) -> RunError:
+    reason = exc.strerror or type(exc).__name__
+    fix = {errno.ENOSPC: "free some disk space", errno.EROFS: "pick a writable --out",
+           errno.EACCES: "pick a folder you can write to", errno.ENOTDIR: "a file is in the way; pick another --out",
+           errno.EEXIST: "a file is in the way; pick another --out"}.get(exc.errno, "check the folder")
+    return RunError(f"cannot write {path}: {reason}; {fix}")
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
@@ -65,10 +96,9 @@ def load_tensors(path: str | os.PathLike, map_location: str | torch.device = "cp
         raise RunError(f"{path} does not exist; the run has not reached that stage yet")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types; all mean "unsafe or corrupt"
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise RunError(f"refusing to load {path}: not a plain-tensor checkpoint or corrupt ({reason}); "
-                       "only files written by pfs can be loaded") from None
+    except Exception:  # unpickling errors come in many types; all mean "unsafe or corrupt"
+        raise RunError(f"refusing to load {path}: it is corrupt or holds more than plain tensors "
+                       "(only files written by pfs load); re-create it with the command that made it") from None
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -91,14 +121,38 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | os.PathLike, config: dict, *, overwrite: bool = False) -> RunDir:
-        """A new run directory holding `config`; an existing run is refused unless `overwrite`."""
+        """A new run directory holding `config`; an existing run is refused unless `overwrite`.
+
+        Call it only once every input has been checked: it is the first write of a job.
+        `discard()` removes a directory this call made, when the job fails to start.
+        """
         run = cls(path)
-        if (run.path / "config.json").exists() and not overwrite:
-            raise RunError(f"{run.path} already holds a run; pick another --out, "
-                           f"or `pfs resume {run.path}` to continue it")
-        run.path.mkdir(parents=True, exist_ok=True)
+        run.check_creatable(overwrite=overwrite)
+        run.created = not run.path.exists()
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _write_error(run.path, exc) from None
         run.write_json("config.json", config)
         return run
+
+    def check_creatable(self, *, overwrite: bool = False) -> None:
+        """Raise a RunError (naming the fix) if a run cannot be made at this path: nothing written."""
+        for parent in (self.path, *self.path.parents):
+            if parent.exists() and not parent.is_dir():
+                raise RunError(f"{parent} is a file, not a folder; pick another --out")
+        if (self.path / "config.json").exists():
+            if not overwrite:
+                raise RunError(f"{self.path} already holds a run; pick another --out, "
+                               f"or `pfs resume {self.path}` to continue it")
+            self.check_not_in_use()
+        elif self.path.is_dir() and any(self.path.iterdir()):
+            raise RunError(f"{self.path} is a folder with other files, not a run; pick another --out")
+
+    def discard(self) -> None:
+        """Remove this directory if `create` made it (a start that failed leaves nothing)."""
+        if getattr(self, "created", False):
+            shutil.rmtree(self.path, ignore_errors=True)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> RunDir:
@@ -174,22 +228,47 @@ class RunDir:
 
     @contextmanager
     def owned(self, stage: str) -> Iterator[None]:
-        """Record this process as the run's owner while the block runs (see `owner_alive`)."""
+        """Record this process as the run's only owner while the block runs.
+
+        The owner file is created exclusively (O_EXCL), so of two processes starting on one
+        run, one gets it and the other is refused with the owner's pid; a file left by a
+        dead process is taken over. `pfs runs` reads it to tell running from killed.
+        """
         owner = _read_owner(self.file(OWNER_FILE))
         if owner.get("pid") == os.getpid():
             yield  # already ours (a pipeline owning all its stages): leave the file to the outer block
             return
-        if self.owner_alive():
-            raise RunError(f"{self.path} is in use by process {owner.get('pid')} ({owner.get('stage')}); "
-                           "wait for it to finish or stop it first")
         me = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage,
               "started": _process_start(os.getpid()), "time": time.time()}
-        self.write_json(OWNER_FILE, me)
+        self._claim(me)
         try:
             yield
         finally:
             if self.exists(OWNER_FILE) and _read_owner(self.file(OWNER_FILE)).get("pid") == me["pid"]:
                 self.file(OWNER_FILE).unlink(missing_ok=True)
+
+    def _claim(self, me: dict) -> None:
+        path = self.file(OWNER_FILE)
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            except FileExistsError:
+                self.check_not_in_use()
+                path.unlink(missing_ok=True)  # left by a process that is gone
+                continue
+            except OSError as exc:
+                raise _write_error(path, exc) from None
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(me, f)
+            return
+        self.check_not_in_use()
+
+    def check_not_in_use(self) -> None:
+        """Raise a RunError naming the owner's pid while another live process works on the run."""
+        if self.owner_alive():
+            owner = _read_owner(self.file(OWNER_FILE))
+            raise RunError(f"{self.path} is in use by process {owner.get('pid')} ({owner.get('stage')}); "
+                           f"wait for it to finish or stop it (kill {owner.get('pid')}) first")
 
     def owner_alive(self) -> bool | None:
         """True/False when an owner file says whether its process still lives; None without one."""

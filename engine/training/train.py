@@ -20,12 +20,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.data import Dataset, load_dataset
+from engine.data import Dataset, load_dataset, moved_data
 from engine.data.sources import MemorySource, steps_per_epoch
-from engine.errors import PfsError
-from engine.events import CheckpointSaved, EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd, fanout
+from engine.errors import PfsError, StopRequested
+from engine.events import (
+    CheckpointSaved,
+    EpochEnd,
+    EvalEnd,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepEnd,
+    failure_text,
+    fanout,
+)
 from engine.flops import count_macs, count_params, dense_macs
-from engine.runs import RunDir, read_json
+from engine.runs import RunDir, check_structure, read_json
 from engine.search import Structure
 from engine.training import distributed
 from engine.training.inits import build_model
@@ -139,15 +149,19 @@ def load_source(config: dict, options: TrainOptions, data=None):
 # -- the job ----------------------------------------------------------------------------
 def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_event: Callable | None = None,
               should_stop: Callable[[], bool] | None = None, resume: bool = False,
-              overwrite: bool = False, data=None) -> dict:
+              overwrite: bool = False, data=None, out: str | Path | None = None,
+              data_root: str | None = None) -> dict:
     """Train the run's pruned network; returns (and on rank 0 writes) summary.json.
 
     `resume=True` continues from checkpoints/last.pt with the options stored in
     config.json; a fresh run refuses a directory that already holds a train stage unless
     `overwrite`. `data` (a Dataset) skips loading config["dataset"] (benchmarks, tests).
+    `out` trains in a new run directory branched from this one (its gates and structure),
+    made only once every input has been checked. `data_root` points the run at data that
+    has moved (recorded in config.json once it loads).
     """
     run = RunDir.open(run_path)
-    config = run.config
+    config = {**run.config, **moved_data(run.config, data_root)}
     if resume:
         if "train" not in config:
             raise PfsError(f"{run.path} has no train stage to resume; start one with `pfs train {run.path}`")
@@ -157,27 +171,48 @@ def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_e
     # Paths are stored for resume, which may run from another directory.
     options = replace(options, **{k: str(Path(v).resolve()) for k in ("structure", "from_checkpoint")
                                   if (v := getattr(options, k))})
-    if not resume and "train" in config and run.exists(CHECKPOINT) and not overwrite:
+    if out is None and not resume and "train" in config and run.exists(CHECKPOINT) and not overwrite:
         raise PfsError(f"{run.path} already has a train stage; `pfs resume {run.path}` continues it, "
                        "--overwrite starts it again")
     device = pick_device(options.device, distributed.from_env().local_rank)
     if options.amp and device.type != "cuda":
         raise PfsError("--amp needs a CUDA device; drop --amp or run on a GPU")
     dist = distributed.setup(device.type)
-    emit = _event_sink(run, on_event, dist.is_main)
     try:
         with run.owned("train") if dist.is_main else nullcontext():
-            if dist.is_main and not resume:
-                run.file(CHECKPOINT).unlink(missing_ok=True)  # never resume into another run's state
-                run.write_json("config.json", {**config, "train": options.to_json()})
-            summary = _train(run, config, options, device, dist, emit, should_stop, resume, data)
-    except BaseException as exc:
-        emit(RunFailed(stage="train", error=str(exc) or type(exc).__name__))
-        raise
+            # Everything is checked (structure, data, batch) before the first write, so a
+            # refused start leaves the run exactly as it was: no event, no deleted checkpoint.
+            job = _prepare(run, config, options, device, dist.world_size, data)
+            if out is not None:
+                run = _branch(run, out, overwrite, dist.is_main)
+                config = {**run.config, **moved_data(run.config, data_root)}
+            emit = _event_sink(run, on_event, dist.is_main)
+            try:
+                if dist.is_main and not resume:
+                    run.file(CHECKPOINT).unlink(missing_ok=True)  # never resume into another run's state
+                    run.write_json("config.json", {**config, "train": options.to_json()})
+                elif dist.is_main and data_root:
+                    run.write_json("config.json", config)
+                return _train(run, job, options, device, dist, emit, should_stop, resume)
+            except BaseException as exc:
+                emit(RunFailed(stage="train", error=failure_text(exc)))
+                raise
+            finally:
+                emit.close()
     finally:
-        emit.close()
         distributed.teardown()
-    return summary
+
+
+def _branch(run: RunDir, out: str | Path, overwrite: bool, is_main: bool) -> RunDir:
+    """The new run `out` holding `run`'s gates and structure (rank 0 makes it, others wait)."""
+    if is_main:
+        return run.branch(out, overwrite=overwrite)
+    deadline = time.monotonic() + 120  # bounded: rank 0 may have failed
+    while not (Path(out) / "config.json").is_file():
+        if time.monotonic() > deadline:
+            raise PfsError(f"rank 0 did not create {out} within 120 s")
+        time.sleep(0.1)
+    return RunDir.open(out)
 
 
 @dataclass
@@ -194,7 +229,17 @@ class _Job:
 
 
 def _prepare(run: RunDir, config: dict, options: TrainOptions, device: torch.device, world: int, data) -> _Job:
-    structure = Structure.from_json(read_json(options.structure or run.file("structure.json")))
+    """Check and build everything the loop needs; reads the run, writes nothing."""
+    structure_file = options.structure or run.file("structure.json")
+    if options.structure and not Path(structure_file).is_file():
+        raise PfsError(f"{structure_file} does not exist; give --structure a structure.json made by `pfs search`")
+    if not Path(structure_file).is_file():
+        raise PfsError(f"{run.path} has no structure to train yet; run `pfs search {run.path} --flops F` first")
+    data_json = read_json(structure_file)
+    if not isinstance(data_json, dict):
+        raise PfsError(f"{structure_file} is not a structure.json; re-create it with `pfs search RUN --flops F`")
+    structure = Structure.from_json(data_json)
+    check_structure(structure, config, structure_file)
     source = load_source(config, options, data)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
@@ -218,15 +263,15 @@ def _prepare(run: RunDir, config: dict, options: TrainOptions, device: torch.dev
     return _Job(structure, source, model, plan, macs, dense, steps)
 
 
-def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.device, dist, emit,
-           should_stop, resume: bool, data) -> dict:
-    job = _prepare(run, config, options, device, dist.world_size, data)
+def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, dist, emit,
+           should_stop, resume: bool) -> dict:
     model, plan = job.model, job.plan
     optimizer = torch.optim.SGD(param_groups(model, plan.weight_decay, plan.no_wd_bn_depthwise), lr=plan.lr,
                                 momentum=plan.momentum, nesterov=plan.nesterov)
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if options.amp else None
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     state = {"epoch": 0, "step": 0, "best_acc": -1.0, "best_epoch": 0, "history": []}
+    skip, carried = 0, None  # a checkpoint taken mid-epoch: batches done, their metric sums
     if resume and run.exists(CHECKPOINT):
         ckpt = run.load(CHECKPOINT, map_location=device)
         model.load_state_dict(ckpt["model"])
@@ -234,6 +279,7 @@ def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.devic
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         state = {k: ckpt[k] for k in state}
+        skip, carried = int(ckpt.get("batch", 0)), ckpt.get("sums")
     net = model
     if dist.enabled:
         # Each rank normalises its own shard (no SyncBatchNorm: it has no CPU/gloo path);
@@ -245,14 +291,23 @@ def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.devic
                                             "resumed_from_epoch": state["epoch"]}))
     criterion = nn.CrossEntropyLoss(label_smoothing=plan.label_smoothing)
 
+    def save(extra: dict) -> None:
+        run.save(CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                              "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                              "plan": asdict(plan), **state, **extra})
+
     for epoch in range(state["epoch"], plan.epochs):
         # -- train one epoch: every rank walks its shard of the same global batches --
         net.train()
         t0 = time.perf_counter()
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss x images, correct, images
+        if carried is not None and dist.is_main:
+            sums += torch.as_tensor(carried, dtype=torch.float64, device=device)  # global sums of the done part
         batches = job.source.train_batches(epoch, plan.batch_size, seed=plan.seed, rank=dist.rank,
                                            world=dist.world_size, device=device)
         for i, (x, y) in enumerate(batches):
+            if i < skip:
+                continue  # done before the stop: drawn and dropped, so later batches and crops match
             lr = lr_at(plan, epoch, i, job.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -261,10 +316,15 @@ def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.devic
             if (i + 1) % options.log_every == 0 or i + 1 == job.steps:
                 emit(StepEnd(stage="train", step=state["step"], total_steps=plan.epochs * job.steps,
                              epoch=epoch + 1, loss=loss.item(), lr=lr, accuracy=acc.item(),
-                             steps_per_s=(i + 1) / (time.perf_counter() - t0)))
+                             steps_per_s=(i + 1 - skip) / (time.perf_counter() - t0)))
             if should_stop is not None and distributed.broadcast_flag(should_stop(), device):
-                raise StopRequested(f"stopped in epoch {epoch + 1}; `pfs resume {run.path}` continues "
-                                    f"from epoch {state['epoch'] + 1}")
+                done = distributed.all_reduce_sum(sums.tolist(), device)
+                if dist.is_main:
+                    save({"batch": i + 1, "sums": done})
+                distributed.barrier()
+                raise StopRequested(f"stopped at step {state['step']} (epoch {epoch + 1}), checkpoint saved; "
+                                    f"`pfs resume {run.path}` continues from there")
+        skip, carried = 0, None
         seconds = time.perf_counter() - t0
         loss_sum, correct, seen = distributed.all_reduce_sum(sums.tolist(), device)
         distributed.average_buffers(model)
@@ -285,9 +345,7 @@ def _train(run: RunDir, config: dict, options: TrainOptions, device: torch.devic
                       train_acc=record["train_acc"], test_acc=test_acc, lr=lr,
                       images_per_s=record["images_per_s"], seconds=seconds))
         if dist.is_main:
-            run.save(CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                  "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                                  "plan": asdict(plan), **state})
+            save({})
             emit(CheckpointSaved(stage="train", path=str(run.file(CHECKPOINT)), step=state["step"], epoch=epoch + 1))
         distributed.barrier()
 
@@ -323,10 +381,6 @@ def train_step(net: nn.Module, optimizer, scaler, criterion, x: torch.Tensor, y:
     scaler.step(optimizer)
     scaler.update()
     return loss.detach(), hits / ym.numel()
-
-
-class StopRequested(PfsError):
-    """The caller asked the run to stop; the last checkpoint stays valid for `pfs resume`."""
 
 
 @torch.no_grad()
@@ -389,5 +443,5 @@ def resume_train(run_path: str | Path, *, on_event: Callable | None = None,
     return train_run(run_path, on_event=on_event, should_stop=should_stop, resume=True)
 
 
-__all__ = ["INITS", "StopRequested", "TrainOptions", "evaluate", "param_groups", "pick_device", "resume_train",
+__all__ = ["INITS", "TrainOptions", "evaluate", "param_groups", "pick_device", "resume_train",
            "train_run", "train_step"]

@@ -25,9 +25,11 @@ def describe(info) -> str:
         lines.append(f"FLOPs target {info.budget:g} → {human(info.macs)} MACs")
     if info.epoch is not None:
         lines.append(f"epoch {info.epoch}/{info.total_epochs}")
+    if info.heldout_accuracy is not None:
+        lines.append(f"held-out accuracy of the gates {info.heldout_accuracy:.3f}")
     if info.accuracy is not None:
         best = f" (best {info.best_accuracy:.3f})" if info.best_accuracy is not None else ""
-        lines.append(f"accuracy {info.accuracy:.3f}{best}")
+        lines.append(f"test accuracy {info.accuracy:.3f}{best}")
     return "\n".join(lines)
 
 
@@ -69,8 +71,9 @@ class RunsScreen(PageScreen):
         self.infos = message.infos
         table.clear()
         for i in message.infos:
+            acc = i.accuracy if i.accuracy is not None else i.heldout_accuracy  # test, else the gates' held-out
             table.add_row(i.name, i.stage, i.status, f"{100 * i.progress:.0f}%",
-                          "-" if i.accuracy is None else f"{i.accuracy:.3f}", human(i.macs), key=i.path)
+                          "-" if acc is None else f"{acc:.3f}", human(i.macs), key=i.path)
         if message.infos:
             table.move_cursor(row=min(keep, len(message.infos) - 1))
         self.query_one("#runs-title", Static).update(

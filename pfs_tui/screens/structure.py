@@ -163,7 +163,11 @@ class StructureScreen(PageScreen):
         if session.run_path is not None and session.run_finished:
             from engine.jobs import search_run
 
-            search_run(session.run_path, session.settings.budget)
+            try:
+                search_run(session.run_path, session.settings.budget)
+            except PfsError as exc:  # e.g. the run was trained on its structure: keep it
+                self.notify(str(exc), severity="error", markup=False)
+                return None
             return session.run_path / "structure.json"
         if session.run_path is not None:
             path = session.run_path / "structure.json"

@@ -105,7 +105,7 @@ def test_train_out_keeps_several_trainings_of_one_structure_side_by_side(run, ca
     run.write_json("summary.json", {"stage": "learn", "status": "finished", "heldout_acc": 0.3})
     assert main(["train", str(run.path), "--epochs", "1", "--batch-size", "64", *TINY]) == 0
     out = run.path.parent / "r1-budget"
-    assert main(["train", str(run.path), "--out", str(out), "--epochs", "1", "--budget", "--batch-size", "64",
+    assert main(["train", str(run.path), "--out", str(out), "--epochs", "1", "--scratch-b", "--batch-size", "64",
                  *TINY]) == 0
     capsys.readouterr()
     first, second = run.read_json("summary.json"), RunDir(out).read_json("summary.json")

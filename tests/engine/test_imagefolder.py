@@ -132,8 +132,8 @@ def test_pfs_run_learns_searches_and_trains_on_an_image_folder(folder, tmp_path)
     from engine.cli import main
 
     out = tmp_path / "run"
-    code = main(["run", "resnet20", "--dataset", f"imagefolder:{folder}", "--flops", "0.5", "--steps", "3",
-                 "--batch-size", "8", "--train-epochs", "1", "--train-batch-size", "8", "--quiet",
+    code = main(["run", "resnet20", "--dataset", f"imagefolder:{folder}", "--flops", "0.5", "--learn-steps", "3",
+                 "--learn-batch-size", "8", "--train-epochs", "1", "--train-batch-size", "8", "--quiet",
                  "--out", str(out)])
     assert code == 0
     structure = RunDir.open(out).read_json("structure.json")
