@@ -234,6 +234,7 @@ class ProgressBar:
         self._line_len = 0
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._next_tenth = 0  # non-terminal streams: the next tenth of progress to report
+        self._stage: tuple = ()
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, EvalEnd):
@@ -242,6 +243,8 @@ class ProgressBar:
         elif isinstance(event, StepEnd):
             now = time.monotonic()
             if not self.tty:
+                if (event.stage, event.total_steps) != self._stage:  # a new stage starts its tenths again
+                    self._stage, self._next_tenth = (event.stage, event.total_steps), 0
                 tenth = int(10 * event.step / max(1, event.total_steps))
                 if tenth >= self._next_tenth or event.step >= event.total_steps:
                     self._next_tenth = tenth + 1

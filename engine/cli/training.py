@@ -99,7 +99,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--seed", type=int, metavar="S", help="seed of init and data order (default: the run's)")
     p.add_argument("--data-root", metavar="DIR", help="where the run's data set is now, if it moved "
                    "(for imagefolder runs: the folder itself)")
-    p.add_argument("--out", metavar="NEW_RUN", help="train in a new run directory holding RUN's gates and "
+    p.add_argument("--out", metavar="NEW", help="train in a new run directory holding RUN's gates and "
                    "structure (to keep several trainings of one structure)")
     p.add_argument("--overwrite", action="store_true", help="start the train stage (or --out) again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

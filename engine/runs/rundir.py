@@ -70,7 +70,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def _write_error(path: Path, exc: OSError) -> RunError:
-    reason = exc.strerror or type(exc).__name__
+    reason = exc.strerror or str(exc) or type(exc).__name__
     fix = {errno.ENOSPC: "free some disk space", errno.EROFS: "pick a writable --out",
            errno.EACCES: "pick a folder you can write to", errno.ENOTDIR: "a file is in the way; pick another --out",
            errno.EEXIST: "a file is in the way; pick another --out"}.get(exc.errno, "check the folder")
