@@ -58,6 +58,17 @@ class StepEnd(Event):
 
 
 @dataclass(frozen=True)
+class EvalStarted(Event):
+    """An evaluation begins (held-out while learning, test while training): it can take a
+    while on thousands of images, so progress displays say so instead of looking stuck."""
+
+    kind: ClassVar[str] = "eval_start"
+    stage: str
+    step: int
+    images: int
+
+
+@dataclass(frozen=True)
 class EvalEnd(Event):
     """A held-out (learn) or test (train) evaluation finished."""
 
@@ -140,7 +151,7 @@ class RunFailed(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    c.kind: c for c in (StepEnd, EvalEnd, GateSnapshot, StructureFound, EpochEnd,
+    c.kind: c for c in (StepEnd, EvalStarted, EvalEnd, GateSnapshot, StructureFound, EpochEnd,
                         CheckpointSaved, RunStarted, RunFinished, RunFailed)
 }
 
@@ -237,7 +248,10 @@ class ProgressBar:
         self._stage: tuple = ()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, EvalEnd):
+        if isinstance(event, EvalStarted):
+            self._write(f"{event.stage}: evaluating {event.images} "
+                        f"{'held-out' if event.stage == 'learn' else 'test'} images at step {event.step}")
+        elif isinstance(event, EvalEnd):
             self._heldout = event.accuracy
             self._eval_label = "held-out" if event.stage == "learn" else "test"
         elif isinstance(event, StepEnd):
@@ -267,7 +281,10 @@ class ProgressBar:
         if e.steps_per_s > 0:
             eta = (e.total_steps - e.step) / e.steps_per_s
             parts.append(f"{e.steps_per_s:.1f} it/s eta {_clock(eta)}")
-        line = "  ".join(parts)
+        self._write("  ".join(parts))
+
+    def _write(self, line: str) -> None:
+        """A plain line off a terminal; on one, redraw the bar's line in place."""
         if not self.tty:
             self.stream.write(line + "\n")
             self.stream.flush()

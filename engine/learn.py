@@ -19,7 +19,7 @@ from torch import nn
 
 from engine.data import Dataset, batches
 from engine.errors import PfsError
-from engine.events import EpochEnd, EvalEnd, Event, GateSnapshot, StepEnd
+from engine.events import EpochEnd, EvalEnd, EvalStarted, Event, GateSnapshot, StepEnd
 from engine.gates import set_gates_enabled
 
 REGULARISERS = ("mean", "l1")
@@ -333,6 +333,9 @@ class _Loop:
 
     # -- held-out evaluation -----------------------------------------------------------
     def _evaluate(self, final: bool) -> None:
+        n = _num_images(self.held)
+        self.emit(EvalStarted(stage="learn", step=self.step,
+                              images=n if self.config.heldout_limit is None else min(n, self.config.heldout_limit)))
         acc, loss = heldout_accuracy(self.model, self.held, self.config.heldout_limit, self.device)
         gates = self._gates_copy()
         ev = _Eval(self.step, acc, loss, open_fraction(gates), gates)

@@ -61,9 +61,11 @@ def _add_flops_parser(sub) -> None:
     p = sub.add_parser("flops", help="MACs and params of a model, dense or at a structure's widths")
     p.add_argument("model", help="sample model name (see `pfs models`)")
     p.add_argument("--widths", metavar="JSON", help="count at the widths of a structure.json")
-    p.add_argument("--dataset", metavar="NAME", help="take input size and classes from a data set (e.g. fashion-mnist)")
+    p.add_argument("--dataset", metavar="NAME",
+                   help="take input size and classes from a data set (e.g. fashion-mnist)")
     p.add_argument("--input-size", metavar="C,H,W", help="input size, e.g. 3,32,32 (default: the model's)")
-    p.add_argument("--num-classes", type=positive_int, metavar="N", help="classifier outputs (default 10, ImageNet 1000)")
+    p.add_argument("--num-classes", type=positive_int, metavar="N",
+                   help="classifier outputs (default 10, ImageNet 1000)")
     p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut (A zero-pad, B projection)")
     p.add_argument("--expand", type=number, default=1.0, metavar="F", help="channel expansion factor (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON")

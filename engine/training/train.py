@@ -27,6 +27,7 @@ from engine.events import (
     CheckpointSaved,
     EpochEnd,
     EvalEnd,
+    EvalStarted,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -330,6 +331,7 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
         distributed.average_buffers(model)
 
         # -- evaluate, record, checkpoint (rank 0 writes) --
+        emit(EvalStarted(stage="train", step=state["step"], images=job.source.num_test))
         test_acc, test_loss = evaluate(net, job.source, device, rank=dist.rank, world=dist.world_size,
                                        amp_dtype=amp_dtype)
         best = test_acc > state["best_acc"]

@@ -383,3 +383,19 @@ def test_the_progress_bar_writes_plain_lines_when_not_a_terminal():
     bar.close()
     text = stream.getvalue()
     assert "\r" not in text and 10 <= text.count("\n") <= 12
+
+
+def test_evaluations_show_progress_before_they_finish(tmp_path):
+    import io
+
+    from engine.events import EvalStarted, ProgressBar
+
+    events = []
+    data = synthetic_dataset(n_train=256, n_test=64)
+    learn_run(tmp_path / "r", model="resnet20", dataset="synthetic", expand=0.25, data=data,
+              learn=LearnConfig(steps=4, batch_size=16, eval_every=2), on_event=events.append)
+    starts = [e for e in events if isinstance(e, EvalStarted)]
+    assert [e.step for e in starts][:2] == [2, 4] and starts[0].images == 25  # 256 // 10 held out
+    stream = io.StringIO()
+    ProgressBar(stream)(starts[0])
+    assert stream.getvalue() == "learn: evaluating 25 held-out images at step 2\n"
