@@ -1,0 +1,24 @@
+"""Run directories: the on-disk record of a run, written atomically and read back safely.
+
+rundir (RunDir: config, events, artifacts, checkpoints, owner record; atomic writes and
+weights-only tensor loading), listing (what `pfs runs` and the explorer show of each run),
+artifacts (a run's gated network, gates and structure read back).
+
+Layer: above the method (artifacts rebuild gated networks) and below training, jobs and
+the CLI, which all write runs through it; it never imports those.
+"""
+from engine.runs.artifacts import check_structure, load_gated_model, load_gates, load_structure
+from engine.runs.listing import RunInfo, list_runs, run_info
+from engine.runs.rundir import (
+    DEFAULT_ROOT,
+    RunDir,
+    atomic_write_bytes,
+    atomic_write_json,
+    load_tensors,
+    read_json,
+    save_tensors,
+)
+
+__all__ = ["DEFAULT_ROOT", "RunDir", "RunInfo", "atomic_write_bytes", "check_structure", "atomic_write_json", "list_runs",
+           "load_gated_model", "load_gates", "load_structure", "load_tensors", "read_json", "run_info",
+           "save_tensors"]
