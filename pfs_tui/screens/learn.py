@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 from rich.markup import escape
 from textual import work
@@ -9,8 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Static
+from textual.worker import Worker
 
 from engine.errors import PfsError
+from pfs_tui.formatting import explorer_terms
 from pfs_tui.messages import LearnDone, LearnProgress
 from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import Pauser, build_model
@@ -52,6 +55,7 @@ class LearnScreen(PageScreen):
         self.speed_index = SPEEDS.index(10.0)
         self._drawn = -1
         self.draws = 0  # redraws done (the tests check the rate stays bounded)
+        self._follow_wake = threading.Event()
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="learn-top"):
@@ -98,13 +102,31 @@ class LearnScreen(PageScreen):
         self._drawn = -1
         self._replay(events, self.pauser)
 
+    def start_follow(self, target: str) -> None:
+        """Follow a run's events read-only (`pfs tui --follow`): curves and gates, no compute."""
+        from pfs_tui.follow import RunTail
+
+        self._drawn = -1
+        self._follow(RunTail(target, self.session.runs_root), self._follow_wake)
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
+    def _follow(self, tail, wake: threading.Event) -> None:
+        from pfs_tui.follow import follow_run
+
+        worker = self._current_worker()
+        status = follow_run(tail, self.session, self._notify, lambda: worker.is_cancelled, wake)
+        self.post_message(LearnDone(status, f"the followed run {tail.run}"))
+
+    def on_unmount(self) -> None:
+        self._follow_wake.set()  # end the follower's wait at once when the app quits
+
     @work(thread=True, exclusive=True, group="learn", exit_on_error=False)
     def _learn(self, pauser: Pauser) -> None:
         worker = self._current_worker()
         try:
             status, detail = run_learning(self.session, pauser, self._notify, lambda: worker.is_cancelled)
         except PfsError as exc:  # a user mistake (missing data, bad setting): say how to fix it
-            status, detail = "failed", str(exc)
+            status, detail = "failed", explorer_terms(str(exc))
             self.session.log.set_status(status, detail)
         except Exception as exc:  # a bug: the worker fails with it and the page reports it
             self.session.learning = None
@@ -138,11 +160,20 @@ class LearnScreen(PageScreen):
     def on_learn_done(self, message: LearnDone) -> None:
         self.session.learning = None
         if self.app.quitting:
-            self.app.exit()  # the user asked to quit; the run has saved its gates
-            return
+            return  # the app quits once the worker has ended (on_worker_state_changed)
         self.redraw()
         severity = "error" if message.status == "failed" else "information"
         self.notify(f"gate learning {message.status}: {message.detail}", severity=severity, markup=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        super().on_worker_state_changed(event)
+        # Quitting waits for the learning worker itself to end, not for its LearnDone:
+        # the thread posts LearnDone just before it returns, and on a loaded machine the
+        # app could otherwise exit (cancelling every worker) before the worker finished.
+        if (event.worker.group == "learn" and event.worker.is_finished and self.app.quitting
+                and not self.running):
+            self.session.learning = None
+            self.app.exit()
 
     def action_pause(self) -> None:
         if not (self.pauser and self.running):
