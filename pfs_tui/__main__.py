@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -20,6 +22,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--serve", action="store_true", help="serve the explorer in a browser (textual-serve)")
     p.add_argument("--host", default="localhost", help="host to serve on (with --serve)")
     p.add_argument("--port", type=int, default=8000, help="port to serve on (with --serve)")
+    p.add_argument("--public-url", default=None, metavar="URL",
+                   help="the address browsers use to reach the server, e.g. http://HOST:8000 or an "
+                        "SSH-forwarded http://localhost:8000 (with --serve; default: this machine's name)")
+    p.add_argument("--follow", metavar="RUN", default=None,
+                   help="follow RUN read-only (or `latest`: the newest run under --runs): its curves, "
+                        "histogram and structure, without learning; with --serve every browser tab follows it")
     return p.parse_args(argv)
 
 
@@ -33,8 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pfs: error: unknown model {args.model!r}; choose one of: {', '.join(list_models())}",
               file=sys.stderr)
         return 2
+    if args.follow and args.follow != "latest" and not (Path(args.follow) / "config.json").is_file():
+        print(f"pfs: error: {args.follow} is not a run (no config.json); give a run folder, or "
+              "`--follow latest` to follow the newest run under --runs", file=sys.stderr)
+        return 2
     if args.serve:
-        return _serve(args, argv if argv is not None else sys.argv[1:])
+        try:
+            public_url = public_url_for(args.host, args.port, args.public_url)
+        except ValueError as exc:
+            print(f"pfs: error: {exc}", file=sys.stderr)
+            return 2
+        return _serve(args, argv if argv is not None else sys.argv[1:], public_url)
     from pfs_tui.app import PfsApp
     from pfs_tui.session import Session, Settings
 
@@ -42,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs:
         session.runs_root = Path(args.runs)
     start = args.page or ("learn" if args.replay else "setup")
-    app = PfsApp(session, start=start, replay=args.replay)
+    if args.follow:
+        start = args.page or "learn"
+    app = PfsApp(session, start=start, replay=args.replay, follow=args.follow)
     try:
         app.run()
     except PfsError as exc:
@@ -56,8 +75,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace, argv: list[str]) -> int:
-    """Serve the same explorer (minus --serve/--host/--port) to browsers."""
+def public_url_for(host: str, port: int, given: str | None) -> str:
+    """The URL the served page tells browsers to connect back to.
+
+    textual-serve writes it into the page (scripts and the websocket), so it must be an
+    address the attendees' browsers can reach: never 0.0.0.0. A wildcard host becomes
+    this machine's name unless --public-url says better (an SSH tunnel, a proxy).
+    """
+    if given is not None:
+        url = urlsplit(given)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError(f"--public-url must look like http://HOST:PORT, got {given!r}")
+        return given.rstrip("/")
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn() or socket.gethostname()
+    return f"http://{host}:{port}"
+
+
+def _serve(args: argparse.Namespace, argv: list[str], public_url: str) -> int:
+    """Serve the same explorer (minus the serving flags) to browsers: one app per tab."""
     from textual_serve.server import Server
 
     rest, skip = [], False
@@ -67,14 +103,14 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
             continue
         if a in ("--serve",):
             continue
-        if a in ("--port", "--host"):
+        if a in ("--port", "--host", "--public-url"):
             skip = True
             continue
-        if a.startswith(("--port=", "--host=")):
+        if a.startswith(("--port=", "--host=", "--public-url=")):
             continue
         rest.append(a)
     command = " ".join(shlex.quote(x) for x in [sys.executable, "-m", "pfs_tui", *rest])
-    Server(command, host=args.host, port=args.port, title="pfs explorer").serve()
+    Server(command, host=args.host, port=args.port, title="pfs explorer", public_url=public_url).serve()
     return 0
 
 

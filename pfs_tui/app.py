@@ -1,21 +1,25 @@
 """The pfs terminal explorer: pages as modes, and the few actions that span pages."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Input
 
 from engine.errors import PfsError
+from pfs_tui.follow import READ_ONLY_REFUSED
+from pfs_tui.formatting import explorer_terms
 from pfs_tui.screens.help import HelpScreen
 from pfs_tui.screens.learn import LearnScreen
 from pfs_tui.screens.runs import RunsScreen
 from pfs_tui.screens.setup import SetupScreen
 from pfs_tui.screens.structure import StructureScreen
 from pfs_tui.session import Session, settings_from_config
-from pfs_tui.tasks import device_label, gates_to_lists, has_train_stage, launch_train, load_replay
+from pfs_tui.tasks import device_label, gates_to_lists, has_train_stage, launch_train, load_replay, run_busy
 
 
 class PfsApp(App):
@@ -30,12 +34,13 @@ class PfsApp(App):
         Binding("2", "page('learn')", "Learn", id="page.learn", show=False),
         Binding("3", "page('structure')", "Structure", id="page.structure", show=False),
         Binding("4", "page('runs')", "Runs", id="page.runs", show=False),
-        Binding("question_mark,f1", "page('help')", "Help", id="page.help", key_display="?"),
+        Binding("question_mark", "page('help')", "Help", id="page.help", key_display="?"),
+        Binding("f1", "show_help", "Help", id="page.help.f1", show=False),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
     def __init__(self, session: Session | None = None, *, start: str = "setup", replay: str | None = None,
-                 show_eta: bool = True, blink: bool = True, launcher=launch_train) -> None:
+                 show_eta: bool = True, blink: bool = True, launcher=launch_train, follow: str | None = None) -> None:
         super().__init__()
         self.session = session or Session()
         self.start_page = start
@@ -46,8 +51,12 @@ class PfsApp(App):
         self.quitting = False
         self._confirm_retrain: Path | None = None
         self.hard_exit = False  # quit at once, abandoning a learning thread (see __main__)
+        self.follow = follow  # a run (or "latest") this explorer only watches: nothing is learned or written
 
     async def on_mount(self) -> None:
+        if self.follow:
+            await self.switch_mode("learn")
+            self.screen.start_follow(self.follow)
         await self.switch_mode(self.start_page)
         if self.replay_source:
             await self.replay_run(self.replay_source)
@@ -67,12 +76,26 @@ class PfsApp(App):
             self.notify("stopping gate learning so the run keeps its gates; quitting when saved "
                         "(q again: quit now, the run is left unfinished)", timeout=30)
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        # In a field, `?` is typed text (Input takes printable keys first): do not offer
+        # Help in the footer there. F1 still opens it.
+        if action == "page" and parameters == ("help",) and isinstance(self.focused, Input):
+            return False
+        if self.follow and action in READ_ONLY_REFUSED:
+            return False  # a follower learns and writes nothing: do not offer it in the footer
+        return True
+
     async def action_page(self, page: str) -> None:
         await self.switch_mode(page)
 
+    async def action_show_help(self) -> None:
+        await self.switch_mode("help")
+
     def set_setting(self, name: str, value) -> None:
-        """Change one setting (pages read them when they are shown)."""
+        """Change one setting (pages read them when they are shown); a valid value set on
+        any page clears the error another page's field had for it."""
         setattr(self.session.settings, name, value)
+        self.session.invalid.pop(name, None)
 
     def _apply_run_config(self, path: Path) -> dict:
         from engine.runs import RunDir
@@ -82,8 +105,18 @@ class PfsApp(App):
         return config
 
     # -- actions spanning pages ----------------------------------------------------
+    def refuse_when_following(self) -> bool:
+        """Whether this explorer only follows a run (and says so): then it learns and writes nothing."""
+        if self.follow:
+            self.notify(f"this explorer follows {self.session.run_path or self.follow} read-only: "
+                        "learning and retraining happen on the presenter's explorer", severity="warning",
+                        markup=False)
+        return bool(self.follow)
+
     async def action_learn(self) -> None:
         """Start gate learning with the current settings and show it."""
+        if self.refuse_when_following():
+            return
         if self.session.invalid:
             self.notify("fix the settings first: " + "; ".join(self.session.invalid.values()),
                         severity="error", markup=False)
@@ -98,7 +131,7 @@ class PfsApp(App):
             run, events = load_replay(path)
             self._apply_run_config(run.path)
         except PfsError as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(explorer_terms(str(exc)), severity="error", markup=False)
             return
         await self.switch_mode("learn")
         self.session.replay_path = run.path
@@ -107,16 +140,23 @@ class PfsApp(App):
 
     async def open_run_gates(self, path: str | Path) -> None:
         """Show a run's selected gates (gates.pt) on the Structure page."""
-        from engine.runs import load_gated_model
+        from engine.runs import RunDir, load_gated_model
 
         path = Path(path)
         try:
             self._apply_run_config(path)
             model = load_gated_model(path)
         except PfsError as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(explorer_terms(str(exc)), severity="error", markup=False)
             return
-        self.session.reset_log().set_gates(gates_to_lists({g: m.weight for g, m in model.gates().items()}), 0)
+        run = RunDir(path)
+        budget = run.read_json_or_empty("structure.json").get("budget")
+        if isinstance(budget, (int, float)) and 0 < budget <= 1:
+            self.set_setting("budget", float(budget))  # the target the run was searched at
+        step = run.read_json_or_empty("summary.json")
+        step = (step.get("learn") or step).get("selected_step") or 0
+        self.session.reset_log().set_gates(gates_to_lists({g: m.weight for g, m in model.gates().items()}),
+                                           int(step))
         self.session.run_path, self.session.run_finished = path, True
         await self.switch_mode("structure")
 
@@ -135,6 +175,13 @@ class PfsApp(App):
         from pfs_tui.screens.run_detail import RunDetailScreen
 
         path = Path(path)
+        if self.refuse_when_following():
+            return
+        busy = run_busy(path)
+        if busy:  # never rewrite structure.json or launch a second `pfs train` under a live one
+            self._confirm_retrain = None
+            self.notify(busy, severity="warning", markup=False)
+            return
         try:
             overwrite = has_train_stage(path)
             if overwrite and self._confirm_retrain != path:
@@ -147,12 +194,27 @@ class PfsApp(App):
                 search_run(path, self.session.settings.budget, overwrite=overwrite)
             pid = self.launcher(path, self.session.settings.train_epochs, overwrite=overwrite)
         except PfsError as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(explorer_terms(str(exc)), severity="error", markup=False)
             return
         self.notify(f"pfs train started on {device_label()} (pid {pid}); it keeps running if you quit")
         await self.switch_mode("runs")
         if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
             await self.push_screen(RunDetailScreen(path))
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """Save the screen as SVG in the working directory and say where (the palette's
+        Screenshot). Textual's default saves into ~/Downloads, which a server often lacks;
+        served to a browser, the browser still receives it."""
+        if self.is_web:
+            return super().deliver_screenshot(filename, path, time_format)
+        try:
+            saved = self.save_screenshot(filename, path or os.getcwd(), time_format)
+        except OSError as exc:
+            self.notify(f"screenshot not saved: {exc}", severity="error", markup=False)
+            return None
+        self.notify(f"screenshot saved to {saved}", markup=False, timeout=10)
+        return saved
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

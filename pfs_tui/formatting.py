@@ -1,5 +1,7 @@
-"""Numbers for people on small screens: MACs and parameter counts to three digits."""
+"""Text for people on small screens: MACs and parameter counts to three digits, errors in the explorer's words."""
 from __future__ import annotations
+
+import re
 
 
 def human(n: int | float | None) -> str:
@@ -10,3 +12,20 @@ def human(n: int | float | None) -> str:
         if n >= scale:
             return f"{n / scale:.3g}{unit}"
     return str(int(n))
+
+
+# The engine's messages name `pfs` command-line flags; in the explorer the same knob is a
+# field with another name. (Longest first, so --batch-size is not read as --batch.)
+_FLAG_SETTINGS = {"--batch-size": "batch size", "--sparsity": "sparsity r", "--gamma": "gamma",
+                  "--steps": "steps", "--epochs": "epochs", "--seed": "seed", "--expand": "expansion",
+                  "--flops": "FLOPs target", "--budget": "FLOPs target", "--reg": "regulariser",
+                  "--subset": "retrain subset"}
+_FLAG_RE = re.compile("|".join(re.escape(f) for f in sorted(_FLAG_SETTINGS, key=len, reverse=True)) + r"\b")
+
+
+def explorer_terms(message: str) -> str:
+    """An engine error in the explorer's words: its settings' names instead of CLI flags."""
+    message = message.replace("pass --data-root DIR", "restart the explorer with `pfs tui --data-root DIR`")
+    message = message.replace("add --download (needs internet)",
+                              "fetch it once with `pfs learn ... --download` (needs internet)")
+    return _FLAG_RE.sub(lambda m: _FLAG_SETTINGS[m.group(0)], message)

@@ -226,6 +226,24 @@ def train_process_alive(run_path: Path) -> bool | None:
     return True
 
 
+def run_busy(run_path: Path) -> str:
+    """Why a run must not be touched now ("" when it may): a process is training or resuming it.
+
+    Retraining or exporting into such a run would rewrite its structure.json under the
+    running job, and a second `pfs train` would be refused by the engine after it started.
+    """
+    if train_process_alive(run_path):
+        pid = json.loads((Path(run_path) / TRAIN_PID).read_text()).get("pid")
+        return f"{Path(run_path).name} is training (pid {pid}); wait for it to finish or stop it first"
+    try:
+        owned = RunDir(run_path).owner_alive()
+    except OSError:
+        owned = None
+    if owned:
+        return f"{Path(run_path).name} is in use by another process; wait for it to finish or stop it first"
+    return ""
+
+
 class EventFollower:
     """Reads the events appended to an events.jsonl since the last call (tail -f)."""
 

@@ -6,6 +6,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
+from pfs_tui.follow import READ_ONLY_REFUSED
 from pfs_tui.widgets.nav_bar import NavBar
 
 
@@ -13,6 +14,9 @@ class PageScreen(Screen):
     """A page of the explorer; subclasses yield their body from `compose_body`."""
 
     PAGE = ""
+    # Where the keys go when no field is being edited: focused when the page is shown and
+    # when Escape leaves a field. Never an input, or page keys would be typed into it.
+    AUTO_FOCUS = ""
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.PAGE)
@@ -25,6 +29,14 @@ class PageScreen(Screen):
     @property
     def session(self):
         return self.app.session
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        return not (getattr(self.app, "follow", None) and action in READ_ONLY_REFUSED)
+
+    def focus_home(self) -> None:
+        """Give the keys back to the page: focus its AUTO_FOCUS widget (or nothing)."""
+        home = next((w for w in self.query(self.AUTO_FOCUS) if w.focusable), None) if self.AUTO_FOCUS else None
+        self.set_focus(home)
 
     def set_status(self, text: str) -> None:
         """Right-hand text in the page bar."""

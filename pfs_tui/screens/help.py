@@ -50,6 +50,8 @@ Compare with the **uniform** network of the same MACs (the `u` column).
 - `1` Setup, `2` Learn, `3` Structure, `4` Runs, `?` Help; `ctrl+p` command palette.
 - Setup: arrows move in the model list, `Tab` to the fields; in a field `+`/`-` or
   the up/down arrows nudge the value, the mouse wheel too; clicking the gauge sets it.
+  `Escape` leaves a field: while one is being edited, letters, digits and `?` are
+  typed into it, so the page keys wait until you leave it (`F1` opens this help).
 - Learn: `s` start, `space` pause/resume, `x` stop; in a replay `[` and `]` change speed.
 - Structure: `+`/`-` move the FLOPs target, `e` export structure.json, `t` retrain.
 - Runs: `Enter` opens a run; there `g` loads its gates, `r` replays it, `t` retrains.
@@ -61,11 +63,9 @@ class HelpScreen(PageScreen):
     """The method explained; scrolls with the arrows or the mouse."""
 
     PAGE = "help"
+    AUTO_FOCUS = "#help-scroll"
     CSS_PATH = "help.tcss"
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="help-scroll"):
             yield Markdown(HELP, id="help-text")
-
-    def on_mount(self) -> None:
-        self.query_one("#help-scroll").focus()

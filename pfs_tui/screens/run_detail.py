@@ -93,7 +93,8 @@ class RunDetailScreen(Screen):
         elif isinstance(e, EpochEnd) and e.stage == "train":
             self.epochs.append(e)
         elif isinstance(e, RunFinished):
-            self.status = "finished"
+            # A stop on request also ends with RunFinished (its work kept): say stopped.
+            self.status = "stopped" if e.summary.get("status") == "stopped" else "finished"
         elif isinstance(e, RunFailed):
             self.status, self.error = "failed", e.error
 

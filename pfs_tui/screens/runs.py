@@ -37,6 +37,7 @@ class RunsScreen(PageScreen):
     """A table of runs (stage, status, accuracy, MACs); Enter opens one, finished or not."""
 
     PAGE = "runs"
+    AUTO_FOCUS = "#runs-table"
     CSS_PATH = "runs.tcss"
     BINDINGS = [
         Binding("enter", "open", "Open run", id="runs.open"),
@@ -55,7 +56,6 @@ class RunsScreen(PageScreen):
         self.infos = []
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
-        table.focus()
 
     def action_refresh(self) -> None:
         if self.is_current:

@@ -19,6 +19,7 @@ class SetupScreen(PageScreen):
     """Model list with dense costs on the left, every setting on the right."""
 
     PAGE = "setup"
+    AUTO_FOCUS = "#model-table"
     CSS_PATH = "setup.tcss"
     BINDINGS = [
         Binding("s", "app.learn", "Start learning", id="setup.learn"),
@@ -31,14 +32,14 @@ class SetupScreen(PageScreen):
                 yield Label("", id="models-title")
                 yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="model-desc")
-            with VerticalScroll(id="form"):
+            with VerticalScroll(id="form", can_focus=False):  # its fields are the tab stops
                 with Horizontal(classes="choice"):
                     yield Label("data set")
                     yield Select([(d, d) for d in dataset_names()], value=s.dataset, allow_blank=False,
                                  compact=True, id="dataset")
                 with Horizontal(classes="choice"):
                     yield Label("regulariser")
-                    yield Select([("mean: (mean|g| - r)^2", "mean"), ("l1: mean|g|", "l1")], value=s.reg,
+                    yield Select([("mean (paper)", "mean"), ("l1 (baseline)", "l1")], value=s.reg,
                                  allow_blank=False, compact=True, id="reg")
                 for spec in FIELDS.values():
                     yield NumberField(spec.label, getattr(s, spec.name), minimum=spec.minimum,
@@ -50,7 +51,6 @@ class SetupScreen(PageScreen):
         table = self.query_one("#model-table", DataTable)
         table.add_columns("model", "MACs", "params")
         self.load_rows(self.session.settings.dataset)
-        table.focus()
 
     @work(thread=True, exclusive=True, group="model-rows", exit_on_error=False)
     def load_rows(self, dataset: str) -> None:
@@ -122,5 +122,7 @@ class SetupScreen(PageScreen):
         s = self.session.settings
         for name in FIELDS:
             field = self.query_one(f"#{name}", NumberField)
-            if field.value != getattr(s, name) and not field.error:
+            if name in self.session.invalid:
+                continue  # still being corrected here
+            if field.value != getattr(s, name) or field.error:
                 field.set_value(getattr(s, name))

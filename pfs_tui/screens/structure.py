@@ -13,10 +13,11 @@ from textual.worker import get_current_worker
 
 from engine.errors import PfsError
 from engine.runs import atomic_write_json
-from pfs_tui.formatting import human
+from pfs_tui.formatting import explorer_terms, human
 from pfs_tui.messages import StructureReady
 from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import FIELDS, build_model, gates_fit, structures
+from pfs_tui.tasks import run_busy
 from pfs_tui.widgets.channel_bars import ChannelBars
 from pfs_tui.widgets.number_field import NumberField
 
@@ -29,6 +30,7 @@ class StructureScreen(PageScreen):
     """Search runs on every change (it is analytic: tens of ms even for ResNet-56)."""
 
     PAGE = "structure"
+    AUTO_FOCUS = "#bars-scroll"
     CSS_PATH = "structure.tcss"
     BINDINGS = [
         Binding("plus,equals_sign,right", "nudge(1)", "Target +", id="structure.more", key_display="+/→"),
@@ -61,23 +63,29 @@ class StructureScreen(PageScreen):
     def on_mount(self) -> None:
         self.set_interval(1 / REFRESH_HZ, self.update_structure)
         self.update_structure()
-        # The bars have focus (up/down scroll them); + and - move the target from anywhere
-        # on the page, and a click or Tab into the field allows typing a value.
-        self.query_one("#bars-scroll").focus()
+        # The bars have focus (AUTO_FOCUS: up/down scroll them); + and - move the target
+        # from anywhere on the page, and a click or Tab into the field allows typing a value.
 
     def action_nudge(self, direction: int) -> None:
         self.query_one("#budget", NumberField).nudge(direction)
 
     def on_screen_resume(self) -> None:
         field = self.query_one("#budget", NumberField)
-        if field.value != self.session.settings.budget:
-            field.set_value(self.session.settings.budget)
+        budget = self.session.settings.budget
+        if "budget" not in self.session.invalid and (field.value != budget or field.error):
+            field.set_value(budget)
         self.call_after_refresh(self.update_structure)  # page first, then a search if needed
 
     @on(NumberField.Changed, "#budget")
     def _budget(self, event: NumberField.Changed) -> None:
         self.app.set_setting("budget", event.value)
+        self._key = None  # search and redraw even when the value is the one before a refusal
         self.update_structure()  # at once, not on the next tick: this is the slider
+
+    @on(NumberField.Refused, "#budget")
+    def _budget_refused(self, event: NumberField.Refused) -> None:
+        self.session.invalid["budget"] = f"{event.field.label}: {event.why}"
+        self.set_status("target refused")
 
     def _model_for_settings(self):
         s = self.session.settings
@@ -97,7 +105,7 @@ class StructureScreen(PageScreen):
         try:
             model, size = self._model_for_settings()
         except PfsError as exc:
-            self.on_structure_ready(StructureReady(key, None, None, str(exc), False))
+            self.on_structure_ready(StructureReady(key, None, None, explorer_terms(str(exc)), False))
             return
         gates = log.gates if gates_fit(log.gates, model.widths) else None
         self._search(key, model, size, gates, s.budget)
@@ -112,7 +120,7 @@ class StructureScreen(PageScreen):
             error = ""
         except PfsError as exc:
             found = uniform = None
-            error = str(exc)
+            error = explorer_terms(str(exc))
         if not get_current_worker().is_cancelled:
             self.post_message(StructureReady(key, found, uniform, error, gates is not None))
 
@@ -134,6 +142,7 @@ class StructureScreen(PageScreen):
         if self.structure is None:
             summary.update(f"[b red]{escape(self.error)}[/]")
             bars.show({}, {})
+            self.set_status("no structure at this target")
             return
         st, un = self.structure, self.uniform
         log = self.session.log
@@ -160,6 +169,12 @@ class StructureScreen(PageScreen):
             self.notify(self.error or "no structure to export", severity="error", markup=False)
             return None
         session = self.session
+        if self.app.refuse_when_following():
+            return None
+        busy = run_busy(session.run_path) if session.run_path is not None else ""
+        if busy:
+            self.notify(busy, severity="warning", markup=False)
+            return None
         if session.run_path is not None and session.run_finished:
             from engine.jobs import search_run
 

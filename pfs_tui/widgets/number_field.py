@@ -36,12 +36,16 @@ class NumberInput(Input):
     BINDINGS = [
         Binding("up", "nudge(1)", "More", id="field.more", key_display="↑/+"),
         Binding("down", "nudge(-1)", "Less", id="field.less", key_display="↓/-"),
-        Binding("escape", "leave", "Done", id="field.done", show=False),
+        Binding("escape", "leave", "Leave field", id="field.leave", key_display="esc"),
     ]
 
     def action_leave(self) -> None:
         """Give the keys back to the page (its letter shortcuts are typed text in here)."""
-        self.screen.set_focus(None)
+        home = getattr(self.screen, "focus_home", None)
+        if home is not None:
+            home()
+        else:
+            self.screen.set_focus(None)
 
     def on_mount(self) -> None:
         # Snapshot tests switch blinking off app-wide so the cursor is always drawn.
@@ -100,7 +104,7 @@ class NumberField(Widget):
     NumberField Label { width: 15; }
     NumberField NumberInput { width: 10; }
     NumberField .slider { width: 1fr; color: $accent; margin-left: 1; }
-    NumberField .error { color: $error; display: none; height: 1; padding-left: 15; }
+    NumberField .error { color: $error; display: none; height: auto; padding-left: 15; }
     NumberField.-invalid .error { display: block; }
     NumberField.-invalid NumberInput { color: $error; }
     """

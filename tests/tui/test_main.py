@@ -21,16 +21,30 @@ def test_serve_runs_the_same_explorer_without_the_serve_flags(monkeypatch):
     seen = {}
 
     class FakeServer:
-        def __init__(self, command, host, port, title):
-            seen.update(command=command, host=host, port=port)
+        def __init__(self, command, host, port, title, public_url):
+            seen.update(command=command, host=host, port=port, public_url=public_url)
 
         def serve(self):
             seen["served"] = True
 
     monkeypatch.setattr("textual_serve.server.Server", FakeServer)
-    assert entry.main(["--serve", "--port", "8123", "--runs", "r", "--replay", "r/x"]) == 0
+    assert entry.main(["--serve", "--port", "8123", "--runs", "r", "--replay", "r/x",
+                       "--public-url", "http://room.example:9000/"]) == 0
     assert seen["served"] and seen["port"] == 8123
     assert seen["command"].endswith("-m pfs_tui --runs r --replay r/x")
+    assert seen["public_url"] == "http://room.example:9000"  # what the page tells browsers to reach
+
+
+def test_the_served_page_never_points_browsers_at_0_0_0_0(capsys):
+    assert not entry.public_url_for("0.0.0.0", 8000, None).startswith("http://0.0.0.0")
+    assert entry.public_url_for("localhost", 8000, None) == "http://localhost:8000"
+    assert entry.main(["--serve", "--public-url", "room:8000"]) == 2
+    assert capsys.readouterr().err.startswith("pfs: error: --public-url must look like http://HOST:PORT")
+
+
+def test_follow_needs_a_run_or_latest(tmp_path, capsys):
+    assert entry.main(["--follow", str(tmp_path)]) == 2
+    assert "is not a run (no config.json)" in capsys.readouterr().err
 
 
 def test_python_dash_m_pfs_tui_prints_help():

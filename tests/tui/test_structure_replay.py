@@ -84,7 +84,7 @@ async def test_an_unreachable_target_is_explained_not_crashed(runs_root):
         app.screen.query_one("#budget").set_value(0.01)
         await pilot.pause()
         assert await settled_structure(pilot, app) is None
-        assert "raise --flops" in text_of(app, "#structure-summary")
+        assert "raise FLOPs target to at least 0.0408" in text_of(app, "#structure-summary")  # the field, not a flag
 
 
 async def test_replay_speed_keys_and_pause(runs_root):

@@ -1,0 +1,67 @@
+"""Presenter mode: an explorer follows another's run read-only (`pfs tui --follow RUN|latest`)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from pfs_tui.app import PfsApp
+from pfs_tui.session import Session
+from pfs_tui.testing import FIXTURES, settled_structure, text_of, wait_until
+
+
+def _follower(runs_root, follow: str) -> PfsApp:
+    return PfsApp(Session(runs_root=runs_root), follow=follow, start="learn", show_eta=False, blink=False)
+
+
+def _files(run) -> dict:
+    return {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+
+
+async def test_following_a_live_run_shows_its_curves_and_gates_and_writes_nothing(runs_root):
+    run = runs_root / "presenter"
+    run.mkdir()
+    shutil.copy(FIXTURES / "learned" / "config.json", run / "config.json")
+    lines = (FIXTURES / "learned" / "events.jsonl").read_text().splitlines(keepends=True)
+    half = next(i for i, line in enumerate(lines) if '"step": 75,' in line and '"type": "step"' in line)
+    (run / "events.jsonl").write_text("".join(lines[:half + 1]))
+    app = _follower(runs_root, str(run))
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.session.log
+        await wait_until(pilot, lambda: app.session.log.steps[-1:] == [75], what="the first half")
+        assert app.session.settings.sparsity == json.loads((run / "config.json").read_text())["learn"]["sparsity"]
+        await wait_until(pilot, lambda: "following" in text_of(app, "#learn-status"), what="the status line")
+        with open(run / "events.jsonl", "a") as f:  # the presenter's run goes on
+            f.write("".join(lines[half + 1:]))
+        await wait_until(pilot, lambda: app.session.log.status == "finished", what="the end of the run")
+        log = app.session.log
+        assert log.steps == list(range(1, 151)) and log.gates_step == 150
+        before = _files(run)
+        await pilot.press("s")  # no learning here: the presenter's explorer learns
+        await pilot.pause()
+        assert app.session.learning is None
+        assert any("read-only" in n.message for n in app._notifications)
+        await pilot.press("3")  # this tab's own FLOPs slider over the followed gates
+        await wait_until(pilot, lambda: app.current_mode == "structure", what="the structure page")
+        first = await settled_structure(pilot, app)
+        assert "learned gates at step 150" in text_of(app, "#structure-summary")
+        await pilot.press("-", "-")
+        await wait_until(pilot, lambda: app.screen.settled and app.screen.structure.macs < first.macs,
+                         what="a smaller structure")
+        await pilot.press("e", "t")  # export and retrain would write into the run: refused
+        await pilot.pause()
+        assert _files(run) == before
+
+
+async def test_following_latest_moves_to_the_newest_run(runs_root):
+    app = _follower(runs_root, "latest")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.session.log.status == "waiting", what="waiting for a run")
+        config = json.loads((FIXTURES / "learned" / "config.json").read_text())
+        for name, created in (("first", 1000.0), ("second", 2000.0)):
+            run = runs_root / name
+            run.mkdir()
+            (run / "config.json").write_text(json.dumps({**config, "created": created}))
+            shutil.copy(FIXTURES / "learned" / "events.jsonl", run / "events.jsonl")
+            await wait_until(pilot, lambda r=run: app.session.run_path == r and app.session.log.status == "finished",
+                             what=f"following {name}")
+        assert len(app.session.log.steps) == 150  # the second run's events only, from its start
