@@ -52,10 +52,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pfs: error: {exc}", file=sys.stderr)
             return 2
         return _serve(args, argv if argv is not None else sys.argv[1:], public_url)
+    from pfs_tui import preferences
     from pfs_tui.app import PfsApp
     from pfs_tui.session import Session, Settings
 
-    session = Session(settings=Settings(model=args.model, dataset=args.dataset), data_root=args.data_root)
+    prefs = preferences.default_path()
+    settings, warning = preferences.load(prefs, Settings(model=args.model, dataset=args.dataset))
+    if warning:
+        print(f"pfs: warning: {warning}", file=sys.stderr)
+    # A follower (one per browser tab) retrains nothing: it keeps no preferences either.
+    session = Session(settings=settings, data_root=args.data_root, prefs_path=None if args.follow else prefs)
     if args.runs:
         session.runs_root = Path(args.runs)
     start = args.page or ("learn" if args.replay else "setup")

@@ -13,6 +13,8 @@ from textual.widgets import Input
 from engine.errors import PfsError
 from pfs_tui.follow import READ_ONLY_REFUSED
 from pfs_tui.formatting import explorer_terms
+from pfs_tui.preferences import PERSISTED
+from pfs_tui.preferences import save as save_preferences
 from pfs_tui.screens.help import HelpScreen
 from pfs_tui.screens.learn import LearnScreen
 from pfs_tui.screens.runs import RunsScreen
@@ -96,6 +98,11 @@ class PfsApp(App):
         any page clears the error another page's field had for it."""
         setattr(self.session.settings, name, value)
         self.session.invalid.pop(name, None)
+        if self.session.prefs_path is not None and name in PERSISTED:
+            try:
+                save_preferences(self.session.prefs_path, self.session.settings)
+            except OSError as exc:
+                self.notify(f"could not keep {name} for next time: {exc}", severity="warning", markup=False)
 
     def _apply_run_config(self, path: Path) -> dict:
         from engine.runs import RunDir
@@ -192,7 +199,8 @@ class PfsApp(App):
             self._confirm_retrain = None
             if search or not (path / "structure.json").is_file():
                 search_run(path, self.session.settings.budget, overwrite=overwrite)
-            pid = self.launcher(path, self.session.settings.train_epochs, overwrite=overwrite)
+            s = self.session.settings
+            pid = self.launcher(path, s.train_epochs, overwrite=overwrite, subset=s.train_subset)
         except PfsError as exc:
             self.notify(explorer_terms(str(exc)), severity="error", markup=False)
             return

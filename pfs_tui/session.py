@@ -53,6 +53,7 @@ class Settings:
     seed: int = 0
     expand: float = 1.0
     train_epochs: int = 20
+    train_subset: int = 0  # training images for `pfs train --subset` (0: all of them)
     # Live feedback: evaluate often on part of the held-out set, snapshot gates often.
     eval_every: int = 50
     heldout_limit: int = 1000
@@ -88,6 +89,8 @@ FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
     FieldSpec("seed", "seed", 0, 2**31 - 1, 1, integer=True, help="random init and data order"),
     FieldSpec("expand", "expansion", 0.25, 4.0, 0.25, help="width multiplier of the gated model"),
     FieldSpec("train_epochs", "retrain epochs", 1, 1000, 5, integer=True, help="epochs of `pfs train`"),
+    FieldSpec("train_subset", "retrain images", 0, 10_000_000, 1000, integer=True,
+              help="train on the first N images (0 = all): a demo retraining in minutes on a CPU"),
 )}
 
 
@@ -261,6 +264,7 @@ class Session:
     log: LearnLog = field(default_factory=LearnLog)
     invalid: dict[str, str] = field(default_factory=dict)  # setting -> why its text is refused
     learning: Pauser | None = None  # the controls of gate learning while it runs
+    prefs_path: Path | None = None  # where settings that outlive the explorer are kept (None: nowhere)
 
     def new_run_path(self) -> Path:
         """A fresh run directory name under runs_root."""

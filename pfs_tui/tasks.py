@@ -159,9 +159,12 @@ def selected_gates(run_path: Path, log: LearnLog) -> None:
 
 
 # -- retraining as a detached process ------------------------------------------------
-def train_command(run_path: Path, epochs: int, device: str = "auto", overwrite: bool = False) -> list[str]:
+def train_command(run_path: Path, epochs: int, device: str = "auto", overwrite: bool = False,
+                  subset: int = 0) -> list[str]:
     """The `pfs train` command line for a run (the same module the `pfs` script runs)."""
     cmd = [sys.executable, "-m", "engine", "train", str(run_path), "--epochs", str(epochs), "--device", device]
+    if subset:
+        cmd += ["--subset", str(subset)]
     return cmd + ["--overwrite"] if overwrite else cmd
 
 
@@ -183,13 +186,13 @@ def train_log_tail(run_path: Path) -> str:
 
 
 def launch_train(run_path: Path, epochs: int, device: str = "auto", overwrite: bool = False,
-                 command: list[str] | None = None) -> int:
+                 command: list[str] | None = None, subset: int = 0) -> int:
     """Start `pfs train RUN` detached (own session, output to RUN/train.log); its pid.
 
     The process outlives the explorer; the pid is written into the run so a restarted
     explorer can tell whether it is still alive.
     """
-    cmd = command or train_command(run_path, epochs, device, overwrite)
+    cmd = command or train_command(run_path, epochs, device, overwrite, subset)
     with open(run_path / "train.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)

@@ -15,6 +15,7 @@ from textual.widgets import Footer, ProgressBar, Static
 from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd
 from engine.runs import RunDir
 from pfs_tui.messages import RunEvents
+from pfs_tui.screens.learn import clock
 from pfs_tui.tasks import EventFollower, train_launched_at, train_log_tail, train_process_alive
 from pfs_tui.widgets.curve_plot import CurvePlot, moving_average
 from pfs_tui.widgets.nav_bar import NavBar
@@ -46,6 +47,7 @@ class RunDetailScreen(Screen):
         self.device = ""
         self.error = ""
         self.last_time = 0.0  # of the newest event read
+        self.train_step: StepEnd | None = None  # the newest training step (every log_every steps)
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs")
@@ -85,7 +87,9 @@ class RunDetailScreen(Screen):
             self.device = str(e.config.get("device", self.device)) if isinstance(e.config, dict) else self.device
         elif isinstance(e, StepEnd):
             self.status, self.last_step = "running", e
-            if e.stage != "train":
+            if e.stage == "train":
+                self.train_step = e
+            else:
                 self.learn_steps.append(e.step)
                 self.learn_loss.append(e.loss)
         elif isinstance(e, EvalEnd) and e.stage != "train" and math.isfinite(e.accuracy):
@@ -120,13 +124,21 @@ class RunDetailScreen(Screen):
             head += f"\nepoch {e.epoch}/{e.total_epochs}  train acc {e.train_acc:.3f}"
             if math.isfinite(e.test_acc):
                 head += f"  test acc [b]{e.test_acc:.3f}[/b]"
+        step = self.train_step
+        if self.stage == "train" and step is not None:
+            # Within the epoch too: a demo retraining shows it moving long before an epoch ends.
+            head += f"\nstep {step.step}/{step.total_steps} (epoch {step.epoch})  loss {step.loss:.3f}"
+            if self.status == "running" and step.steps_per_s > 0 and getattr(self.app, "show_eta", True):
+                head += f"  time left {clock((step.total_steps - step.step) / step.steps_per_s)}"
         if self.heldout:
             head += f"\nheld-out accuracy of the gates {self.heldout[-1][1]:.3f}"
         if self.error:
             head += f"\n[red]{escape(self.error)}[/]"
         self.query_one("#run-head", Static).update(head)
         bar = self.query_one("#run-progress", ProgressBar)
-        if self.stage == "train" and self.epochs:
+        if self.stage == "train" and step is not None:
+            bar.update(total=step.total_steps, progress=step.step)
+        elif self.stage == "train" and self.epochs:
             bar.update(total=self.epochs[-1].total_epochs, progress=self.epochs[-1].epoch)
         elif self.last_step is not None:
             bar.update(total=self.last_step.total_steps, progress=self.last_step.step)

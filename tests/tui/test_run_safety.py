@@ -18,7 +18,7 @@ async def test_t_and_e_on_a_run_that_is_training_are_refused_and_nothing_is_writ
     (run / "events.jsonl").write_text("")
     calls = []
 
-    def launcher(path: Path, epochs: int, overwrite: bool = False) -> int:
+    def launcher(path: Path, epochs: int, overwrite: bool = False, subset: int = 0) -> int:
         calls.append(overwrite)
         return launch_train(path, epochs, command=[sys.executable, str(FAKE_TRAIN), str(path)])
 

@@ -14,7 +14,7 @@ from pfs_tui.testing import copy_run, make_app, settled_structure, show_runs, te
 FAKE_TRAIN = Path(__file__).parent / "fake_train.py"
 
 
-def fake_launcher(path: Path, epochs: int, overwrite: bool = False) -> int:
+def fake_launcher(path: Path, epochs: int, overwrite: bool = False, subset: int = 0) -> int:
     return launch_train(path, epochs, command=[sys.executable, str(FAKE_TRAIN), str(path)])
 
 
@@ -139,7 +139,7 @@ async def test_retraining_a_trained_run_asks_first_then_overwrites(runs_root):
     run = copy_run("trained", runs_root)
     calls = []
 
-    def launcher(path: Path, epochs: int, overwrite: bool = False) -> int:
+    def launcher(path: Path, epochs: int, overwrite: bool = False, subset: int = 0) -> int:
         calls.append(overwrite)
         return launch_train(path, epochs, command=[sys.executable, "-c", "print('pfs: error: boom')"])
 
