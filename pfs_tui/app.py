@@ -21,7 +21,15 @@ from pfs_tui.screens.runs import RunsScreen
 from pfs_tui.screens.setup import SetupScreen
 from pfs_tui.screens.structure import StructureScreen
 from pfs_tui.session import Session, settings_from_config
-from pfs_tui.tasks import device_label, gates_to_lists, has_train_stage, launch_train, load_replay, run_busy
+from pfs_tui.tasks import (
+    device_label,
+    gates_to_lists,
+    has_train_stage,
+    launch_resume,
+    launch_train,
+    load_replay,
+    run_busy,
+)
 
 
 class PfsApp(App):
@@ -42,7 +50,8 @@ class PfsApp(App):
     ]
 
     def __init__(self, session: Session | None = None, *, start: str = "setup", replay: str | None = None,
-                 show_eta: bool = True, blink: bool = True, launcher=launch_train, follow: str | None = None) -> None:
+                 show_eta: bool = True, blink: bool = True, launcher=launch_train, follow: str | None = None,
+                 resumer=launch_resume) -> None:
         super().__init__()
         self.session = session or Session()
         self.start_page = start
@@ -50,6 +59,7 @@ class PfsApp(App):
         self.show_eta = show_eta  # snapshot tests freeze it
         self.blink = blink
         self.launcher = launcher  # tests swap in a stub `pfs train`
+        self.resumer = resumer  # and `pfs resume`
         self.quitting = False
         self._confirm_retrain: Path | None = None
         self.hard_exit = False  # quit at once, abandoning a learning thread (see __main__)
@@ -207,6 +217,38 @@ class PfsApp(App):
         self.notify(f"pfs train started on {device_label()} (pid {pid}); it keeps running if you quit")
         await self.switch_mode("runs")
         if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
+            await self.push_screen(RunDetailScreen(path))
+
+    async def resume_run(self, path: str | Path) -> None:
+        """Continue a stopped or killed run with the engine's resume (`pfs resume`, detached)
+        and follow it on its page: gate learning from its checkpoint, or its training."""
+        from engine.runs import run_info
+        from pfs_tui.screens.run_detail import RunDetailScreen
+
+        path = Path(path)
+        if self.refuse_when_following():
+            return
+        if self.session.learning is not None and self.session.run_path == path:
+            self.notify("this explorer is learning that run's gates now; stop it (x) first", severity="warning")
+            return
+        busy = run_busy(path)
+        if busy:
+            self.notify(busy, severity="warning", markup=False)
+            return
+        try:
+            info = run_info(path)
+        except PfsError as exc:
+            self.notify(explorer_terms(str(exc)), severity="error", markup=False)
+            return
+        if info.status in ("finished", "running"):
+            self.notify(f"{path.name} is {info.status} ({info.stage}): nothing to resume", severity="warning",
+                        markup=False)
+            return
+        pid = self.resumer(path)
+        self.notify(f"pfs resume started (pid {pid}): {info.stage} continues from its last checkpoint; "
+                    "it keeps running if you quit", markup=False)
+        if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
+            await self.switch_mode("runs")
             await self.push_screen(RunDetailScreen(path))
 
     def deliver_screenshot(self, filename: str | None = None, path: str | None = None,

@@ -168,6 +168,25 @@ def train_command(run_path: Path, epochs: int, device: str = "auto", overwrite: 
     return cmd + ["--overwrite"] if overwrite else cmd
 
 
+def resume_command(run_path: Path) -> list[str]:
+    """The `pfs resume` command line: whatever stage the run stopped in continues."""
+    return [sys.executable, "-m", "engine", "resume", str(run_path), "--quiet"]
+
+
+def launch_resume(run_path: Path) -> int:
+    """Start `pfs resume RUN` detached, recorded like a launched `pfs train`; its pid."""
+    return launch_train(run_path, 0, command=resume_command(run_path), what="pfs resume")
+
+
+def launched_what(run_path: Path) -> str:
+    """Which command the explorer launched on this run ("pfs train" or "pfs resume")."""
+    try:
+        what = json.loads((Path(run_path) / TRAIN_PID).read_text()).get("what")
+    except (OSError, ValueError, AttributeError):
+        return "pfs train"
+    return what if what in ("pfs train", "pfs resume") else "pfs train"
+
+
 def has_train_stage(run_path: Path) -> bool:
     """Whether `pfs train` already ran (or runs) on this run: a new one needs --overwrite."""
     from engine.runs import run_info
@@ -186,7 +205,7 @@ def train_log_tail(run_path: Path) -> str:
 
 
 def launch_train(run_path: Path, epochs: int, device: str = "auto", overwrite: bool = False,
-                 command: list[str] | None = None, subset: int = 0) -> int:
+                 command: list[str] | None = None, subset: int = 0, what: str = "pfs train") -> int:
     """Start `pfs train RUN` detached (own session, output to RUN/train.log); its pid.
 
     The process outlives the explorer; the pid is written into the run so a restarted
@@ -196,7 +215,7 @@ def launch_train(run_path: Path, epochs: int, device: str = "auto", overwrite: b
     with open(run_path / "train.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
-    RunDir(run_path).write_json(TRAIN_PID, {"pid": proc.pid, "command": cmd, "started": time.time()})
+    RunDir(run_path).write_json(TRAIN_PID, {"pid": proc.pid, "command": cmd, "started": time.time(), "what": what})
     return proc.pid
 
 

@@ -16,7 +16,7 @@ from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted,
 from engine.runs import RunDir
 from pfs_tui.messages import RunEvents
 from pfs_tui.screens.learn import clock
-from pfs_tui.tasks import EventFollower, train_launched_at, train_log_tail, train_process_alive
+from pfs_tui.tasks import EventFollower, launched_what, train_launched_at, train_log_tail, train_process_alive
 from pfs_tui.widgets.curve_plot import CurvePlot, moving_average
 from pfs_tui.widgets.nav_bar import NavBar
 
@@ -32,6 +32,7 @@ class RunDetailScreen(Screen):
         Binding("g", "use_gates", "Gates → structure", id="run.gates"),
         Binding("r", "replay", "Replay learning", id="run.replay"),
         Binding("t", "retrain", "Retrain", id="run.retrain"),
+        Binding("c", "resume", "Resume", id="run.resume"),
     ]
 
     def __init__(self, path: str | Path) -> None:
@@ -105,15 +106,16 @@ class RunDetailScreen(Screen):
     def draw(self) -> None:
         cfg = self.config
         status = self.status
+        what = launched_what(self.path) if self.alive is not None else ""
         if self.alive is True:
-            status += " (pfs train running)"
+            status += f" ({what} running)"
         elif self.alive is False:
             launched = train_launched_at(self.path) or 0.0
-            if self.last_time < launched:  # it wrote no event: it failed before training
-                status = "pfs train exited without training"
-            elif self.status != "finished":
-                status = "pfs train has exited"
-            if status.startswith("pfs train"):
+            if self.last_time < launched:  # it wrote no event: it failed before starting its work
+                status = f"{what} exited without " + ("training" if what == "pfs train" else "resuming")
+            elif self.status not in ("finished", "stopped"):
+                status = f"{what} has exited"
+            if status.startswith(what):
                 self.error = self.error or train_log_tail(self.path)
         head = (f"[b]{escape(self.path.name)}[/b]  {escape(str(cfg.get('model', '?')))} on "
                 f"{escape(str(cfg.get('dataset', '?')))}\nstage [b]{escape(self.stage)}[/b] · {escape(status)}")
@@ -159,3 +161,6 @@ class RunDetailScreen(Screen):
 
     async def action_retrain(self) -> None:
         await self.app.retrain_run(self.path)
+
+    async def action_resume(self) -> None:
+        await self.app.resume_run(self.path)

@@ -42,6 +42,7 @@ class RunsScreen(PageScreen):
     BINDINGS = [
         Binding("enter", "open", "Open run", id="runs.open"),
         Binding("r", "refresh", "Refresh", id="runs.refresh"),
+        Binding("c", "resume", "Resume", id="runs.resume"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -93,6 +94,12 @@ class RunsScreen(PageScreen):
         table = self.query_one(DataTable)
         if self.infos and 0 <= table.cursor_row < len(self.infos):
             self.open_run(self.infos[table.cursor_row].path)
+
+    async def action_resume(self) -> None:
+        """Resume the highlighted run (a stopped learning, a killed training)."""
+        table = self.query_one(DataTable)
+        if self.infos and 0 <= table.cursor_row < len(self.infos):
+            await self.app.resume_run(self.infos[table.cursor_row].path)
 
     def open_run(self, path: str) -> None:
         from pfs_tui.screens.run_detail import RunDetailScreen
