@@ -36,9 +36,10 @@ class ModelRowsReady(Message):
 class RunsListed(Message):
     """A fresh list of run summaries (engine.runs.RunInfo) for the runs screen."""
 
-    def __init__(self, infos: list) -> None:
+    def __init__(self, infos: list, settings: dict | None = None) -> None:
         super().__init__()
         self.infos = infos
+        self.settings = settings or {}  # path -> r, gamma, reg, seed, label (pfs_tui.tasks.run_settings)
 
 
 class RunEvents(Message):

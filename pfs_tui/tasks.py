@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.errors import PfsError
 from engine.events import Event, iter_events, read_events
 from engine.runs import RunDir
 from pfs_tui.session import LearnLog, Pauser, Session
@@ -104,17 +105,20 @@ SPEEDS = (1.0, 2.0, 5.0, 10.0, 50.0, 200.0, math.inf)
 
 
 def replay(events: list[Event], log: LearnLog, pauser: Pauser, speed: Callable[[], float],
-           notify: Callable[[], None], is_cancelled: Callable[[], bool], min_interval: float = 0.03) -> str:
+           notify: Callable[[], None], is_cancelled: Callable[[], bool], min_interval: float = 0.03,
+           start_at: int = 0) -> str:
     """Feed recorded events into `log` at `speed()` times their recorded pace (no compute).
 
     Gaps are capped at one second of replay time, so an idle stretch in the recording
-    does not stall the show; infinite speed replays everything at once.
+    does not stall the show; infinite speed replays everything at once. Events before
+    step `start_at` are fed at once (a jump to that step), the rest at the pace.
     """
     log.set_status("running")
     prev_time, last_notify = None, 0.0
     for event in events:
         factor = speed()
-        if prev_time is not None and math.isfinite(factor):
+        jumping = start_at and getattr(event, "step", 0) < start_at
+        if prev_time is not None and math.isfinite(factor) and not jumping:
             gap = min(1.0, max(0.0, (event.time - prev_time) / factor))
             if gap > 0:
                 time.sleep(gap)  # pacing the show, not synchronisation
@@ -246,6 +250,40 @@ def train_process_alive(run_path: Path) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+LABEL_FILE = "tui_label.json"  # an optional name the explorer gives a run, to tell a room's runs apart
+
+
+def run_label(run_path: Path) -> str:
+    """The run's label ("" without one)."""
+    try:
+        data = RunDir(run_path).read_json_or_empty(LABEL_FILE)
+    except PfsError:  # a corrupt label file is no label; `n` writes a new one
+        return ""
+    label = data.get("label") if isinstance(data, dict) else None
+    return label if isinstance(label, str) else ""
+
+
+def set_run_label(run_path: Path, label: str) -> None:
+    """Label a run (atomically; an empty label removes it)."""
+    label = " ".join(label.split())[:40]
+    run = RunDir(run_path)
+    if label:
+        run.write_json(LABEL_FILE, {"label": label})
+    else:
+        run.file(LABEL_FILE).unlink(missing_ok=True)
+
+
+def run_settings(run_path: Path) -> dict:
+    """What a run was learned with (r, gamma, seed, regulariser) and its label, for the runs table."""
+    try:
+        config = RunDir(run_path).config
+    except PfsError:  # a run being written: its settings show on the next refresh
+        config = {}
+    learn = config.get("learn") if isinstance(config.get("learn"), dict) else {}
+    return {"r": learn.get("sparsity"), "gamma": learn.get("gamma"), "reg": learn.get("reg"),
+            "seed": config.get("seed", learn.get("seed")), "label": run_label(run_path)}
 
 
 def run_busy(run_path: Path) -> str:

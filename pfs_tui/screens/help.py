@@ -52,9 +52,12 @@ Compare with the **uniform** network of the same MACs (the `u` column).
   the up/down arrows nudge the value, the mouse wheel too; clicking the gauge sets it.
   `Escape` leaves a field: while one is being edited, letters, digits and `?` are
   typed into it, so the page keys wait until you leave it (`F1` opens this help).
-- Learn: `s` start, `space` pause/resume, `x` stop; in a replay `[` and `]` change speed.
-- Structure: `+`/`-` move the FLOPs target, `e` export structure.json, `t` retrain.
-- Runs: `Enter` opens a run; there `g` loads its gates, `r` replays it, `t` retrains.
+- Learn: `s` start, `space` pause/resume, `x` stop, `i` explains the numbers; in a
+  replay `[` and `]` change speed and `j` jumps to a step.
+- Structure: `+`/`-` move the FLOPs target, `e` export structure.json, `t` retrain,
+  `i` explains threshold, ties and the uniform comparison.
+- Runs: `Enter` opens a run; there `g` loads its gates, `r` replays it, `t` retrains,
+  `c` resumes a stopped or killed run, `n` names it.
 - `q` quits; a retraining keeps running and is re-attached from the Runs page.
 """
 

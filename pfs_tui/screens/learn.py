@@ -19,6 +19,8 @@ from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import Pauser, build_model
 from pfs_tui.tasks import SPEEDS, replay, run_learning, selected_gates
 from pfs_tui.widgets.curve_plot import CurvePlot, moving_average
+from pfs_tui.widgets.explanation import LEARN as LEARN_TEXT
+from pfs_tui.widgets.explanation import Explanation
 from pfs_tui.widgets.gate_histogram import GateHistogram
 
 REDRAW_HZ = 4  # steady redraw rate, however fast steps arrive
@@ -47,6 +49,8 @@ class LearnScreen(PageScreen):
         Binding("x", "stop", "Stop", id="learn.stop"),
         Binding("left_square_bracket", "speed(-1)", "Slower", id="learn.slower", show=False),
         Binding("right_square_bracket", "speed(1)", "Faster", id="learn.faster", show=False),
+        Binding("i", "explain", "Explain", id="learn.explain"),
+        Binding("j", "jump", "Jump to step", id="learn.jump"),
     ]
 
     def __init__(self) -> None:
@@ -56,12 +60,14 @@ class LearnScreen(PageScreen):
         self._drawn = -1
         self.draws = 0  # redraws done (the tests check the rate stays bounded)
         self._follow_wake = threading.Event()
+        self.replay_events: list = []
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="learn-top"):
             yield Static("", id="learn-status")
             yield ProgressBar(id="learn-progress", show_eta=False, show_percentage=True)
             yield Static("", id="learn-stats")
+        yield Explanation(LEARN_TEXT, id="explain")
         with Horizontal(id="plots"):
             yield CurvePlot("loss (and its moving average)", id="loss-plot")
             yield CurvePlot("held-out accuracy", id="acc-plot", marker="dot", zero_based=True)
@@ -92,15 +98,40 @@ class LearnScreen(PageScreen):
         self._drawn = -1
         self._learn(self.pauser)
 
-    def start_replay(self, events: list) -> None:
-        """Replay recorded events at the current speed (no compute)."""
-        if self.running:
+    def start_replay(self, events: list, start_at: int = 0, restart: bool = False) -> None:
+        """Replay recorded events at the current speed (no compute), from step `start_at` on."""
+        if self.running and not restart:
             self.notify("something is already running here; stop it first (x)", severity="warning")
             return
         self.session.reset_log().set_status("loading", f"replay of {self.session.replay_path or 'events'}")
+        self.replay_events = events
         self.pauser = Pauser()
         self._drawn = -1
-        self._replay(events, self.pauser)
+        self._replay(events, self.pauser, start_at)  # exclusive: a replay running before is cancelled
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "jump":
+            return self.session.replay_path is not None and bool(self.replay_events)
+        return super().check_action(action, parameters)
+
+    def action_jump(self) -> None:
+        """Ask for a step and replay from there (the steps before it are shown at once)."""
+        from pfs_tui.screens.ask import AskScreen
+
+        last = max((getattr(e, "total_steps", 0) for e in self.replay_events), default=0)
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                step = int(text.strip())
+            except ValueError:
+                self.notify(f"jump to step: a whole number from 0 to {last}, please", severity="error")
+                return
+            self.start_replay(self.replay_events, start_at=max(0, step), restart=True)
+
+        steps = self.session.log.snapshot()["steps"]
+        self.app.push_screen(AskScreen(f"jump to step (0-{last}):", str(steps[-1] if steps else 0)), done)
 
     def start_follow(self, target: str) -> None:
         """Follow a run's events read-only (`pfs tui --follow`): curves and gates, no compute."""
@@ -135,10 +166,12 @@ class LearnScreen(PageScreen):
         self.post_message(LearnDone(status, detail))
 
     @work(thread=True, exclusive=True, group="learn", exit_on_error=False)
-    def _replay(self, events: list, pauser: Pauser) -> None:
+    def _replay(self, events: list, pauser: Pauser, start_at: int = 0) -> None:
         worker = self._current_worker()
         status = replay(events, self.session.log, pauser, lambda: SPEEDS[self.speed_index], self._notify,
-                        lambda: worker.is_cancelled)
+                        lambda: worker.is_cancelled, start_at=start_at)
+        if worker.is_cancelled:
+            return  # replaced by a jump: the new replay reports
         if status == "finished" and self.session.run_finished and self.session.replay_path is not None:
             # End on the gates the run selected (what `pfs train` would use), not the last snapshot.
             selected_gates(self.session.replay_path, self.session.log)
@@ -193,6 +226,10 @@ class LearnScreen(PageScreen):
             self.pauser.stop()
             self.session.log.set_status("stopping")
             self.redraw()
+
+    def action_explain(self) -> None:
+        """Show or hide what mean gate, open and the selected step mean."""
+        self.query_one(Explanation).toggle()
 
     def action_speed(self, step: int) -> None:
         self.speed_index = max(0, min(len(SPEEDS) - 1, self.speed_index + step))

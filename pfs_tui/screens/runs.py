@@ -1,6 +1,8 @@
 """Runs: every run directory under the runs root, refreshed while the page is shown."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
@@ -10,17 +12,29 @@ from textual.widgets import DataTable, Static
 from engine.runs import list_runs
 from pfs_tui.formatting import human
 from pfs_tui.messages import RunsListed
+from pfs_tui.screens.ask import AskScreen
 from pfs_tui.screens.base import PageScreen
+from pfs_tui.tasks import run_settings, set_run_label
 
 REFRESH_S = 2.0
 
 
 
 
-def describe(info) -> str:
+def _cell(value) -> str:
+    """A setting in the table: '-' when the run does not say."""
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe(info, settings: dict | None = None) -> str:
     """A few lines about one run for the preview under the table."""
-    lines = [f"[b]{escape(info.name)}[/b]  {escape(info.path)}",
+    s = settings or {}
+    label = f"[b]{escape(s['label'])}[/b] · " if s.get("label") else ""
+    lines = [f"{label}[b]{escape(info.name)}[/b]  {escape(info.path)}",
              escape(f"{info.model} on {info.dataset} · stage {info.stage} · {info.status}")]
+    if s.get("r") is not None:
+        lines.append(escape(f"learned with r {_cell(s['r'])} · gamma {_cell(s.get('gamma'))} · "
+                            f"{s.get('reg') or '-'} regulariser · seed {_cell(s.get('seed'))}"))
     if info.budget is not None and info.macs is not None:
         lines.append(f"FLOPs target {info.budget:g} → {human(info.macs)} MACs")
     if info.epoch is not None:
@@ -43,6 +57,7 @@ class RunsScreen(PageScreen):
         Binding("enter", "open", "Open run", id="runs.open"),
         Binding("r", "refresh", "Refresh", id="runs.refresh"),
         Binding("c", "resume", "Resume", id="runs.resume"),
+        Binding("n", "label", "Label", id="runs.label"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -53,7 +68,9 @@ class RunsScreen(PageScreen):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         # Model and data set are in the preview (and usually the run name): the table fits 80 columns.
-        table.add_columns("run", "stage", "status", "prog", "acc", "MACs")
+        # The learning settings follow (scroll right, or read them in the preview).
+        table.add_columns("run", "stage", "status", "prog", "acc", "MACs", "budget", "r", "gamma", "reg", "seed")
+        self.settings: dict[str, dict] = {}
         self.infos = []
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
@@ -64,17 +81,21 @@ class RunsScreen(PageScreen):
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def _list(self, root) -> None:
-        self.post_message(RunsListed(list_runs(root)))
+        infos = list_runs(root)
+        self.post_message(RunsListed(infos, {i.path: run_settings(Path(i.path)) for i in infos}))
 
     def on_runs_listed(self, message: RunsListed) -> None:
         table = self.query_one(DataTable)
         keep = table.cursor_row
-        self.infos = message.infos
+        self.infos, self.settings = message.infos, message.settings
         table.clear()
         for i in message.infos:
+            s = self.settings.get(i.path, {})
             acc = i.accuracy if i.accuracy is not None else i.heldout_accuracy  # test, else the gates' held-out
-            table.add_row(i.name, i.stage, i.status, f"{100 * i.progress:.0f}%",
-                          "-" if acc is None else f"{acc:.3f}", human(i.macs), key=i.path)
+            table.add_row(s.get("label") or i.name, i.stage, i.status, f"{100 * i.progress:.0f}%",
+                          "-" if acc is None else f"{acc:.3f}", human(i.macs),
+                          *(_cell(v) for v in (i.budget, s.get("r"), s.get("gamma"), s.get("reg"), s.get("seed"))),
+                          key=i.path)
         if message.infos:
             table.move_cursor(row=min(keep, len(message.infos) - 1))
         self.query_one("#runs-title", Static).update(
@@ -84,7 +105,8 @@ class RunsScreen(PageScreen):
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         info = next((i for i in self.infos if i.path == event.row_key.value), None)
-        self.query_one("#run-preview", Static).update(describe(info) if info else "")
+        settings = self.settings.get(event.row_key.value, {})
+        self.query_one("#run-preview", Static).update(describe(info, settings) if info else "")
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
@@ -94,6 +116,21 @@ class RunsScreen(PageScreen):
         table = self.query_one(DataTable)
         if self.infos and 0 <= table.cursor_row < len(self.infos):
             self.open_run(self.infos[table.cursor_row].path)
+
+    def action_label(self) -> None:
+        """Name the highlighted run (shown instead of its folder name; empty: no label)."""
+        table = self.query_one(DataTable)
+        if not (self.infos and 0 <= table.cursor_row < len(self.infos)):
+            return
+        path = Path(self.infos[table.cursor_row].path)
+
+        def done(label: str | None) -> None:
+            if label is not None:
+                set_run_label(path, label)
+                self.action_refresh()
+
+        self.app.push_screen(AskScreen(f"label for {path.name}:", self.settings.get(str(path), {}).get("label", "")),
+                             done)
 
     async def action_resume(self) -> None:
         """Resume the highlighted run (a stopped learning, a killed training)."""

@@ -19,6 +19,8 @@ from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import FIELDS, build_model, gates_fit, structures
 from pfs_tui.tasks import run_busy
 from pfs_tui.widgets.channel_bars import ChannelBars
+from pfs_tui.widgets.explanation import STRUCTURE as STRUCTURE_TEXT
+from pfs_tui.widgets.explanation import Explanation
 from pfs_tui.widgets.number_field import NumberField
 
 REFRESH_HZ = 4
@@ -37,6 +39,7 @@ class StructureScreen(PageScreen):
         Binding("minus,left", "nudge(-1)", "Target -", id="structure.less", key_display="-/←"),
         Binding("e", "export", "Export", id="structure.export"),
         Binding("t", "app.retrain", "Retrain (pfs train)", id="structure.retrain"),
+        Binding("i", "explain", "Explain", id="structure.explain"),
     ]
 
     def __init__(self) -> None:
@@ -55,6 +58,7 @@ class StructureScreen(PageScreen):
             yield NumberField(spec.label, self.session.settings.budget, minimum=spec.minimum,
                               maximum=spec.maximum, step=0.01, help=spec.help, id="budget")
         yield Static("", id="structure-summary")
+        yield Explanation(STRUCTURE_TEXT, id="explain")
         yield Static(" kept/dense channels per layer   (u: uniform network of the same MACs)",
                      id="bars-title")
         with VerticalScroll(id="bars-scroll"):
@@ -65,6 +69,10 @@ class StructureScreen(PageScreen):
         self.update_structure()
         # The bars have focus (AUTO_FOCUS: up/down scroll them); + and - move the target
         # from anywhere on the page, and a click or Tab into the field allows typing a value.
+
+    def action_explain(self) -> None:
+        """Show or hide what the threshold and ties are, and how this differs from uniform."""
+        self.query_one(Explanation).toggle()
 
     def action_nudge(self, direction: int) -> None:
         self.query_one("#budget", NumberField).nudge(direction)
