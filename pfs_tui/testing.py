@@ -61,3 +61,19 @@ async def settled_structure(pilot, app, timeout: float = 30.0):
     screen = app.screen
     await wait_until(pilot, lambda: screen.settled, timeout=timeout, what="the structure search")
     return screen.structure
+
+
+def tiny_learned_run(root: Path, name: str = "tiny", *, stop_after: int | None = None, **learn) -> Path:
+    """A real gate-learning run of ResNet-20 on the synthetic set, a few steps (seconds).
+
+    `stop_after`: ask it to stop once the engine has checked `should_stop` that many
+    times, leaving a run whose summary says stopped (for resume and its display).
+    """
+    from engine.jobs import learn_run
+    from engine.learn import LearnConfig
+
+    checks = iter(range(1_000_000))
+    learn_run(root / name, model="resnet20", dataset="synthetic",
+              learn=LearnConfig(**{"steps": 2, "batch_size": 8, "heldout_limit": 20, "snapshot_every": 1, **learn}),
+              should_stop=None if stop_after is None else (lambda: next(checks) >= stop_after))
+    return root / name

@@ -6,7 +6,7 @@ from pathlib import Path
 from engine.runs import RunDir
 from pfs_tui.formatting import explorer_terms
 from pfs_tui.screens.run_detail import RunDetailScreen
-from pfs_tui.testing import make_app, settled_structure, show_runs, text_of, wait_until
+from pfs_tui.testing import make_app, settled_structure, show_runs, text_of, tiny_learned_run, wait_until
 from pfs_tui.widgets.number_field import NumberField, NumberInput
 
 
@@ -101,14 +101,9 @@ def test_engine_errors_name_the_explorers_settings():
 
 
 async def test_a_stopped_run_shows_stopped_and_g_opens_its_target_and_selected_step(runs_root):
-    from engine.jobs import learn_run, search_run
-    from engine.learn import LearnConfig
+    from engine.jobs import search_run
 
-    run = runs_root / "tiny"
-    stop_after = iter(range(100))
-    learn_run(run, model="resnet20", dataset="synthetic",
-              learn=LearnConfig(steps=50, batch_size=8, heldout_limit=20, eval_every=2, snapshot_every=1),
-              should_stop=lambda: next(stop_after) >= 4)
+    run = tiny_learned_run(runs_root, stop_after=4, steps=50, eval_every=2)
     search_run(run, 0.3)
     summary = RunDir(run).read_json("summary.json")
     assert summary["status"] == "stopped"

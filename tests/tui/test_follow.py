@@ -36,9 +36,13 @@ async def test_following_a_live_run_shows_its_curves_and_gates_and_writes_nothin
         log = app.session.log
         assert log.steps == list(range(1, 151)) and log.gates_step == 150
         before = _files(run)
-        await pilot.press("s")  # no learning here: the presenter's explorer learns
+        await pilot.press("s", "space", "x")  # no learning here: the presenter's explorer learns
         await pilot.pause()
-        assert app.session.learning is None
+        assert app.session.learning is None and app.session.log.status == "finished"
+        offered = {b.description for _, b, enabled, _ in app.screen.active_bindings.values() if b.show and enabled}
+        assert not offered & {"Start", "Pause/resume", "Stop"}  # the footer does not offer them
+        await app.action_learn()  # nor does the action run when reached another way (the palette)
+        await pilot.pause()
         assert any("read-only" in n.message for n in app._notifications)
         await pilot.press("3")  # this tab's own FLOPs slider over the followed gates
         await wait_until(pilot, lambda: app.current_mode == "structure", what="the structure page")
@@ -49,6 +53,7 @@ async def test_following_a_live_run_shows_its_curves_and_gates_and_writes_nothin
                          what="a smaller structure")
         await pilot.press("e", "t")  # export and retrain would write into the run: refused
         await pilot.pause()
+        assert app.screen.export() is None
         assert _files(run) == before
 
 

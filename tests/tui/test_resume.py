@@ -10,18 +10,11 @@ from pfs_tui.app import PfsApp
 from pfs_tui.screens.run_detail import RunDetailScreen
 from pfs_tui.session import Session
 from pfs_tui.tasks import launch_train, resume_command, train_process_alive
-from pfs_tui.testing import copy_run, show_runs, text_of, wait_until
+from pfs_tui.testing import copy_run, show_runs, text_of, tiny_learned_run, wait_until
 
 
-def _stopped_learning(runs_root, steps: int = 12):
-    from engine.jobs import learn_run
-    from engine.learn import LearnConfig
-
-    run = runs_root / "stopped"
-    calls = iter(range(10_000))
-    learn_run(run, model="resnet20", dataset="synthetic",
-              learn=LearnConfig(steps=steps, batch_size=8, heldout_limit=20, eval_every=4, snapshot_every=2),
-              should_stop=lambda: next(calls) >= 5)
+def _stopped_learning(runs_root):
+    run = tiny_learned_run(runs_root, "stopped", stop_after=5, steps=12, eval_every=4, snapshot_every=2)
     assert RunDir(run).read_json("summary.json")["status"] == "stopped"
     return run
 

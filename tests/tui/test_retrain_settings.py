@@ -12,7 +12,7 @@ from pfs_tui.app import PfsApp
 from pfs_tui.screens.run_detail import RunDetailScreen
 from pfs_tui.session import Session, Settings
 from pfs_tui.tasks import train_process_alive
-from pfs_tui.testing import copy_run, make_app, text_of, wait_until
+from pfs_tui.testing import copy_run, make_app, text_of, tiny_learned_run, wait_until
 from pfs_tui.widgets.number_field import NumberField
 
 
@@ -40,12 +40,7 @@ async def test_the_run_page_shows_training_steps_loss_and_time_left_within_an_ep
 
 @pytest.mark.slow  # a real `pfs train` process: 30 s idle, ~2 min on a loaded 2-core box
 async def test_a_demo_retraining_runs_pfs_train_on_a_subset_and_shows_steps_within_the_epoch(runs_root):
-    from engine.jobs import learn_run
-    from engine.learn import LearnConfig
-
-    run = runs_root / "tiny"
-    learn_run(run, model="resnet20", dataset="synthetic",
-              learn=LearnConfig(steps=2, batch_size=8, heldout_limit=20, snapshot_every=1))
+    run = tiny_learned_run(runs_root)
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
         await _set(pilot, app, "train_epochs", "1")

@@ -9,7 +9,7 @@ from pfs_tui.app import PfsApp
 from pfs_tui.screens.run_detail import RunDetailScreen
 from pfs_tui.session import Session
 from pfs_tui.tasks import EventFollower, launch_train, train_command, train_process_alive
-from pfs_tui.testing import copy_run, make_app, settled_structure, show_runs, text_of, wait_until
+from pfs_tui.testing import copy_run, make_app, settled_structure, show_runs, text_of, tiny_learned_run, wait_until
 
 FAKE_TRAIN = Path(__file__).parent / "fake_train.py"
 
@@ -106,14 +106,10 @@ def test_follower_returns_only_complete_new_lines(tmp_path):
 
 
 async def test_opening_a_runs_gates_shows_its_structure_and_r_replays_it(runs_root):
-    from engine.jobs import learn_run
-    from engine.learn import LearnConfig
     from engine.runs import load_gated_model
     from engine.search import search
 
-    run = runs_root / "tiny"
-    learn_run(run, model="resnet20", dataset="synthetic",
-              learn=LearnConfig(steps=2, batch_size=8, heldout_limit=20, snapshot_every=1))
+    run = tiny_learned_run(runs_root)
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
         await show_runs(pilot, app)
