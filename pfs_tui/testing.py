@@ -77,3 +77,13 @@ def tiny_learned_run(root: Path, name: str = "tiny", *, stop_after: int | None =
               learn=LearnConfig(**{"steps": 2, "batch_size": 8, "heldout_limit": 20, "snapshot_every": 1, **learn}),
               should_stop=None if stop_after is None else (lambda: next(checks) >= stop_after))
     return root / name
+
+
+def feed_recorded(app, run: str, status: str) -> None:
+    """Put a recorded fixture run's events into the app's log as if they had just arrived."""
+    from engine.events import read_events
+
+    log = app.session.reset_log()
+    for event in read_events(FIXTURES / run / "events.jsonl"):
+        log.add(event)
+    log.set_status(status, "")

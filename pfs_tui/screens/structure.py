@@ -38,7 +38,7 @@ class StructureScreen(PageScreen):
         Binding("plus,equals_sign,right", "nudge(1)", "Target +", id="structure.more", key_display="+/→"),
         Binding("minus,left", "nudge(-1)", "Target -", id="structure.less", key_display="-/←"),
         Binding("e", "export", "Export", id="structure.export"),
-        Binding("t", "app.retrain", "Retrain (pfs train)", id="structure.retrain"),
+        Binding("t", "app.retrain", "Retrain", id="structure.retrain"),
         Binding("i", "explain", "Explain", id="structure.explain"),
     ]
 

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.events import read_events
-from pfs_tui.testing import FIXTURES, copy_run, make_app, settled_structure, wait_until
+from pfs_tui.testing import copy_run, feed_recorded, make_app, settled_structure, wait_until
 
 SIZES = [(80, 24), (120, 36)]
-
-
-def _feed(app, run: str, status: str) -> None:
-    """Put a recorded run's events into the app's log as if they had just arrived."""
-    log = app.session.reset_log()
-    for event in read_events(FIXTURES / run / "events.jsonl"):
-        log.add(event)
-    log.set_status(status, "")
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x36"])
@@ -27,7 +18,7 @@ def test_setup_page(snap_compare, runs_root, size):
 
     async def ready(pilot):
         table = app.screen.query_one("#model-table")
-        await wait_until(pilot, lambda: table.row_count > 0, what="model list")
+        await wait_until(pilot, lambda: table.row_count > 0, timeout=120, what="model list")  # slow when loaded
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
@@ -39,7 +30,7 @@ def test_learning_mid_run(snap_compare, runs_root, size):
 
     async def mid_run(pilot):
         await pilot.press("2")
-        _feed(app, "midrun", "running")
+        feed_recorded(app, "midrun", "running")
         app.screen.redraw(force=True)
         await pilot.pause()
 
@@ -51,7 +42,7 @@ def test_structure_after_learning(snap_compare, runs_root, size):
     app = make_app(runs_root, budget=0.4)
 
     async def learned(pilot):
-        _feed(app, "learned", "finished")
+        feed_recorded(app, "learned", "finished")
         await pilot.press("3")
         await settled_structure(pilot, app)
         await pilot.pause()
