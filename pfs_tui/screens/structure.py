@@ -189,7 +189,7 @@ class StructureScreen(PageScreen):
             try:
                 search_run(session.run_path, session.settings.budget)
             except PfsError as exc:  # e.g. the run was trained on its structure: keep it
-                self.notify(str(exc), severity="error", markup=False)
+                self.notify(explorer_terms(str(exc)), severity="error", markup=False)
                 return None
             return session.run_path / "structure.json"
         if session.run_path is not None:
