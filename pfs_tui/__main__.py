@@ -94,7 +94,7 @@ def public_url_for(host: str, port: int, given: str | None) -> str:
             raise ValueError(f"--public-url must look like http://HOST:PORT, got {given!r}")
         return given.rstrip("/")
     if host in ("0.0.0.0", "::", ""):
-        host = socket.getfqdn() or socket.gethostname()
+        host = socket.gethostname()  # no DNS lookup: it can stall on a machine without a resolver
     return f"http://{host}:{port}"
 
 
