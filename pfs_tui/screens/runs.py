@@ -35,10 +35,13 @@ def describe(info, settings: dict | None = None) -> str:
     if s.get("r") is not None:
         lines.append(escape(f"learned with r {_cell(s['r'])} · gamma {_cell(s.get('gamma'))} · "
                             f"{s.get('reg') or '-'} regulariser · seed {_cell(s.get('seed'))}"))
+    size = []  # one line for the structure and the training's progress: the preview has 6
     if info.budget is not None and info.macs is not None:
-        lines.append(f"FLOPs target {info.budget:g} → {human(info.macs)} MACs")
+        size.append(f"FLOPs target {info.budget:g} → {human(info.macs)} MACs")
     if info.epoch is not None:
-        lines.append(f"epoch {info.epoch}/{info.total_epochs}")
+        size.append(f"epoch {info.epoch}/{info.total_epochs}")
+    if size:
+        lines.append(" · ".join(size))
     if info.heldout_accuracy is not None:
         lines.append(f"held-out accuracy of the gates {info.heldout_accuracy:.3f}")
     if info.accuracy is not None:
