@@ -23,5 +23,5 @@ from engine.data.datasets import (
 from engine.data.memory import Dataset, augment_batch, batches
 
 __all__ = ["CIFAR10_CLASSES", "DATASETS", "DEBIAN_FASHION_MNIST", "FASHION_CLASSES", "FASHION_FILES", "SHAPES",
-           "Dataset", "absolute_data_paths", "augment_batch", "batches", "dataset_names", "dataset_shape", "load_dataset",
-           "moved_data", "synthetic_dataset"]
+           "Dataset", "absolute_data_paths", "augment_batch", "batches", "dataset_names", "dataset_shape",
+           "load_dataset", "moved_data", "synthetic_dataset"]

@@ -10,8 +10,6 @@ import gzip
 import io
 import os
 import pickle
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np

@@ -19,6 +19,6 @@ from engine.runs.rundir import (
     save_tensors,
 )
 
-__all__ = ["DEFAULT_ROOT", "RunDir", "RunInfo", "atomic_write_bytes", "check_structure", "atomic_write_json", "list_runs",
-           "load_gated_model", "load_gates", "load_structure", "load_tensors", "read_json", "run_info",
+__all__ = ["DEFAULT_ROOT", "RunDir", "RunInfo", "atomic_write_bytes", "atomic_write_json", "check_structure",
+           "list_runs", "load_gated_model", "load_gates", "load_structure", "load_tensors", "read_json", "run_info",
            "save_tensors"]

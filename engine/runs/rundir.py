@@ -10,22 +10,20 @@ from __future__ import annotations
 import errno
 import io
 import json
-import shutil
-import math
 import os
+import shutil
 import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from engine.errors import RunError
-from engine.events import EpochEnd, EvalEnd, Event, JsonlSink, RunFailed, RunFinished, StepEnd, read_events
+from engine.events import Event, JsonlSink, read_events
 
 DEFAULT_ROOT = Path(os.environ.get("PFS_RUNS", "runs"))
 OWNER_FILE = "pid.json"  # which process is working on the run, so a dead one is not "running"
