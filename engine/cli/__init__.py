@@ -5,7 +5,8 @@ mistake (PfsError) prints `pfs: error: <message>` on one line and exits 2; any o
 failure exits 1 with its message, and the traceback only under --debug.
 
 The top layer of the engine: one module per command group (method: models, flops, learn,
-search, prune, compare; training: train, run, resume, runs), each registering its
+search, prune, compare; training: train, run, resume, runs; evidence: baseline, experiment,
+report), each registering its
 commands through a PARSERS list, over engine.cli.common's shared helpers. It may import
 every layer below (jobs, training, runs, the method, data), never pfs_tui: `pfs tui`
 hands the process over to the explorer instead of importing it.
@@ -18,7 +19,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from engine.cli import method, training
+from engine.cli import evidence, method, training
 from engine.cli.common import Parser
 from engine.errors import PfsError, StopRequested
 
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "network, search a FLOPs budget, train the pruned network.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    for add in (*method.PARSERS, *training.PARSERS, _add_tui_parser):
+    for add in (*method.PARSERS, *training.PARSERS, *evidence.PARSERS, _add_tui_parser):
         add(sub)
     return parser
 

@@ -71,6 +71,7 @@ class TrainOptions:
     workers: int = min(4, os.cpu_count() or 1)  # image decoding processes (folder sets)
     seed: int | None = None  # default: the run's seed
     log_every: int = 10
+    slim_lambda: float = 0.0  # L1 penalty on BN scales (network slimming, Liu et al. 2017: 1e-4)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -90,7 +91,8 @@ class TrainOptions:
                         ("--subset", self.subset), ("--test-subset", self.test_subset),
                         ("--image-size", self.image_size), ("--log-every", self.log_every)):
             positive(flag, v)
-        for flag, v in (("--wd", self.wd), ("--momentum", self.momentum), ("--workers", self.workers)):
+        for flag, v in (("--wd", self.wd), ("--momentum", self.momentum), ("--workers", self.workers),
+                        ("--slim-lambda", self.slim_lambda)):
             positive(flag, v, allow_zero=True)
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise PfsError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
@@ -291,6 +293,7 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
                                             "world_size": dist.world_size, "device": str(device),
                                             "resumed_from_epoch": state["epoch"]}))
     criterion = nn.CrossEntropyLoss(label_smoothing=plan.label_smoothing)
+    bn_scales = bn_weights(model) if options.slim_lambda else []
 
     def save(extra: dict) -> None:
         run.save(CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -312,7 +315,8 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
             lr = lr_at(plan, epoch, i, job.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, acc = train_step(net, optimizer, scaler, criterion, x, y, options.accum_steps, amp_dtype, sums)
+            loss, acc = train_step(net, optimizer, scaler, criterion, x, y, options.accum_steps, amp_dtype, sums,
+                                   l1_params=bn_scales, l1=options.slim_lambda)
             state["step"] += 1
             if (i + 1) % options.log_every == 0 or i + 1 == job.steps:
                 emit(StepEnd(stage="train", step=state["step"], total_steps=plan.epochs * job.steps,
@@ -360,11 +364,14 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
 
 def train_step(net: nn.Module, optimizer, scaler, criterion, x: torch.Tensor, y: torch.Tensor, micro: int = 1,
                amp_dtype: torch.dtype | None = None,
-               sums: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               sums: torch.Tensor | None = None, *, l1_params=(), l1: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step over `micro` micro-batches: the last one's loss and accuracy.
 
     Metrics stay on the device (0-d tensors, and loss x images / correct / images added to
     `sums`), so a GPU step never waits for the host; read them only when logging.
+    `l1` > 0 adds l1 * sign(p) to the gradient of each of `l1_params`: the subgradient of
+    an L1 penalty, as network slimming puts on BN scales (added after backward, so the
+    loss reported stays the task loss).
     """
     x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
@@ -380,9 +387,20 @@ def train_step(net: nn.Module, optimizer, scaler, criterion, x: torch.Tensor, y:
             sums[0] += loss.detach() * ym.numel()
             sums[1] += hits
             sums[2] += ym.numel()
+    if l1:
+        scale = scaler.get_scale() if scaler.is_enabled() else 1.0  # grads are scaled under fp16 AMP
+        for p in l1_params:
+            if p.grad is not None:
+                p.grad.add_(torch.sign(p.detach()), alpha=l1 * scale)
     scaler.step(optimizer)
     scaler.update()
     return loss.detach(), hits / ym.numel()
+
+
+def bn_weights(model: nn.Module) -> list[nn.Parameter]:
+    """The scale (gamma) of every BatchNorm layer: what network slimming penalises and ranks."""
+    return [m.weight for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and m.weight.requires_grad]
 
 
 @torch.no_grad()
@@ -445,5 +463,5 @@ def resume_train(run_path: str | Path, *, on_event: Callable | None = None,
     return train_run(run_path, on_event=on_event, should_stop=should_stop, resume=True)
 
 
-__all__ = ["INITS", "TrainOptions", "evaluate", "param_groups", "pick_device", "resume_train",
+__all__ = ["INITS", "TrainOptions", "bn_weights", "evaluate", "param_groups", "pick_device", "resume_train",
            "train_run", "train_step"]

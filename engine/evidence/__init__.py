@@ -1,0 +1,21 @@
+"""The paper's evidence as re-runnable jobs: baselines, experiment grids and their reports.
+
+What lives here: `baselines` (uniform, random, network slimming, pruning after
+pre-training, L1-regularised gates: each an ordinary run directory at a FLOPs budget),
+`pretrain` (training the dense network, resumable, for the baselines that need it),
+`experiments` (grids of cells recorded in one experiment directory, resumable) and
+`report` (Markdown, PNG figures and JSON from an experiment directory).
+
+This package sits above the jobs: it may import engine.jobs, engine.train (training),
+engine.runs, the method (gates, flops, search, prune, learn, analysis) and the data,
+never engine.cli* or pfs_tui (the shells import it, not the other way round).
+"""
+from __future__ import annotations
+
+from engine.evidence.baselines import BASELINES, KINDS, BaselineSpec, make_baseline
+from engine.evidence.experiments import EXPERIMENTS
+from engine.evidence.grids import run_experiment
+from engine.evidence.report import write_report
+
+__all__ = ["BASELINES", "EXPERIMENTS", "KINDS", "BaselineSpec", "make_baseline", "run_experiment",
+           "write_report"]

@@ -1,0 +1,121 @@
+"""Experiment directories: a grid of cells, each a run directory, resumable after a kill.
+
+Layout of EXP/: config.json (format, version, kind and the settings: a rerun must
+repeat them), cells/<name>/ (one run directory per cell), pretrain/<name>/ (shared
+pre-trainings) and results.json (rewritten after every finished cell, so a report of a
+half-done grid is possible and a kill loses at most the cell in progress). A rerun of
+the same command skips finished cells and resumes the one that was interrupted.
+"""
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import PfsError, RunError
+from engine.runs import RunDir, atomic_write_json, read_json
+from engine.training import CHECKPOINT, TrainOptions, train_run
+
+FORMAT = "pfs-experiment"
+VERSION = 1
+EXPERIMENTS = ("baselines", "correlation", "ticket")
+
+
+@dataclass
+class Experiment:
+    """An experiment directory: its settings and its cells."""
+
+    path: Path
+    kind: str
+    settings: dict
+
+    @classmethod
+    def open(cls, path: str | Path) -> Experiment:
+        """An existing experiment; another version or a half-written one is a PfsError naming the fix."""
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise PfsError(f"{path} is not a pfs experiment (no config.json); point at a folder made by "
+                           "`pfs experiment ... --out EXP`")
+        try:
+            config = read_json(path / "config.json")
+        except RunError:
+            raise PfsError(f"{path}/config.json is corrupt (half-written?); move it aside and rerun the "
+                           "`pfs experiment` command that made it: finished cells are kept") from None
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            raise PfsError(f"{path} is not a pfs experiment directory (config.json has no format "
+                           f"{FORMAT!r}); pick another folder")
+        if config.get("version") != VERSION:
+            raise PfsError(f"{path} was written by another pfs version (experiment format "
+                           f"{config.get('version')}, this pfs reads {VERSION}); rerun the experiment "
+                           "into a new --out with this pfs")
+        if config.get("kind") not in EXPERIMENTS or not isinstance(config.get("settings"), dict):
+            raise PfsError(f"{path}/config.json lacks kind/settings (half-written?); rerun the `pfs "
+                           "experiment` command into a new --out")
+        return cls(path, config["kind"], config["settings"])
+
+    @classmethod
+    def open_or_create(cls, path: str | Path, kind: str, settings: dict) -> Experiment:
+        """The experiment at `path`, created when absent; a rerun must repeat the same settings."""
+        path = Path(path)
+        if (path / "config.json").is_file():
+            exp = cls.open(path)
+            if exp.kind != kind or exp.settings != settings:
+                diff = sorted(k for k in {**exp.settings, **settings} if exp.settings.get(k) != settings.get(k))
+                what = f"a {exp.kind} experiment" if exp.kind != kind else f"other settings ({', '.join(diff)})"
+                raise PfsError(f"{path} holds {what}; repeat its own command to resume it "
+                               f"(see {path}/config.json), or pick another --out")
+            return exp
+        if path.exists() and any(path.iterdir()):
+            raise PfsError(f"{path} exists and is not a pfs experiment (no config.json); pick another --out")
+        atomic_write_json(path / "config.json", {"format": FORMAT, "version": VERSION, "kind": kind,
+                                                 "settings": settings})
+        return cls(path, kind, settings)
+
+    def cell(self, name: str) -> Path:
+        return self.path / "cells" / name
+
+    def pretraining(self, name: str) -> Path:
+        return self.path / "pretrain" / name
+
+    def results(self) -> dict:
+        """results.json, or an empty one before the first cell finished."""
+        p = self.path / "results.json"
+        return read_json(p) if p.is_file() else {"kind": self.kind, "cells": {}}
+
+    def record(self, name: str, result: dict, aggregate: Callable[[dict], dict]) -> None:
+        """Add a finished cell to results.json (with the aggregates recomputed)."""
+        results = self.results()
+        cells = {**results.get("cells", {}), name: result}
+        atomic_write_json(self.path / "results.json", {"kind": self.kind, "settings": self.settings,
+                                                       "cells": cells, **aggregate(cells)})
+
+
+def cell_trained(path: Path) -> bool:
+    """True when a cell's training finished (its summary.json says so)."""
+    if not (path / "config.json").is_file():
+        return False
+    summary = RunDir(path).read_json_or_empty("summary.json")
+    return summary.get("stage") == "train" and summary.get("status") == "finished"
+
+
+def train_cell(path: Path, options: TrainOptions, *, data=None, on_event=None, should_stop=None) -> dict:
+    """Train a cell's structure, resuming its checkpoint when a previous attempt was killed."""
+    run = RunDir.open(path)
+    if cell_trained(path):
+        return run.read_json("summary.json")
+    started = "train" in run.config and run.exists(CHECKPOINT)
+    return train_run(path, None if started else options, resume=started, overwrite=not started, data=data,
+                     on_event=on_event, should_stop=should_stop)
+
+
+def mean_sd(values: list[float]) -> dict:
+    """{"mean", "sd", "n"} of a list (sd 0 for one value; None values left out)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "sd": None, "n": 0}
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+__all__ = ["EXPERIMENTS", "Experiment", "cell_trained", "mean_sd", "train_cell"]

@@ -1,0 +1,263 @@
+"""The three grids of the paper's evidence, each filling an experiment directory cell by cell.
+
+- baselines: every arm (PFS and the five baselines) x seeds, each structure trained with
+  one schedule: accuracy, MACs, params and the wall time of finding the structure.
+- correlation: per seed one pre-training per arm (slimming, pretrained-pfs), structures
+  taken after each listed epoch count (0 = PFS at random init): how alike across seeds.
+- ticket: one run's structure trained from a fresh init, its ticket init and inherited
+  pre-trained weights, per seed.
+Cells run seed by seed, so a grid stopped early still has every arm for the first seeds.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from engine.analysis import keep_ratios
+from engine.data import load_dataset
+from engine.errors import PfsError
+from engine.evidence.baselines import KINDS, BaselineSpec, make_baseline
+from engine.evidence.experiments import EXPERIMENTS, Experiment, mean_sd, train_cell
+from engine.evidence.pretrain import pretrain
+from engine.learn import LearnConfig
+from engine.runs import RunDir, load_structure, load_tensors
+from engine.training import CHECKPOINT, TrainOptions
+
+COMMON = {"subset": None, "test_subset": None, "train_batch_size": None}
+DEFAULTS = {
+    "baselines": {"model": None, "dataset": "fashion-mnist", "data_root": None, "flops": None, "seeds": [0, 1, 2],
+                  "train_epochs": None, "pretrain_epochs": 10, "slim_lambda": 1e-4, "arms": list(KINDS),
+                  "learn": {}, "expand": 1.0, "min_channels": 1, **COMMON},
+    "correlation": {"model": None, "dataset": "fashion-mnist", "data_root": None, "flops": 0.3,
+                    "seeds": [0, 1, 2, 3, 4], "pretrain_epochs": [0, 1, 5, 20], "slim_lambda": 1e-4,
+                    "arms": ["slimming", "pretrained-pfs"], "learn": {}, "expand": 1.0, "min_channels": 1, **COMMON},
+    "ticket": {"run": None, "seeds": [0, 1, 2], "train_epochs": None, "pretrained": None, "pretrain_epochs": 10,
+               "inits": ["scratch", "ticket", "inherit"], **COMMON},
+}
+LEARN_KEYS = {f.name for f in fields(LearnConfig)} - {"seed", "reg", "device"}
+
+
+def normalise(kind: str, settings: dict) -> dict:
+    """The settings with defaults filled in and checked (before anything is written)."""
+    defaults = DEFAULTS[kind]
+    unknown = set(settings) - set(defaults)
+    if unknown:
+        raise PfsError(f"unknown setting(s) for a {kind} experiment: {', '.join(sorted(unknown))}")
+    out = {**defaults, **{k: v for k, v in settings.items() if v is not None}}
+    missing = [k for k, v in out.items() if v is None and defaults[k] is None and k not in COMMON
+               and k not in ("data_root", "pretrained")]
+    if missing:
+        raise PfsError(f"a {kind} experiment needs {', '.join('--' + m.replace('_', '-') for m in missing)}")
+    if not out["seeds"] or len(set(out["seeds"])) != len(out["seeds"]):
+        raise PfsError(f"--seeds must list distinct seeds, got {out['seeds']}")
+    if "learn" in out:
+        bad = set(out["learn"]) - LEARN_KEYS
+        if bad:
+            raise PfsError(f"unknown learning setting(s): {', '.join(sorted(bad))}")
+        LearnConfig(**out["learn"]).validate()
+    if kind == "baselines":
+        bad = [a for a in out["arms"] if a not in KINDS]
+        if bad:
+            raise PfsError(f"unknown arm(s) {', '.join(bad)}; choose from: {', '.join(KINDS)}")
+    if kind == "correlation" and (sorted(set(out["pretrain_epochs"])) != list(out["pretrain_epochs"])
+                                  or min(out["pretrain_epochs"]) < 0):
+        raise PfsError(f"--pretrain-epochs must be increasing epoch counts >= 0, got {out['pretrain_epochs']}")
+    if kind == "ticket":
+        out["run"] = str(Path(out["run"]).resolve())
+        if out["pretrained"]:
+            out["pretrained"] = str(Path(out["pretrained"]).resolve())
+    return out
+
+
+def _spec(s: dict, kind: str, seed: int, pretrain_epochs: int) -> BaselineSpec:
+    return BaselineSpec(kind=kind, model=s["model"], dataset=s["dataset"], flops=s["flops"], seed=seed,
+                        pretrain_epochs=pretrain_epochs, slim_lambda=s["slim_lambda"],
+                        learn=LearnConfig(**s["learn"]), subset=s["subset"], test_subset=s["test_subset"],
+                        data_root=s["data_root"], min_channels=s["min_channels"], expand=s["expand"])
+
+
+def _train_options(s: dict, seed: int, **extra) -> TrainOptions:
+    return TrainOptions(epochs=s["train_epochs"], subset=s["subset"], test_subset=s["test_subset"],
+                        batch_size=s["train_batch_size"], seed=seed, **extra)
+
+
+def _structure_facts(path: Path) -> dict:
+    st = load_structure(path)
+    return {"keep_ratios": keep_ratios(st).round(6).tolist(), "groups": list(st.dense_widths),
+            "macs": st.macs, "params": st.params, "macs_ratio": st.macs_ratio}
+
+
+# -- baselines ----------------------------------------------------------------------------
+def baselines(exp: Experiment, *, data=None, on_event=None, should_stop=None, on_cell=None) -> None:
+    s = exp.settings
+    ds = data if data is not None else load_dataset(s["dataset"], s["data_root"])
+    for seed in s["seeds"]:
+        for arm in s["arms"]:
+            name = f"{arm}-s{seed}"
+            if name in exp.results()["cells"]:
+                continue
+            path = exp.cell(name)
+            found = make_baseline(path, _spec(s, arm, seed, s["pretrain_epochs"]), data=ds, on_event=on_event,
+                                  should_stop=should_stop)
+            summary = train_cell(path, _train_options(s, seed), data=ds, on_event=on_event, should_stop=should_stop)
+            result = {"arm": arm, "seed": seed, "test_acc": summary["test_acc"],
+                      "best_test_acc": summary["best_test_acc"], "finding_seconds": found["finding_seconds"],
+                      "timing": found["timing"], "train_seconds": sum(h["seconds"] for h in summary["history"]),
+                      **_structure_facts(path)}
+            exp.record(name, result, _aggregate_baselines)
+            if on_cell:
+                on_cell(name, result)
+
+
+def _aggregate_baselines(cells: dict) -> dict:
+    arms: dict[str, dict] = {}
+    for c in cells.values():
+        arms.setdefault(c["arm"], []).append(c)
+    out = {}
+    for arm, cs in arms.items():
+        out[arm] = {"test_acc": mean_sd([c["test_acc"] for c in cs]),
+                    "best_test_acc": mean_sd([c["best_test_acc"] for c in cs]),
+                    "finding_seconds": mean_sd([c["finding_seconds"] for c in cs]),
+                    "macs": mean_sd([c["macs"] for c in cs]), "params": mean_sd([c["params"] for c in cs]),
+                    "macs_ratio": mean_sd([c["macs_ratio"] for c in cs]),
+                    "keep_ratios": np.mean([c["keep_ratios"] for c in cs], axis=0).round(6).tolist(),
+                    "seeds": sorted(c["seed"] for c in cs)}
+    return {"arms": out, "groups": next(iter(cells.values()))["groups"]}
+
+
+# -- correlation --------------------------------------------------------------------------
+def correlation(exp: Experiment, *, data=None, on_event=None, should_stop=None, on_cell=None) -> None:
+    s = exp.settings
+    ds = data if data is not None else load_dataset(s["dataset"], s["data_root"])
+    epochs = s["pretrain_epochs"]
+    for seed in s["seeds"]:
+        for arm in s["arms"]:
+            todo = [e for e in epochs if f"{arm}-e{e}-s{seed}" not in exp.results()["cells"]]
+            if arm == "slimming":
+                todo = [e for e in todo if e > 0]  # at init every BN gamma is 1: nothing to rank
+            trained = [e for e in todo if e > 0]
+            source = exp.pretraining(f"{arm}-s{seed}")
+            if trained:
+                spec = _spec(s, arm, seed, max(epochs))
+                config = _pretrain_config(s, seed, ds)
+                pretrain(source, config, spec.pretrain_options(), snapshots=[e for e in epochs if e > 0], data=ds,
+                         on_event=on_event, should_stop=should_stop)
+            for e in todo:
+                name = f"{arm}-e{e}-s{seed}"
+                kind = arm if e > 0 else "pfs"
+                found = make_baseline(exp.cell(name), _spec(s, kind, seed, max(e, 1)), data=ds,
+                                      weights_from=(source, e) if e > 0 else None,
+                                      on_event=on_event, should_stop=should_stop)
+                result = {"arm": arm, "epoch": e, "seed": seed, "finding_seconds": found["finding_seconds"],
+                          "timing": found["timing"], **_structure_facts(exp.cell(name))}
+                exp.record(name, result, _aggregate_correlation)
+                if on_cell:
+                    on_cell(name, result)
+
+
+def _pretrain_config(s: dict, seed: int, ds) -> dict:
+    from engine.evidence.baselines import gated_network, run_config
+
+    net = gated_network(s["model"], seed, ds, s["expand"])
+    return run_config(net, ds, model=s["model"], dataset=s["dataset"], seed=seed, data_root=s["data_root"])
+
+
+def correlation_matrix(vectors: list[list[float]]) -> list[list[float | None]]:
+    """Pearson correlation of keep-ratio vectors (None where one is constant: a uniform structure)."""
+    x = np.asarray(vectors, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.corrcoef(x) if len(x) > 1 else np.ones((1, 1))
+    return [[None if not np.isfinite(v) else round(float(v), 6) for v in row] for row in np.atleast_2d(m)]
+
+
+def _aggregate_correlation(cells: dict) -> dict:
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for c in cells.values():
+        groups.setdefault((c["arm"], c["epoch"]), []).append(c)
+    out: dict[str, dict] = {}
+    for (arm, e), cs in sorted(groups.items()):
+        cs = sorted(cs, key=lambda c: c["seed"])
+        m = correlation_matrix([c["keep_ratios"] for c in cs])
+        off = [m[i][j] for i in range(len(cs)) for j in range(len(cs)) if i != j and m[i][j] is not None]
+        out.setdefault(arm, {})[str(e)] = {"seeds": [c["seed"] for c in cs], "matrix": m,
+                                           "mean": float(np.mean(off)) if off else None,
+                                           "finding_seconds": mean_sd([c["finding_seconds"] for c in cs])}
+    return {"correlation": out, "groups": next(iter(cells.values()))["groups"]}
+
+
+# -- ticket -------------------------------------------------------------------------------
+def ticket(exp: Experiment, *, data=None, on_event=None, should_stop=None, on_cell=None) -> None:
+    s = exp.settings
+    source = RunDir.open(s["run"])
+    if not source.exists("structure.json") or not source.exists("init.pt"):
+        raise PfsError(f"{source.path} needs init.pt and structure.json (a run made by `pfs learn` + "
+                       f"`pfs search`, or `pfs baseline pfs`)")
+    config = source.config
+    ds = data if data is not None else load_dataset(config["dataset"], config.get("data_root"))
+    checkpoint = s["pretrained"]
+    if "inherit" in s["inits"] and not checkpoint:
+        pre = exp.pretraining("dense")
+        pretrain(pre, config, TrainOptions(epochs=s["pretrain_epochs"], subset=s["subset"],
+                                           test_subset=s["test_subset"], seed=int(config.get("seed", 0))),
+                 data=ds, on_event=on_event, should_stop=should_stop)
+        checkpoint = str((pre / CHECKPOINT).resolve())
+    if checkpoint:
+        _check_fits(source, checkpoint)  # before any training: a wrong model costs nothing
+    for seed in s["seeds"]:
+        for init in s["inits"]:
+            name = f"{init}-s{seed}"
+            if name in exp.results()["cells"]:
+                continue
+            path = exp.cell(name)
+            if not (path / "config.json").is_file():
+                source.branch(path)
+            extra = {"init": init, **({"from_checkpoint": checkpoint} if init == "inherit" else {})}
+            summary = train_cell(path, _train_options(s, seed, **extra), data=ds, on_event=on_event,
+                                 should_stop=should_stop)
+            result = {"init": init, "seed": seed, "test_acc": summary["test_acc"],
+                      "best_test_acc": summary["best_test_acc"], "macs": summary["macs"],
+                      "params": summary["params"]}
+            exp.record(name, result, _aggregate_ticket)
+            if on_cell:
+                on_cell(name, result)
+
+
+def _check_fits(run: RunDir, checkpoint: str) -> None:
+    from engine.training.inits import dense_model
+
+    state = load_tensors(checkpoint)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    try:
+        dense_model(run, load_structure(run.path)).load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError):
+        raise PfsError(f"--pretrained {checkpoint} does not fit the dense {run.config.get('model')} of "
+                       f"{run.path}; pass a checkpoint of the same model, or leave it out to pre-train "
+                       "here") from None
+
+
+def _aggregate_ticket(cells: dict) -> dict:
+    inits: dict[str, list[dict]] = {}
+    for c in cells.values():
+        inits.setdefault(c["init"], []).append(c)
+    return {"inits": {k: {"test_acc": mean_sd([c["test_acc"] for c in cs]),
+                          "best_test_acc": mean_sd([c["best_test_acc"] for c in cs]),
+                          "macs": cs[0]["macs"], "params": cs[0]["params"]} for k, cs in inits.items()}}
+
+
+def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_event=None,
+                   should_stop=None, on_cell: Callable[[str, dict], None] | None = None) -> dict:
+    """Run (or resume) experiment `kind` with `settings` into `out`; returns results.json."""
+    if kind not in EXPERIMENTS:
+        raise PfsError(f"unknown experiment {kind!r}; choose one of: {', '.join(EXPERIMENTS)}")
+    settings = normalise(kind, settings)
+    exp = Experiment.open_or_create(out, kind, settings)
+    _GRIDS[kind](exp, data=data, on_event=on_event, should_stop=should_stop, on_cell=on_cell)
+    return exp.results()
+
+
+_GRIDS = {"baselines": baselines, "correlation": correlation, "ticket": ticket}
+
+__all__ = ["baselines", "correlation", "correlation_matrix", "normalise", "run_experiment", "ticket"]

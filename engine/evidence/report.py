@@ -1,0 +1,152 @@
+"""`pfs report`: an experiment directory as Markdown tables, PNG figures and JSON.
+
+Reads only EXP/config.json and EXP/results.json (what the grid recorded), so a report can
+be re-made at any time, on any machine, without the run directories' weights. Figures use
+matplotlib's Agg backend (no display needed): correlation heat-maps (rows and columns are
+seeds, one map per pre-training epoch count, as in the paper), accuracy versus MACs per
+arm with error bars, and per-layer keep ratios of PFS versus uniform versus slimming.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import PfsError
+from engine.evidence import figures
+from engine.evidence.experiments import Experiment
+from engine.runs import atomic_write_bytes, atomic_write_json
+
+
+def expected_cells(exp: Experiment) -> list[str]:
+    """The names of every cell the experiment's settings ask for."""
+    s = exp.settings
+    if exp.kind == "baselines":
+        return [f"{a}-s{seed}" for seed in s["seeds"] for a in s["arms"]]
+    if exp.kind == "correlation":
+        return [f"{a}-e{e}-s{seed}" for seed in s["seeds"] for a in s["arms"] for e in s["pretrain_epochs"]
+                if not (a == "slimming" and e == 0)]
+    return [f"{i}-s{seed}" for seed in s["seeds"] for i in s["inits"]]
+
+
+def write_report(experiments: list[str | Path], out: str | Path, *, markdown: str | Path | None = None,
+                 notes: str | Path | None = None, title: str = "pfs report", partial: bool = False) -> dict:
+    """Write report.md (or `markdown`), report.json and figures into `out`; returns the JSON."""
+    out = Path(out)
+    md_path = Path(markdown) if markdown else out / "report.md"
+    loaded = []
+    for path in experiments:
+        exp = Experiment.open(path)
+        results = exp.results()
+        missing = [c for c in expected_cells(exp) if c not in results.get("cells", {})]
+        if missing and not partial:
+            raise PfsError(f"{exp.path} is not finished ({len(missing)} of {len(expected_cells(exp))} cells "
+                           "missing); rerun its `pfs experiment` command to finish it, or pass --partial")
+        if not results.get("cells"):
+            raise PfsError(f"{exp.path} has no finished cell yet; run its `pfs experiment` command first")
+        loaded.append((exp, results, missing))
+    models = {(e.settings.get("model"), e.settings.get("dataset")) for e, _, _ in loaded if e.kind != "ticket"}
+    if len(models) > 1:
+        raise PfsError("the experiments are of different models or data sets ("
+                       + "; ".join(f"{m} on {d}" for m, d in sorted(models)) + "); report each on its own")
+    out.mkdir(parents=True, exist_ok=True)
+    text = [f"# {title}", ""]
+    if notes:
+        text += [Path(notes).read_text(encoding="utf-8").rstrip(), ""]
+    report = {"experiments": []}
+    for exp, results, missing in loaded:
+        section, entry = _SECTIONS[exp.kind](exp, results, out, md_path.parent)
+        if missing:
+            section = [f"> Incomplete: {len(missing)} cell(s) not finished ({', '.join(missing[:6])}"
+                       f"{', ...' if len(missing) > 6 else ''}).", "", *section]
+        text += [f"## {exp.kind}: `{exp.path.name}`", "", _settings_line(exp), "", *section, ""]
+        report["experiments"].append({"path": str(exp.path), "kind": exp.kind, "settings": exp.settings,
+                                      "missing": missing, **entry})
+    atomic_write_bytes(md_path, ("\n".join(text).rstrip() + "\n").encode())
+    atomic_write_json(out / "report.json", report)
+    return report
+
+
+def _settings_line(exp: Experiment) -> str:
+    shown = {k: v for k, v in exp.settings.items() if v not in (None, {}, []) and k != "arms"}
+    return "Settings: " + ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def _pm(stat: dict | None, fmt: str = "{:.4f}") -> str:
+    if not stat or stat.get("mean") is None:
+        return "n/a"
+    return fmt.format(stat["mean"]) + (" ± " + fmt.format(stat["sd"]) if stat.get("n", 0) > 1 else "")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _baselines(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple[list[str], dict]:
+    arms = {a: results["arms"][a] for a in exp.settings["arms"] if a in results.get("arms", {})}
+    rows = [[a, _pm(r["test_acc"]), _pm(r["best_test_acc"]), f"{r['macs']['mean'] / 1e6:.2f}M",
+             f"{r['macs_ratio']['mean']:.3f}", f"{r['params']['mean'] / 1e3:.1f}K",
+             _pm(r["finding_seconds"], "{:.1f}"), str(r["test_acc"]["n"])] for a, r in arms.items()]
+    lines = _table(["arm", "test acc (final, mean ± sd)", "best test acc", "MACs", "of dense", "params",
+                    "finding time (s)", "seeds"], rows)
+    cost = _finding_cost(results)
+    if cost:
+        lines += ["", cost]
+    acc_png = out / f"{exp.path.name}-accuracy-vs-macs.png"
+    keep_png = out / f"{exp.path.name}-keep-ratios.png"
+    figures.accuracy_vs_macs(arms, acc_png)
+    figures.keep_ratios({a: arms[a]["keep_ratios"] for a in ("pfs", "uniform", "slimming") if a in arms},
+                        results["groups"], keep_png)
+    lines += ["", f"![accuracy versus MACs]({_rel(acc_png, md_dir)})", "",
+              f"![per-layer keep ratios]({_rel(keep_png, md_dir)})"]
+    return lines, {"arms": arms, "figures": [str(acc_png), str(keep_png)], "finding_cost": cost}
+
+
+def _finding_cost(results: dict) -> str:
+    """PFS's structure-finding time against the pre-training the trained-weight arms paid for."""
+    cells = results.get("cells", {}).values()
+    pfs = [c["finding_seconds"] for c in cells if c["arm"] == "pfs"]
+    pre = [c["timing"]["pretrain"] for c in cells if "pretrain" in c.get("timing", {})]
+    if not pfs or not pre:
+        return ""
+    a, b = sum(pfs) / len(pfs), sum(pre) / len(pre)
+    return (f"Finding a PFS structure took {a:.1f} s; the pre-training the slimming and pretrained-pfs "
+            f"arms need took {b:.1f} s ({b / a:.1f}x the PFS time).")
+
+
+def _correlation(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple[list[str], dict]:
+    corr = results.get("correlation", {})
+    epochs = exp.settings["pretrain_epochs"]
+    rows = []
+    for arm, by_epoch in corr.items():
+        rows.append([arm, *(("n/a" if by_epoch.get(str(e), {}).get("mean") is None
+                             else f"{by_epoch[str(e)]['mean']:.3f}") for e in epochs)])
+    lines = ["Mean off-diagonal Pearson correlation of per-layer keep ratios across seeds (epoch 0 = PFS at "
+             "random init; n/a: slimming at init has every BN scale 1, nothing to rank):", "",
+             *_table(["arm", *(f"{e} epochs" for e in epochs)], rows)]
+    pngs = []
+    for arm, by_epoch in corr.items():
+        png = out / f"{exp.path.name}-correlation-{arm}.png"
+        figures.correlation_maps(arm, by_epoch, png)
+        pngs.append(png)
+        lines += ["", f"![correlation {arm}]({_rel(png, md_dir)})"]
+    return lines, {"correlation": corr, "figures": [str(p) for p in pngs]}
+
+
+def _ticket(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple[list[str], dict]:
+    inits = {i: results["inits"][i] for i in exp.settings["inits"] if i in results.get("inits", {})}
+    rows = [[i, _pm(r["test_acc"]), _pm(r["best_test_acc"]), str(r["test_acc"]["n"])] for i, r in inits.items()]
+    lines = [f"Structure of `{exp.settings['run']}` trained from three initialisations:", "",
+             *_table(["init", "test acc (final, mean ± sd)", "best test acc", "seeds"], rows)]
+    return lines, {"inits": inits, "figures": []}
+
+
+_SECTIONS = {"baselines": _baselines, "correlation": _correlation, "ticket": _ticket}
+
+__all__ = ["expected_cells", "write_report"]
