@@ -114,7 +114,8 @@ def _add_experiment_parser(sub) -> None:
         q.add_argument("--json", action="store_true", help="print results.json")
     for q in (b, t):
         q.add_argument("--train-epochs", type=positive_int, required=True, help="training epochs per cell")
-        q.add_argument("--train-batch-size", type=positive_int, help="training batch (default 128)")
+    for q in (b, c, t):
+        q.add_argument("--train-batch-size", type=positive_int, help="training and pre-training batch (default 128)")
     for q in (b, c):
         q.add_argument("--slim-lambda", type=number, help="L1 on BN scales for slimming (default 1e-4)")
         q.add_argument("--min-channels", type=positive_int, help="channels kept per group at least")

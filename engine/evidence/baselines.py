@@ -59,6 +59,7 @@ class BaselineSpec:
     learn: LearnConfig = field(default_factory=LearnConfig)
     subset: int | None = None  # training images for pre-training (gate learning sees all)
     test_subset: int | None = None
+    batch_size: int | None = None  # pre-training batch (default: the recipe's)
     data_root: str | None = None
     min_channels: int = 1
     expand: float = 1.0  # width of the dense network the gates sit in (tests use thin ones)
@@ -82,7 +83,8 @@ class BaselineSpec:
 
     def pretrain_options(self) -> TrainOptions:
         return TrainOptions(epochs=self.pretrain_epochs, subset=self.subset, test_subset=self.test_subset,
-                            seed=self.seed, slim_lambda=self.slim_lambda if self.kind == "slimming" else 0.0)
+                            batch_size=self.batch_size, seed=self.seed,
+                            slim_lambda=self.slim_lambda if self.kind == "slimming" else 0.0)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -76,6 +76,7 @@ def _spec(s: dict, kind: str, seed: int, pretrain_epochs: int) -> BaselineSpec:
     return BaselineSpec(kind=kind, model=s["model"], dataset=s["dataset"], flops=s["flops"], seed=seed,
                         pretrain_epochs=pretrain_epochs, slim_lambda=s["slim_lambda"],
                         learn=LearnConfig(**s["learn"]), subset=s["subset"], test_subset=s["test_subset"],
+                        batch_size=s["train_batch_size"],
                         data_root=s["data_root"], min_channels=s["min_channels"], expand=s["expand"])
 
 
@@ -201,7 +202,8 @@ def ticket(exp: Experiment, *, data=None, on_event=None, should_stop=None, on_ce
     if "inherit" in s["inits"] and not checkpoint:
         pre = exp.pretraining("dense")
         pretrain(pre, config, TrainOptions(epochs=s["pretrain_epochs"], subset=s["subset"],
-                                           test_subset=s["test_subset"], seed=int(config.get("seed", 0))),
+                                           test_subset=s["test_subset"], batch_size=s["train_batch_size"],
+                                           seed=int(config.get("seed", 0))),
                  data=ds, on_event=on_event, should_stop=should_stop)
         checkpoint = str((pre / CHECKPOINT).resolve())
     if checkpoint:

@@ -1,0 +1,154 @@
+"""Experiment grids: resume after a kill skipping finished cells, bad directories, the report."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engine.cli import main
+from engine.errors import PfsError
+from engine.evidence.experiments import Experiment
+from engine.evidence.grids import run_experiment
+from engine.evidence.report import write_report
+from engine.training.train import StopRequested
+
+LEARN = {"steps": 4, "batch_size": 16, "eval_every": 2, "heldout_limit": 100}
+TINY = {"model": "resnet20", "dataset": "fashion-mnist", "flops": 0.05, "expand": 0.25, "subset": 256,
+        "test_subset": 200, "train_batch_size": 64, "learn": LEARN}
+BASELINES = {**TINY, "arms": ["pfs", "uniform", "random"], "seeds": [0, 1], "train_epochs": 1}
+CORRELATION = {**TINY, "test_subset": 100, "arms": ["slimming", "pretrained-pfs"], "seeds": [0, 1, 2],
+               "pretrain_epochs": [0, 1]}
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    from engine.data import load_dataset
+
+    torch.set_num_threads(1)
+    return load_dataset("fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory, fmnist):
+    """A baselines grid stopped in its third cell, then resumed: (exp path, stamps before, finished cells)."""
+    exp = tmp_path_factory.mktemp("exp") / "baselines"
+    done: list[str] = []
+    stop = {"now": False}
+
+    def on_cell(name, result):
+        done.append(name)
+        stop["now"] = len(done) == 2  # ask to stop as soon as the third cell is under way
+
+    with pytest.raises(StopRequested):
+        run_experiment("baselines", exp, BASELINES, data=fmnist, on_cell=on_cell, should_stop=lambda: stop["now"])
+    stamps = {n: (exp / "cells" / n / "summary.json").stat().st_mtime_ns for n in done}
+    first = list(done)
+    stop["now"] = False
+    run_experiment("baselines", exp, BASELINES, data=fmnist, on_cell=on_cell)
+    return exp, stamps, first, done[len(first):]
+
+
+def test_killed_grid_resumes_and_skips_finished_cells(interrupted):
+    exp, stamps, first, resumed = interrupted
+    assert first == ["pfs-s0", "uniform-s0"]
+    assert resumed == ["random-s0", "pfs-s1", "uniform-s1", "random-s1"]  # nothing done twice
+    for name, stamp in stamps.items():  # finished cells were not touched again
+        assert (exp / "cells" / name / "summary.json").stat().st_mtime_ns == stamp
+    results = json.loads((exp / "results.json").read_text())
+    assert sorted(results["cells"]) == sorted(first + resumed)
+    assert results["arms"]["uniform"]["test_acc"]["n"] == 2
+    for cell in results["cells"].values():
+        assert cell["macs"] <= cell["macs_ratio"] * 1e12 and 0 <= cell["test_acc"] <= 1
+        assert cell["finding_seconds"] >= 0
+
+
+def test_rerun_with_other_settings_or_version_is_refused(interrupted, tmp_path):
+    exp, _, _, _ = interrupted
+    before = (exp / "results.json").read_bytes()
+    with pytest.raises(PfsError, match="other settings"):
+        run_experiment("baselines", exp, {**BASELINES, "flops": 0.04})
+    config = json.loads((exp / "config.json").read_text())
+    other = tmp_path / "old"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({**config, "version": 99}))
+    with pytest.raises(PfsError, match="another pfs version"):
+        Experiment.open(other)
+    (other / "config.json").write_text(json.dumps(config)[:40])  # half-written
+    with pytest.raises(PfsError, match="half-written"):
+        Experiment.open(other)
+    assert (exp / "results.json").read_bytes() == before
+
+
+def test_cli_bad_experiment_input_is_one_error_line(interrupted, tmp_path, capsys):
+    exp, _, _, _ = interrupted
+    code = main(["experiment", "baselines", "resnet20", "--flops", "0.3", "--train-epochs", "1", "--out", str(exp)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("pfs: error:") and "other settings" in err[0]
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    assert main(["report", str(tmp_path / "x")]) == 2
+    assert "not a pfs experiment" in capsys.readouterr().err
+    code = main(["baseline", "uniform", "resnet20", "--flops", "0.0001", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "raise --flops" in err[0] and not (tmp_path / "b").exists()
+
+
+@pytest.fixture(scope="module")
+def correlation(tmp_path_factory, fmnist):
+    exp = tmp_path_factory.mktemp("corr") / "correlation"
+    run_experiment("correlation", exp, CORRELATION, data=fmnist)
+    return exp
+
+
+def test_correlation_grid_has_a_matrix_per_arm_and_epoch(correlation):
+    results = json.loads((correlation / "results.json").read_text())
+    assert sorted(results["cells"]) == sorted(
+        [f"slimming-e1-s{s}" for s in range(3)] + [f"pretrained-pfs-e{e}-s{s}" for e in (0, 1) for s in range(3)])
+    assert sorted(results["correlation"]["pretrained-pfs"]) == ["0", "1"]
+    entry = results["correlation"]["slimming"]["1"]
+    assert entry["seeds"] == [0, 1, 2] and len(entry["matrix"]) == 3 and entry["matrix"][0][0] == 1.0
+    # one pre-training per seed and arm, its weights taken at each epoch count
+    assert sorted(p.name for p in (correlation / "pretrain").iterdir()) == sorted(
+        f"{a}-s{s}" for a in ("slimming", "pretrained-pfs") for s in range(3))
+    assert (correlation / "pretrain" / "slimming-s0" / "checkpoints" / "epoch-1.pt").is_file()
+
+
+def test_report_renders_tables_figures_and_json(interrupted, correlation, tmp_path):
+    from matplotlib.image import imread
+
+    exp, _, _, _ = interrupted
+    notes = tmp_path / "notes.md"
+    notes.write_text("Schedule: tiny.\n")
+    out = tmp_path / "report"
+    report = write_report([exp, correlation], out, notes=notes, title="Evidence")
+    md = (out / "report.md").read_text()
+    assert md.startswith("# Evidence\n\nSchedule: tiny.")
+    results = json.loads((exp / "results.json").read_text())
+    for arm in ("pfs", "uniform", "random"):
+        acc = results["arms"][arm]["test_acc"]
+        assert f"| {arm} | {acc['mean']:.4f} ± {acc['sd']:.4f} |" in md
+    corr = json.loads((correlation / "results.json").read_text())["correlation"]
+    mean = corr["slimming"]["1"]["mean"]
+    assert (f"{mean:.3f}" if mean is not None else "n/a") in md
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["baselines-accuracy-vs-macs.png", "baselines-keep-ratios.png",
+                    "correlation-correlation-pretrained-pfs.png", "correlation-correlation-slimming.png"]
+    for p in out.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and imread(p).shape[0] > 100
+        assert f"]({p.name})" in md
+    saved = json.loads((out / "report.json").read_text())
+    assert saved == json.loads(json.dumps(report)) and [e["kind"] for e in saved["experiments"]] == [
+        "baselines", "correlation"]
+
+
+def test_report_of_an_unfinished_experiment_needs_partial(fmnist, tmp_path):
+    exp = tmp_path / "e"
+    settings = {**BASELINES, "arms": ["uniform", "random"], "seeds": [0]}
+    with pytest.raises(StopRequested):
+        run_experiment("baselines", exp, settings, data=fmnist, on_cell=lambda n, r: None,
+                       should_stop=lambda: (exp / "results.json").is_file())
+    with pytest.raises(PfsError, match="not finished .* --partial"):
+        write_report([exp], tmp_path / "r")
+    write_report([exp], tmp_path / "r", partial=True)
+    assert "Incomplete: 1 cell(s)" in (tmp_path / "r" / "report.md").read_text()
