@@ -152,3 +152,27 @@ def test_report_of_an_unfinished_experiment_needs_partial(fmnist, tmp_path):
         write_report([exp], tmp_path / "r")
     write_report([exp], tmp_path / "r", partial=True)
     assert "Incomplete: 1 cell(s)" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_report_refuses_experiments_of_different_models(interrupted, tmp_path):
+    import shutil
+
+    exp, _, _, _ = interrupted
+    other = tmp_path / "other"
+    shutil.copytree(exp, other, ignore=shutil.ignore_patterns("cells"))
+    config = json.loads((other / "config.json").read_text())
+    config["settings"]["dataset"] = "cifar10"
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PfsError, match="different models or data sets"):
+        write_report([exp, other], tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_baseline_makes_a_listed_run(tmp_path, capsys):
+    out = tmp_path / "runs" / "u"
+    assert main(["baseline", "uniform", "resnet20", "--flops", "0.3", "--out", str(out), "--quiet"]) == 0
+    assert "next: pfs train" in capsys.readouterr().out
+    assert main(["runs", str(tmp_path / "runs"), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in listed] == ["u"] and listed[0]["status"] == "finished"
+    assert listed[0]["budget"] == 0.3
