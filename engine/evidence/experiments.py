@@ -9,7 +9,7 @@ the same command skips finished cells and resumes the one that was interrupted.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,12 +83,23 @@ class Experiment:
         p = self.path / "results.json"
         return read_json(p) if p.is_file() else {"kind": self.kind, "cells": {}}
 
-    def record(self, name: str, result: dict, aggregate: Callable[[dict], dict]) -> None:
-        """Add a finished cell to results.json (with the aggregates recomputed)."""
+    def pending(self, seeds: list[int], items: list[str]) -> Iterator[tuple[int, str, str, Path]]:
+        """(seed, item, cell name, cell path) of every cell not finished yet, seed by seed."""
+        for seed in seeds:
+            for item in items:
+                name = f"{item}-s{seed}"
+                if name not in self.results()["cells"]:
+                    yield seed, item, name, self.cell(name)
+
+    def record(self, name: str, result: dict, aggregate: Callable[[dict], dict],
+               on_cell: Callable[[str, dict], None] | None = None) -> None:
+        """Add a finished cell to results.json (with the aggregates recomputed), then tell `on_cell`."""
         results = self.results()
         cells = {**results.get("cells", {}), name: result}
         atomic_write_json(self.path / "results.json", {"kind": self.kind, "settings": self.settings,
                                                        "cells": cells, **aggregate(cells)})
+        if on_cell is not None:
+            on_cell(name, result)
 
 
 def cell_trained(path: Path) -> bool:

@@ -95,22 +95,15 @@ def _structure_facts(path: Path) -> dict:
 def baselines(exp: Experiment, *, data=None, on_event=None, should_stop=None, on_cell=None) -> None:
     s = exp.settings
     ds = data if data is not None else load_dataset(s["dataset"], s["data_root"])
-    for seed in s["seeds"]:
-        for arm in s["arms"]:
-            name = f"{arm}-s{seed}"
-            if name in exp.results()["cells"]:
-                continue
-            path = exp.cell(name)
-            found = make_baseline(path, _spec(s, arm, seed, s["pretrain_epochs"]), data=ds, on_event=on_event,
-                                  should_stop=should_stop)
-            summary = train_cell(path, _train_options(s, seed), data=ds, on_event=on_event, should_stop=should_stop)
-            result = {"arm": arm, "seed": seed, "test_acc": summary["test_acc"],
-                      "best_test_acc": summary["best_test_acc"], "finding_seconds": found["finding_seconds"],
-                      "timing": found["timing"], "train_seconds": sum(h["seconds"] for h in summary["history"]),
-                      **_structure_facts(path)}
-            exp.record(name, result, _aggregate_baselines)
-            if on_cell:
-                on_cell(name, result)
+    for seed, arm, name, path in exp.pending(s["seeds"], s["arms"]):
+        found = make_baseline(path, _spec(s, arm, seed, s["pretrain_epochs"]), data=ds, on_event=on_event,
+                              should_stop=should_stop)
+        summary = train_cell(path, _train_options(s, seed), data=ds, on_event=on_event, should_stop=should_stop)
+        result = {"arm": arm, "seed": seed, "test_acc": summary["test_acc"],
+                  "best_test_acc": summary["best_test_acc"], "finding_seconds": found["finding_seconds"],
+                  "timing": found["timing"], "train_seconds": sum(h["seconds"] for h in summary["history"]),
+                  **_structure_facts(path)}
+        exp.record(name, result, _aggregate_baselines, on_cell)
 
 
 def _aggregate_baselines(cells: dict) -> dict:
@@ -154,9 +147,7 @@ def correlation(exp: Experiment, *, data=None, on_event=None, should_stop=None, 
                                       on_event=on_event, should_stop=should_stop)
                 result = {"arm": arm, "epoch": e, "seed": seed, "finding_seconds": found["finding_seconds"],
                           "timing": found["timing"], **_structure_facts(exp.cell(name))}
-                exp.record(name, result, _aggregate_correlation)
-                if on_cell:
-                    on_cell(name, result)
+                exp.record(name, result, _aggregate_correlation, on_cell)
 
 
 def _pretrain_config(s: dict, seed: int, ds) -> dict:
@@ -208,23 +199,15 @@ def ticket(exp: Experiment, *, data=None, on_event=None, should_stop=None, on_ce
         checkpoint = str((pre / CHECKPOINT).resolve())
     if checkpoint:
         _check_fits(source, checkpoint)  # before any training: a wrong model costs nothing
-    for seed in s["seeds"]:
-        for init in s["inits"]:
-            name = f"{init}-s{seed}"
-            if name in exp.results()["cells"]:
-                continue
-            path = exp.cell(name)
-            if not (path / "config.json").is_file():
-                source.branch(path)
-            extra = {"init": init, **({"from_checkpoint": checkpoint} if init == "inherit" else {})}
-            summary = train_cell(path, _train_options(s, seed, **extra), data=ds, on_event=on_event,
-                                 should_stop=should_stop)
-            result = {"init": init, "seed": seed, "test_acc": summary["test_acc"],
-                      "best_test_acc": summary["best_test_acc"], "macs": summary["macs"],
-                      "params": summary["params"]}
-            exp.record(name, result, _aggregate_ticket)
-            if on_cell:
-                on_cell(name, result)
+    for seed, init, name, path in exp.pending(s["seeds"], s["inits"]):
+        if not (path / "config.json").is_file():
+            source.branch(path)
+        extra = {"init": init, **({"from_checkpoint": checkpoint} if init == "inherit" else {})}
+        summary = train_cell(path, _train_options(s, seed, **extra), data=ds, on_event=on_event,
+                             should_stop=should_stop)
+        result = {"init": init, "seed": seed, "test_acc": summary["test_acc"],
+                  "best_test_acc": summary["best_test_acc"], "macs": summary["macs"], "params": summary["params"]}
+        exp.record(name, result, _aggregate_ticket, on_cell)
 
 
 def _check_fits(run: RunDir, checkpoint: str) -> None:

@@ -176,3 +176,24 @@ def test_cli_baseline_makes_a_listed_run(tmp_path, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in listed] == ["u"] and listed[0]["status"] == "finished"
     assert listed[0]["budget"] == 0.3
+
+
+def test_ticket_grid_trains_one_structure_three_ways(interrupted, fmnist, tmp_path):
+    exp, _, _, _ = interrupted
+    run = exp / "cells" / "pfs-s0"
+    settings = {"run": str(run), "seeds": [0], "train_epochs": 1, "pretrain_epochs": 1, "subset": 256,
+                "test_subset": 100, "train_batch_size": 64}
+    results = run_experiment("ticket", tmp_path / "t", settings, data=fmnist)
+    assert sorted(results["cells"]) == ["inherit-s0", "scratch-s0", "ticket-s0"]
+    macs = {c["macs"] for c in results["cells"].values()}
+    assert macs == {json.loads((run / "structure.json").read_text())["macs"]}
+    inits = {n: json.loads((tmp_path / "t" / "cells" / n / "config.json").read_text())["train"]["init"]
+             for n in results["cells"]}
+    assert inits == {"inherit-s0": "inherit", "scratch-s0": "scratch", "ticket-s0": "ticket"}
+    assert (tmp_path / "t" / "pretrain" / "dense" / "checkpoints" / "last.pt").is_file()
+    # weights of another model are refused before any cell trains
+    other = tmp_path / "wrong.pt"
+    torch.save({"model": {"w": torch.zeros(1)}}, other)
+    with pytest.raises(PfsError, match="does not fit"):
+        run_experiment("ticket", tmp_path / "t2", {**settings, "pretrained": str(other)}, data=fmnist)
+    assert not (tmp_path / "t2" / "cells").exists()
