@@ -66,8 +66,17 @@ def write_report(experiments: list[str | Path], out: str | Path, *, markdown: st
 
 
 def _settings_line(exp: Experiment) -> str:
-    shown = {k: v for k, v in exp.settings.items() if v not in (None, {}, []) and k != "arms"}
+    shown = {k: _short_path(v) if k in ("run", "pretrained") else v for k, v in exp.settings.items()
+             if v not in (None, {}, []) and k != "arms"}
     return "Settings: " + ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def _short_path(path: str) -> str:
+    """A stored absolute path, relative to the working directory when it lies below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _pm(stat: dict | None, fmt: str = "{:.4f}") -> str:
@@ -116,8 +125,8 @@ def _finding_cost(results: dict) -> str:
     if not pfs or not pre:
         return ""
     a, b = sum(pfs) / len(pfs), sum(pre) / len(pre)
-    return (f"Finding a PFS structure took {a:.1f} s; the pre-training the slimming and pretrained-pfs "
-            f"arms need took {b:.1f} s ({b / a:.1f}x the PFS time).")
+    return (f"Finding a PFS structure took {a:.1f} s (mean); the pre-training the slimming and pretrained-pfs "
+            f"arms need before their search took {b:.1f} s ({b / a:.1f}x the PFS time) at this schedule.")
 
 
 def _correlation(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple[list[str], dict]:
@@ -142,7 +151,8 @@ def _correlation(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tup
 def _ticket(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple[list[str], dict]:
     inits = {i: results["inits"][i] for i in exp.settings["inits"] if i in results.get("inits", {})}
     rows = [[i, _pm(r["test_acc"]), _pm(r["best_test_acc"]), str(r["test_acc"]["n"])] for i, r in inits.items()]
-    lines = [f"Structure of `{exp.settings['run']}` trained from three initialisations:", "",
+    lines = [f"Structure of `{_short_path(exp.settings['run'])}` trained from each initialisation (ticket: the "
+             "gated network's own init weights; inherit: the dense network's pre-trained weights):", "",
              *_table(["init", "test acc (final, mean ± sd)", "best test acc", "seeds"], rows)]
     return lines, {"inits": inits, "figures": []}
 
