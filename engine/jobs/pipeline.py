@@ -57,6 +57,12 @@ def _resume(run: RunDir, on_event, should_stop, data_root) -> dict:
         return summary
     if "pipeline" not in config and "train" in config:
         return train_run(run.path, on_event=on_event, should_stop=should_stop, resume=True, data_root=data_root)
+    baseline = config.get("baseline")
+    if isinstance(baseline, dict) and summary.get("stage") != "baseline":
+        # a `pfs baseline` run knows its own stages (pre-training, gates, search): learning
+        # gates here would be wrong for uniform, random and slimming
+        raise PfsError(f"{run.path} is an unfinished {baseline.get('kind')} baseline; repeat its `pfs baseline` "
+                       f"command (settings in {run.path}/config.json) to continue it")
     if not _learn_finished(run):
         result = resume_learn(run.path, on_event=on_event, should_stop=should_stop, data_root=data_root)
         data_root = None  # recorded by the learn stage

@@ -125,3 +125,16 @@ def test_bad_spec_values_name_the_flag():
         BaselineSpec(kind="slimming", **{**TINY, "slim_lambda": -1}).validate()
     with pytest.raises(PfsError, match="unknown baseline"):
         BaselineSpec(kind="magic", **TINY).validate()
+
+
+def test_pfs_resume_points_an_unfinished_baseline_at_its_command(tmp_path, fmnist):
+    from engine.jobs import resume_run
+
+    spec = BaselineSpec(kind="slimming", seed=1, **TINY)
+    with pytest.raises(PfsError, match="stopped"):
+        make_baseline(tmp_path / "s", spec, data=fmnist, should_stop=lambda: True)  # killed in pre-training
+    with pytest.raises(PfsError, match="unfinished slimming baseline; repeat its `pfs baseline` command"):
+        resume_run(tmp_path / "s")
+    assert not (tmp_path / "s" / "gates.pt").exists()
+    summary = make_baseline(tmp_path / "s", spec, data=fmnist)  # the same command continues it
+    assert summary["status"] == "finished" and (tmp_path / "s" / "structure.json").is_file()
