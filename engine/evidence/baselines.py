@@ -37,7 +37,6 @@ from engine.runs import RunDir
 from engine.search import uniform_structure
 from engine.training import TrainOptions
 
-
 BASELINES = ("uniform", "random", "slimming", "pretrained-pfs", "l1-gates")
 KINDS = ("pfs", *BASELINES)
 NEEDS_PRETRAIN = ("slimming", "pretrained-pfs")
