@@ -138,7 +138,7 @@ def _correlation(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tup
                              else f"{by_epoch[str(e)]['mean']:.3f}") for e in epochs)])
     lines = ["Mean off-diagonal Pearson correlation of per-layer keep ratios across seeds (epoch 0 = PFS at "
              "random init; n/a: slimming at init has every BN scale 1, nothing to rank):", "",
-             *_table(["arm", *(f"{e} epochs" for e in epochs)], rows)]
+             *_table(["arm", *(f"{e} epoch{'s' * (e != 1)}" for e in epochs)], rows)]
     pngs = []
     for arm, by_epoch in corr.items():
         png = out / f"{exp.path.name}-correlation-{arm}.png"
