@@ -6,9 +6,10 @@ pre-training, L1-regularised gates: each an ordinary run directory at a FLOPs bu
 `experiments` (grids of cells recorded in one experiment directory, resumable) and
 `report` (Markdown, PNG figures and JSON from an experiment directory).
 
-This package sits above the jobs: it may import engine.jobs, engine.train (training),
-engine.runs, the method (gates, flops, search, prune, learn, analysis) and the data,
-never engine.cli* or pfs_tui (the shells import it, not the other way round).
+Layer: above jobs (import-linter's engine-layers contract: cli > evidence > jobs). It may
+import engine.jobs, engine.training, engine.runs, the method (gates, flops, search, prune,
+learn, analysis) and engine.data, never engine.cli or pfs_tui (the shells import it, not
+the other way round).
 """
 from __future__ import annotations
 
