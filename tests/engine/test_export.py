@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from engine.errors import PfsError, RunError
-from engine.export import export, load_pruned, save_weights
 from engine.gates import set_gates_enabled
 from engine.gating import build_model
 from engine.prune import extract
 from engine.runs import RunDir
+from engine.runs.export import export, load_pruned, save_weights
 from engine.search import search
 
 NETS = Path(__file__).parent / "models" / "small_nets.py"

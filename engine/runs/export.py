@@ -22,7 +22,7 @@ from engine.errors import PfsError, RunError
 from engine.gates import set_gates_enabled
 from engine.gating import strip_gates
 from engine.prune import pruned_model
-from engine.runs import RunDir, atomic_write_bytes
+from engine.runs.rundir import RunDir, atomic_write_bytes
 from engine.search import Structure
 
 FORMATS = ("onnx", "safetensors", "torchscript")
