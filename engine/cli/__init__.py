@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from engine.cli import method, training
+from engine.cli import export, method, training
 from engine.cli.common import Parser
 from engine.errors import PfsError, StopRequested
 
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "network, search a FLOPs budget, train the pruned network.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    for add in (*method.PARSERS, *training.PARSERS, _add_tui_parser):
+    for add in (*method.PARSERS, *training.PARSERS, *export.PARSERS, _add_tui_parser):
         add(sub)
     return parser
 

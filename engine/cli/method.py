@@ -5,10 +5,13 @@ import sys
 from pathlib import Path
 
 from engine.cli.common import (
+    MODEL_HELP,
     add_budget_args,
     add_learn_args,
+    arch_args,
     graceful_stop,
     human,
+    input_note_printer,
     learn_config,
     learn_data_options,
     number,
@@ -59,7 +62,9 @@ def _cmd_models(args) -> int:
 
 def _add_flops_parser(sub) -> None:
     p = sub.add_parser("flops", help="MACs and params of a model, dense or at a structure's widths")
-    p.add_argument("model", help="sample model name (see `pfs models`)")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--prune-residual", action="store_true",
+                   help="foreign models: count residual-tied groups as gated (one gate each)")
     p.add_argument("--widths", metavar="JSON", help="count at the widths of a structure.json")
     p.add_argument("--dataset", metavar="NAME",
                    help="take input size and classes from a data set (e.g. fashion-mnist)")
@@ -73,23 +78,15 @@ def _add_flops_parser(sub) -> None:
 
 
 def _cmd_flops(args) -> int:
-    from engine.data import dataset_shape
     from engine.flops import count_macs, count_params, dense_macs, dense_params
+    from engine.gating import is_foreign
     from sample_models import create_model, model_entry
 
+    if is_foreign(args.model):
+        return _foreign_flops(args)
     entry = model_entry(args.model)
     size, classes = list(entry.cls.default_input_size), 1000 if entry.cls.default_input_size[1] > 64 else 10
-    if args.dataset:
-        shape, classes = dataset_shape(args.dataset)
-        size = list(shape)
-    if args.input_size:
-        try:
-            size = [int(v) for v in args.input_size.split(",")]
-        except ValueError:
-            raise PfsError(f"--input-size must be C,H,W like 3,32,32, got {args.input_size!r}") from None
-        if len(size) != 3:
-            raise PfsError(f"--input-size must be C,H,W like 3,32,32, got {args.input_size!r}")
-    classes = args.num_classes or classes
+    size, classes = _size_and_classes(args, size, classes)
     arch = {"shortcut": args.shortcut} if args.shortcut else {}
     widths = None
     if args.widths:
@@ -122,6 +119,63 @@ def _cmd_flops(args) -> int:
     return 0
 
 
+def _size_and_classes(args, size: list[int], classes: int) -> tuple[list[int], int]:
+    """Input size and class count from --dataset / --input-size / --num-classes over defaults."""
+    from engine.data import dataset_shape
+
+    if args.dataset:
+        shape, classes = dataset_shape(args.dataset)
+        size = list(shape)
+    if args.input_size:
+        try:
+            size = [int(v) for v in args.input_size.split(",")]
+        except ValueError:
+            raise PfsError(f"--input-size must be C,H,W like 3,32,32, got {args.input_size!r}") from None
+        if len(size) != 3:
+            raise PfsError(f"--input-size must be C,H,W like 3,32,32, got {args.input_size!r}")
+    return size, args.num_classes or classes
+
+
+def _foreign_flops(args) -> int:
+    """`pfs flops torchvision:NAME ...`: MACs, params and the channel groups the graph finds."""
+    from engine.flops import count_macs, count_params, dense_macs, dense_params
+    from engine.gating import build_model
+    from engine.models.spec import default_input_size, parse_spec
+
+    if args.expand != 1.0:
+        raise PfsError(f"--expand widens sample models only; {args.model} cannot be widened (use --expand 1)")
+    size, classes = _size_and_classes(args, list(default_input_size(parse_spec(args.model), 3)), 1000)
+    widths = None
+    if args.widths:
+        from engine.runs import load_structure
+
+        structure = load_structure(args.widths)
+        if structure.model != args.model:
+            raise PfsError(f"{args.widths} is a structure of {structure.model}, not {args.model}")
+        widths = structure.widths
+        if not args.input_size and not args.dataset:
+            size = structure.input_size
+        classes = args.num_classes or structure.num_classes
+    m = build_model(args.model, num_classes=classes, in_channels=size[0], input_size=size,
+                    prune_residual=args.prune_residual)
+    macs, params = count_macs(m, size, widths), count_params(m, widths)
+    dense, dparams = dense_macs(m, size), dense_params(m)
+    groups = m.graph_summary()
+    result = {"model": args.model, "input_size": size, "num_classes": classes, "macs": macs, "params": params,
+              "dense_macs": dense, "dense_params": dparams, "macs_ratio": macs / dense,
+              "widths": dict(widths or m.widths), "groups": groups}
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{args.model} at {'x'.join(map(str, size))}, {classes} classes")
+    print(f"MACs   {macs:>15,}  ({human(macs)}, {macs / dense:.1%} of dense {human(dense)})")
+    print(f"params {params:>15,}  ({human(params)}, {params / dparams:.1%} of dense {human(dparams)})")
+    print(f"gated: {len(groups['gated'])} groups, {sum(g['channels'] for g in groups['gated']):,} channels")
+    for g in groups["not_gated"]:
+        print(f"not gated: {g['name']} ({g['channels']} channels): {g['why']}")
+    return 0
+
+
 # -- learn / search / prune ---------------------------------------------------------------
 
 
@@ -138,12 +192,12 @@ def _learn_from_args(args):
 
     config = learn_config(args)
     out = out_dir(args)
-    arch = {"shortcut": args.shortcut} if args.shortcut else {}
     bar = progress(args)
     with graceful_stop() as should_stop:
         result = learn_run(out, model=args.model, dataset=args.dataset, learn=config, data_root=args.data_root,
-                           download=args.download, expand=args.expand, arch=arch, on_event=fanout(bar),
-                           should_stop=should_stop, overwrite=args.overwrite, data_options=learn_data_options(args))
+                           download=args.download, expand=args.expand, arch=arch_args(args),
+                           on_event=fanout(bar, input_note_printer), should_stop=should_stop,
+                           overwrite=args.overwrite, data_options=learn_data_options(args))
     if bar is not None:
         bar.close()
     return out, result

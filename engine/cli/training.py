@@ -11,8 +11,10 @@ from pathlib import Path
 from engine.cli.common import (
     add_budget_args,
     add_learn_args,
+    arch_args,
     graceful_stop,
     human,
+    input_note_printer,
     learn_config,
     learn_data_options,
     number,
@@ -139,8 +141,8 @@ def _cmd_run(args) -> int:
         summary = pipeline_run(out, model=args.model, dataset=args.dataset, learn=learn, flops=args.flops,
                                train=_train_options(args, None), data_root=args.data_root,
                                download=args.download, expand=args.expand,
-                               arch={"shortcut": args.shortcut} if args.shortcut else {},
-                               min_channels=args.min_channels, on_event=fanout(bar), should_stop=should_stop,
+                               arch=arch_args(args), min_channels=args.min_channels,
+                               on_event=fanout(bar, input_note_printer), should_stop=should_stop,
                                overwrite=args.overwrite, data_options=learn_data_options(args))
     _report_training(summary, out, args.json)
     return 0
