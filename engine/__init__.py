@@ -22,6 +22,7 @@ from __future__ import annotations
 from engine.errors import BudgetError, DataError, PfsError, RunError
 from engine.flops import count_macs, count_params, dense_macs, dense_params
 from engine.gates import ChannelGate, GatedBatchNorm2d, set_gates_enabled
+from engine.gating import create_model
 
 
 def __getattr__(name: str):
@@ -34,5 +35,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
-__all__ = ["BudgetError", "ChannelGate", "DataError", "GatedBatchNorm2d", "PfsError", "RunError",
+__all__ = ["BudgetError", "ChannelGate", "DataError", "GatedBatchNorm2d", "PfsError", "RunError", "create_model",
            "count_macs", "count_params", "dense_macs", "dense_params", "load_pruned", "set_gates_enabled"]

@@ -64,11 +64,11 @@ def layer_costs(model, input_size: Sequence[int] | None = None):
 def _cached_costs(spec_key: str, size: tuple[int, int, int], widths_key: str) -> tuple[LayerCost, ...]:
     # The widths only fix which groups exist; channel counts are read per call, so the
     # table is shared by all widths of one architecture (see count_macs).
-    from sample_models import rebuild
+    from engine.gating import rebuild_model
 
     spec = {**json.loads(spec_key), "widths": json.loads(widths_key)}
     with torch.device("meta"):
-        skeleton = rebuild(spec).eval()  # eval: BN accepts a 1x1 map of a single image
+        skeleton = rebuild_model(spec).eval()  # eval: BN accepts a 1x1 map of a single image
     positions: dict[str, int] = {}
     hooks = [m.register_forward_hook(_recorder(positions, name))
              for name, m in skeleton.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -156,7 +156,7 @@ def _architecture_key(model) -> str:
 def _dense_counts(arch_key: str, size: tuple[int, int, int]) -> tuple[int, int]:
     # Building even a meta-device ResNet-110 costs ~75 ms (its init calls), and search asks
     # for the dense size on every call: cache it per architecture and input size.
-    from sample_models import create_model
+    from engine.gating import create_model
 
     spec = json.loads(arch_key)
     with torch.device("meta"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -155,11 +156,18 @@ def _apply_output_gate(module: nn.Module, args, output: torch.Tensor) -> torch.T
 
 
 def _gated_bn(bn: nn.BatchNorm2d) -> GatedBatchNorm2d:
-    gated = GatedBatchNorm2d(bn.num_features, eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
-                             track_running_stats=bn.track_running_stats)
-    gated.load_state_dict(bn.state_dict(), strict=False)
+    """A GatedBatchNorm2d with the BN's state (and its pfs tags), on its device; gate at 1."""
+    device = bn.weight.device if bn.weight is not None else torch.device("cpu")
+    with torch.device(device):
+        gated = GatedBatchNorm2d(bn.num_features, eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
+                                 track_running_stats=bn.track_running_stats)
+    if device.type != "meta":
+        gated.load_state_dict(bn.state_dict(), strict=False)
+    for tag in ("pfs_ref", "pfs_gate"):
+        if hasattr(bn, tag):
+            setattr(gated, tag, getattr(bn, tag))
     gated.train(bn.training)
-    return gated.to(bn.weight.device if bn.weight is not None else "cpu")
+    return gated
 
 
 def _set(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -186,13 +194,57 @@ def is_foreign(spec_or_model) -> bool:
     return isinstance(spec_or_model, str) and ":" in spec_or_model
 
 
+# -- sample models: plain networks that declare their groups; the engine gates them --------
+@contextmanager
+def _model_errors():
+    """A sample model's configuration error is a user mistake: report it as a PfsError."""
+    from sample_models import ModelError
+
+    try:
+        yield
+    except ModelError as exc:
+        raise PfsError(str(exc)) from None
+
+
+def gate_declared(model: nn.Module) -> nn.Module:
+    """Swap each BatchNorm a sample model declares (`pfs_gate`) for a GatedBatchNorm2d, in place.
+
+    The same swap as for foreign models (same state dict plus the gate), at the places the
+    model declares; a test checks the dependency graph finds exactly these groups.
+    """
+    for name, m in list(model.named_modules()):
+        if type(m) is nn.BatchNorm2d and getattr(m, "pfs_gate", None) is not None:
+            _set(model, name, _gated_bn(m))
+    return model
+
+
+def create_model(name: str, *, num_classes: int = 10, in_channels: int = 3, widths: Mapping[str, int] | None = None,
+                 expand: float = 1.0, **arch) -> nn.Module:
+    """A gated model: a sample model at `widths` (see sample_models.create_model), or a foreign spec."""
+    if is_foreign(name):
+        if widths is not None:
+            raise PfsError(f"{name} is built dense; prune it with a structure (engine.prune) for other widths")
+        return build_model(name, num_classes=num_classes, in_channels=in_channels, expand=expand, **arch)
+    import sample_models
+
+    with _model_errors():
+        return gate_declared(sample_models.create_model(name, num_classes=num_classes, in_channels=in_channels,
+                                                        widths=widths, expand=expand, **arch))
+
+
+def model_entry(name: str):
+    """The registry entry of a sample model (unknown names: a PfsError listing the known ones)."""
+    import sample_models
+
+    with _model_errors():
+        return sample_models.model_entry(name)
+
+
 def build_model(name: str, *, num_classes: int, in_channels: int, expand: float = 1.0,
                 input_size: Sequence[int] | None = None, **arch) -> nn.Module:
     """Any model a spec names, gated: a sample model, or a ForeignModel around a foreign one."""
     spec = parse_spec(name)
     if spec.is_sample:
-        from sample_models import create_model
-
         return create_model(name, num_classes=num_classes, in_channels=in_channels, expand=expand, **arch)
     if expand != 1.0:
         raise PfsError(f"--expand widens sample models only; {name} cannot be widened by pfs (use --expand 1)")
@@ -208,9 +260,10 @@ def build_model(name: str, *, num_classes: int, in_channels: int, expand: float 
 def rebuild_model(spec: Mapping, widths: Mapping[str, int] | None = None) -> nn.Module:
     """The model a `.spec` describes (a foreign model only at its dense widths)."""
     if not is_foreign(spec):
-        from sample_models import rebuild
+        import sample_models
 
-        return rebuild(spec, widths)
+        with _model_errors():
+            return gate_declared(sample_models.rebuild(spec, widths))
     model = build_model(spec["name"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
                         **spec.get("arch", {}))
     wanted = dict(widths if widths is not None else spec.get("widths", model.widths))

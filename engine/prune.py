@@ -26,8 +26,8 @@ def pruned_model(structure: Structure, *, expand: float = 1.0, seed: int | None 
     Expansion scales every channel count (pruned groups and the fixed stream alike), as in
     the paper's channel-expansion experiments.
     """
-    from engine.gating import is_foreign, prune_foreign, rebuild_model
-    from sample_models import create_model, scaled
+    from engine.gating import create_model, is_foreign, prune_foreign, rebuild_model
+    from sample_models import scaled
 
     if not expand > 0:
         raise PfsError(f"expand must be > 0, got {expand}; use e.g. --expand 1.5")

@@ -36,7 +36,8 @@ def _cmd_models(args) -> int:
     import torch
 
     from engine.flops import count_macs, count_params
-    from sample_models import create_model, list_models, model_entry
+    from engine.gating import create_model, model_entry
+    from sample_models import list_models
 
     rows = []
     for name in list_models():
@@ -79,8 +80,7 @@ def _add_flops_parser(sub) -> None:
 
 def _cmd_flops(args) -> int:
     from engine.flops import count_macs, count_params, dense_macs, dense_params
-    from engine.gating import is_foreign
-    from sample_models import create_model, model_entry
+    from engine.gating import create_model, is_foreign, model_entry
 
     if is_foreign(args.model):
         return _foreign_flops(args)

@@ -92,15 +92,21 @@ def build_graph(net: nn.Module, input_size: Sequence[int]):
     was_training = net.training
     net.eval()
     last: list[str] = ["(before the first layer)"]
+    done = [False]
     names = {m: n for n, m in net.named_modules()}
     hooks = [m.register_forward_pre_hook(lambda m, a: last.__setitem__(0, names[m])) for m in names if names[m]]
+    hooks.append(net.register_forward_hook(lambda m, a, o: done.__setitem__(0, True)))
     try:
         with torch.enable_grad():
             return tp.DependencyGraph().build_dependency(net, torch.randn(1, *input_size), verbose=False)
     except Exception as exc:  # the tracer raises anything from AssertionError to RuntimeError
-        raise PfsError(f"Torch-Pruning cannot trace this network at layer {last[0]!r} "
-                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
-                       "pass a model whose forward is plain tensor code, or a larger --input-size") from None
+        what = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}" if str(exc) else type(exc).__name__
+        if not done[0]:
+            raise PfsError(f"Torch-Pruning cannot trace this network at layer {last[0]!r} ({what}); pass a "
+                           "model whose forward is plain tensor code, or a larger --input-size") from None
+        raise PfsError(f"Torch-Pruning traced this network but cannot map its channels through a reshape or "
+                       f"split between layers ({what}; a channel shuffle does this); this model cannot be "
+                       "pruned by pfs") from None
     finally:
         for h in hooks:
             h.remove()
