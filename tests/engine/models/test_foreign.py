@@ -82,8 +82,7 @@ def test_prune_residual_gates_the_tied_group_as_one():
     assert model.net.conv2[1].gate is model.net.proj[1].gate is model.gates()["proj.0"]
 
 
-@pytest.mark.parametrize("name", list(GATED))
-@pytest.mark.parametrize("prune_residual", [False, True])
+@pytest.mark.parametrize("name, prune_residual", [(n, False) for n in GATED] + [("residual", True)])
 def test_macs_params_equal_ptflops_and_pruned_equals_gated_with_zeros(name, prune_residual):
     rng = random.Random(name)
     model = build(name, prune_residual=prune_residual)
@@ -162,3 +161,23 @@ def test_bad_specs_are_one_clear_error(text, message):
 def test_expand_is_refused_for_foreign_models():
     with pytest.raises(PfsError, match="--expand widens sample models only"):
         build_model(f"{NETS}:residual", num_classes=10, in_channels=1, expand=1.5)
+
+
+def test_learning_resumes_and_search_reads_a_foreign_run(tmp_path):
+    from engine.data import synthetic_dataset
+    from engine.jobs import learn_run, resume_learn, search_run
+    from engine.learn import LearnConfig
+
+    data = synthetic_dataset(n_train=96, n_test=16, size=(1, 16, 16))
+    config = LearnConfig(steps=4, batch_size=16, heldout_limit=16, eval_every=2)
+    steps = []
+    stop = lambda: len(steps) >= 2  # noqa: E731
+    first = learn_run(tmp_path / "r", model=f"{NETS}:residual", dataset="synthetic", learn=config, data=data,
+                      arch={"prune_residual": True}, should_stop=stop,
+                      on_event=lambda e: steps.append(e) if type(e).__name__ == "StepEnd" else None)
+    assert first.stopped
+    resumed = resume_learn(tmp_path / "r", data=data)
+    assert not resumed.stopped and resumed.steps == 4
+    structure = search_run(tmp_path / "r", 0.6)
+    assert set(structure.widths) == {"stem.0", "conv1.0", "proj.0", "conv3.0"}
+    assert structure.macs <= structure.budget_macs

@@ -34,7 +34,12 @@ def declared_members(model, group: str) -> set[str]:
             if group in (getattr(m, "pfs_in", None), getattr(m, "pfs_out", None), getattr(m, "pfs_ref", None))}
 
 
-@pytest.mark.parametrize("name, arch", [(n, {}) for n in list_models()] + [("resnet20", {"shortcut": "B"})])
+# Deeper siblings (same blocks, more of them) only in the slow run.
+DEEP = ("vgg13", "vgg19", "resnet32", "resnet56", "resnet110")
+CASES = [pytest.param(n, {}, marks=[pytest.mark.slow] if n in DEEP else []) for n in list_models()]
+
+
+@pytest.mark.parametrize("name, arch", CASES + [("resnet20", {"shortcut": "B"})])
 def test_graph_finds_the_declared_groups(name, arch):
     model = create_model(name, **arch)
     bn_names = {m: n for n, m in model.named_modules()}
