@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from ptflops import get_model_complexity_info
 
-from engine.gating import build_model, prune_foreign, strip_gates
+from engine.gating import build_model, prune_foreign, strip_gates, with_dropped_gates_zeroed
 from engine.search import _Ranking, search
 
 ZOO = ["torchvision:resnet18", "torchvision:resnet50", "torchvision:mobilenet_v2",
@@ -94,12 +94,8 @@ def _measure(row: dict, spec: str, size, seed: int) -> dict:
     widths = {g: len(k) for g, k in keep.items()}
     pruned = prune_foreign(model, keep)
     row["random_equal"] = (model.costs.macs(widths), model.costs.count_params(widths)) == _ptflops(pruned, size)
-    zeroed = copy.deepcopy(model).eval()
+    zeroed = with_dropped_gates_zeroed(model, keep)
     with torch.no_grad():
-        for g, gate in zeroed.gates().items():
-            mask = torch.zeros(gate.weight.numel())
-            mask[keep[g]] = 1
-            gate.weight.mul_(mask)
         x = torch.rand(2, *size, generator=gen)
         a, b = pruned.eval()(x), zeroed(x)
     row["pruned_vs_gated_maxdiff"] = float((a - b).abs().max())

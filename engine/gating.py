@@ -306,6 +306,20 @@ def prune_foreign(model: ForeignModel, keep: Mapping[str, Sequence[int]]) -> For
     return pruned
 
 
+@torch.no_grad()
+def with_dropped_gates_zeroed(model: nn.Module, keep: Mapping[str, Sequence[int]]) -> nn.Module:
+    """A copy of a gated model (eval mode) whose dropped channels' gates are 0: what the
+    pruned network with copied weights must compute exactly."""
+    import copy
+
+    zeroed = copy.deepcopy(model).eval()
+    for g, gate in zeroed.gates().items():
+        mask = torch.zeros_like(gate.weight)
+        mask[torch.as_tensor(list(keep[g]), dtype=torch.long)] = 1
+        gate.weight.mul_(mask)
+    return zeroed
+
+
 def _shrunk_plan(plan: GraphPlan, widths: Mapping[str, int]) -> GraphPlan:
     from dataclasses import replace
 
