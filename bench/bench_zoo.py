@@ -51,6 +51,10 @@ def _scramble(model, gen) -> None:
                 m.running_mean.uniform_(-0.3, 0.3, generator=gen)
                 m.running_var.uniform_(0.5, 2.0, generator=gen)
                 m.bias.uniform_(-0.3, 0.3, generator=gen)
+        for name, p in model.named_parameters():
+            if "layer_scale" in name or name.endswith("gamma"):
+                # ConvNeXt's layer scale starts at 1e-6: residual branches would hide any error
+                p.uniform_(0.5, 1.0, generator=gen)
         for gate in model.gates().values():
             gate.weight.uniform_(0.3, 1.0, generator=gen)
 
