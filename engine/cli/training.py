@@ -187,14 +187,17 @@ def _cmd_runs(args) -> int:
         print(f"no runs in {args.dir or 'runs'}", file=sys.stderr)
         return 0
     width = max(len("run"), *(len(i.name) for i in infos))  # names whole: default names differ at the end
-    print(f"{'run':<{width}}  {'model':<12}{'stage':<8}{'status':<9}{'progress':>9}{'budget':>8}{'MACs':>9}"
+    # model specs (torchvision:resnet18, path/net.py:build) whole up to 28 characters, else their end
+    mw = min(28, max(len("model"), *(len(i.model) for i in infos))) + 1
+    print(f"{'run':<{width}}  {'model':<{mw}}{'stage':<8}{'status':<9}{'progress':>9}{'budget':>8}{'MACs':>9}"
           f"{'held-out':>10}{'test':>8}")
     for i in infos:
         budget = f"{i.budget:.2f}" if i.budget is not None else "-"
         heldout = f"{i.heldout_accuracy:.4f}" if i.heldout_accuracy is not None else "-"
         acc = f"{i.accuracy:.4f}" if i.accuracy is not None else "-"
         macs = human(i.macs) if i.macs else "-"
-        print(f"{i.name:<{width}}  {i.model[:11]:<12}{i.stage:<8}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
+        model = i.model if len(i.model) < mw else "..." + i.model[-(mw - 4):]
+        print(f"{i.name:<{width}}  {model:<{mw}}{i.stage:<8}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
               f"{macs:>9}{heldout:>10}{acc:>8}")
     return 0
 
