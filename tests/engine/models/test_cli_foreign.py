@@ -12,7 +12,7 @@ from engine.cli import main
 from engine.runs.export import load_pruned
 
 NETS = Path(__file__).with_name("small_nets.py")
-TINY = ["--steps", "2", "--batch-size", "32", "--heldout-limit", "64", "--train-epochs", "1",
+TINY = ["--learn-steps", "2", "--learn-batch-size", "32", "--heldout-limit", "64", "--train-epochs", "1",
         "--subset", "128", "--test-subset", "64", "--train-batch-size", "32", "--quiet"]
 
 
