@@ -227,6 +227,8 @@ def create_model(name: str, *, num_classes: int = 10, in_channels: int = 3, widt
         return build_model(name, num_classes=num_classes, in_channels=in_channels, expand=expand, **arch)
     import sample_models
 
+    if arch.pop("prune_residual", False):
+        raise PfsError(f"--prune-residual applies to foreign models; {name} declares its own groups (drop the flag)")
     with _model_errors():
         return gate_declared(sample_models.create_model(name, num_classes=num_classes, in_channels=in_channels,
                                                         widths=widths, expand=expand, **arch))

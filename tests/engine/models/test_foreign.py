@@ -153,6 +153,11 @@ def test_bad_specs_are_one_clear_error(text, message):
     assert "\n" not in str(info.value)
 
 
+def test_prune_residual_is_refused_for_sample_models():
+    with pytest.raises(PfsError, match="--prune-residual applies to foreign models"):
+        build_model("resnet20", num_classes=10, in_channels=1, prune_residual=True)
+
+
 def test_expand_is_refused_for_foreign_models():
     with pytest.raises(PfsError, match="--expand widens sample models only"):
         build_model(f"{NETS}:residual", num_classes=10, in_channels=1, expand=1.5)
