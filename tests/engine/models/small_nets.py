@@ -82,3 +82,23 @@ def grouped(num_classes, in_channels):
 
 def no_bn(num_classes):  # no in_channels: fixed 3-channel input, 1-channel data is repeated
     return NoBN(num_classes)
+
+
+class Shuffle(nn.Module):
+    """A channel shuffle (view/transpose/reshape), which Torch-Pruning 1.6 cannot map."""
+
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        self.a = _cbr(in_channels, 8)
+        self.b = _cbr(8, 6)
+        self.fc = nn.Linear(6, num_classes)
+
+    def forward(self, x):
+        x = self.a(x)
+        n, c, h, w = x.shape
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return self.fc(self.b(x).mean((2, 3)))
+
+
+def shuffle(num_classes, in_channels):
+    return Shuffle(num_classes, in_channels)

@@ -153,6 +153,14 @@ def test_bad_specs_are_one_clear_error(text, message):
     assert "\n" not in str(info.value)
 
 
+def test_a_channel_shuffle_the_graph_maps_wrongly_is_caught_by_the_probe():
+    # Torch-Pruning maps a.0's channels straight through the shuffle into b.0; the probe
+    # sees the zeroed channels arrive elsewhere and leaves the group whole, with why.
+    model = build("shuffle")
+    assert dict(model.widths) == {"b.0": 6}
+    assert {n.name: n.why for n in model.plan.not_gated}["a.0"] == "a zero gate leaks into b.0"
+
+
 def test_prune_residual_is_refused_for_sample_models():
     with pytest.raises(PfsError, match="--prune-residual applies to foreign models"):
         build_model("resnet20", num_classes=10, in_channels=1, prune_residual=True)
