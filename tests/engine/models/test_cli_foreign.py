@@ -66,7 +66,8 @@ def test_pfs_run_torchvision_resnet18_then_onnx(tmp_path, capsys, one_thread):
     assert main(["run", "torchvision:resnet18", "--dataset", "fashion-mnist", "--flops", "0.5",
                  "--out", str(run), *TINY]) == 0
     assert "the data's 1 are repeated 3x" in capsys.readouterr().err
-    assert type(load_pruned(run)).__name__ == "ResNet"
+    loaded = load_pruned(run)  # the data's 1 channel is repeated: torchvision's ResNet inside pfs's wrapper
+    assert loaded.repeat == 3 and type(loaded.net).__name__ == "ResNet"
     _onnx_matches_pytorch(run, tmp_path / "r18.onnx", (1, 28, 28))
 
 
