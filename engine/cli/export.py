@@ -10,7 +10,9 @@ from engine.cli.common import print_json
 def _add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="write a trained run's pruned network as ONNX, safetensors or TorchScript")
     p.add_argument("run", help="run directory trained by `pfs train` or `pfs run`")
-    p.add_argument("--format", required=True, choices=["onnx", "safetensors", "torchscript"])
+    p.add_argument("--format", required=True, choices=["onnx", "safetensors", "torchscript"],
+                   help="onnx (checked against onnxruntime), safetensors (spec and kept channels in its metadata) "
+                   "or torchscript")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (replaced atomically)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(func=_cmd_export)
