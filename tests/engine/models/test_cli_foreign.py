@@ -71,6 +71,7 @@ def test_pfs_run_torchvision_resnet18_then_onnx(tmp_path, capsys, one_thread):
     _onnx_matches_pytorch(run, tmp_path / "r18.onnx", (1, 28, 28))
 
 
+@pytest.mark.slow  # torchrun + 2 ranks: ~10-30 s; the sample-model DDP test runs by default
 def test_ddp_trains_a_foreign_model_as_one_process_does(make_run, tmp_path):
     import os
     import subprocess
