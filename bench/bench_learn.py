@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from engine.data import synthetic_dataset
 from engine.events import StepEnd
+from engine.gating import create_model
 from engine.learn import LearnConfig, _Loop, learn_gates
-from sample_models import create_model
 
 CL = torch.channels_last
 NCHW = torch.contiguous_format

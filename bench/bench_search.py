@@ -19,8 +19,8 @@ import time
 import torch
 from ptflops import get_model_complexity_info
 
+from engine.gating import create_model
 from engine.search import search
-from sample_models import create_model
 
 
 def learned_like_gates(model, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -25,10 +25,10 @@ from torch import nn
 
 from engine.flops import count_macs
 from engine.gates import set_gates_enabled
+from engine.gating import create_model
 from engine.prune import pruned_model
 from engine.search import search
 from engine.training.train import param_groups, train_step
-from sample_models import create_model
 
 CL = torch.channels_last
 NCHW = torch.contiguous_format

@@ -20,10 +20,10 @@ import torch
 
 from engine.data import synthetic_dataset
 from engine.events import EpochEnd
+from engine.gating import create_model
 from engine.runs import RunDir
 from engine.search import search
 from engine.training.train import TrainOptions, train_run
-from sample_models import create_model
 
 
 def make_run(path: Path, model: str, flops: float) -> RunDir:

@@ -22,6 +22,18 @@ from __future__ import annotations
 from engine.errors import BudgetError, DataError, PfsError, RunError
 from engine.flops import count_macs, count_params, dense_macs, dense_params
 from engine.gates import ChannelGate, GatedBatchNorm2d, set_gates_enabled
+from engine.gating import create_model
 
-__all__ = ["BudgetError", "ChannelGate", "DataError", "GatedBatchNorm2d", "PfsError", "RunError",
-           "count_macs", "count_params", "dense_macs", "dense_params", "set_gates_enabled"]
+
+def __getattr__(name: str):
+    # engine.load_pruned(RUN): a run-layer reader, imported on first use so that
+    # `import engine` stays light (no torch-pruning, no run machinery).
+    if name == "load_pruned":
+        from engine.runs.export import load_pruned
+
+        return load_pruned
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+__all__ = ["BudgetError", "ChannelGate", "DataError", "GatedBatchNorm2d", "PfsError", "RunError", "create_model",
+           "count_macs", "count_params", "dense_macs", "dense_params", "load_pruned", "set_gates_enabled"]

@@ -47,9 +47,15 @@ def input_size_of(model, input_size: Sequence[int] | None = None) -> tuple[int, 
     return size
 
 
-def layer_costs(model, input_size: Sequence[int] | None = None) -> tuple[LayerCost, ...]:
-    """The cost table of a model's conv and linear layers at an input size (cached)."""
+def layer_costs(model, input_size: Sequence[int] | None = None):
+    """The cost table of a model's conv and linear layers at an input size (cached).
+
+    A foreign model (engine.gating.ForeignModel) brings its own table, built from its
+    dependency graph (engine.models.costs); macs_from_table reads either kind.
+    """
     size = input_size_of(model, input_size)
+    if hasattr(model, "costs_at"):
+        return model.costs_at(size)
     key = json.dumps({k: v for k, v in model.spec.items() if k != "widths"}, sort_keys=True)
     return _cached_costs(key, size, json.dumps(dict(model.widths)))
 
@@ -58,11 +64,11 @@ def layer_costs(model, input_size: Sequence[int] | None = None) -> tuple[LayerCo
 def _cached_costs(spec_key: str, size: tuple[int, int, int], widths_key: str) -> tuple[LayerCost, ...]:
     # The widths only fix which groups exist; channel counts are read per call, so the
     # table is shared by all widths of one architecture (see count_macs).
-    from sample_models import rebuild
+    from engine.gating import rebuild_model
 
     spec = {**json.loads(spec_key), "widths": json.loads(widths_key)}
     with torch.device("meta"):
-        skeleton = rebuild(spec).eval()  # eval: BN accepts a 1x1 map of a single image
+        skeleton = rebuild_model(spec).eval()  # eval: BN accepts a 1x1 map of a single image
     positions: dict[str, int] = {}
     hooks = [m.register_forward_hook(_recorder(positions, name))
              for name, m in skeleton.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -102,6 +108,8 @@ def _channels(group: str | None, fixed: int, widths: Mapping[str, int]) -> int:
 
 def macs_from_table(table: Sequence[LayerCost], widths: Mapping[str, int]) -> int:
     """MACs of a cost table at the given group widths."""
+    if hasattr(table, "macs"):
+        return table.macs(widths)
     total = 0
     for t in table:
         cout = _channels(t.out_group, t.out_fixed, widths)
@@ -123,6 +131,8 @@ def count_macs(model, input_size: Sequence[int] | None = None,
 def count_params(model, widths: Mapping[str, int] | None = None) -> int:
     """Parameters of conv, BN and linear layers (gates excluded), at the model's or other widths."""
     widths = widths or model.widths
+    if hasattr(model, "costs_at"):
+        return model.costs.count_params(widths)
     total = 0
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -146,7 +156,7 @@ def _architecture_key(model) -> str:
 def _dense_counts(arch_key: str, size: tuple[int, int, int]) -> tuple[int, int]:
     # Building even a meta-device ResNet-110 costs ~75 ms (its init calls), and search asks
     # for the dense size on every call: cache it per architecture and input size.
-    from sample_models import create_model
+    from engine.gating import create_model
 
     spec = json.loads(arch_key)
     with torch.device("meta"):
@@ -157,9 +167,14 @@ def _dense_counts(arch_key: str, size: tuple[int, int, int]) -> tuple[int, int]:
 
 def dense_macs(model, input_size: Sequence[int] | None = None) -> int:
     """MACs of the dense, unexpanded version of the model (budgets are fractions of it)."""
+    if hasattr(model, "dense_costs_at"):
+        table = model.dense_costs_at(input_size_of(model, input_size))
+        return table.macs(table.dense_widths)
     return _dense_counts(_architecture_key(model), input_size_of(model, input_size))[0]
 
 
 def dense_params(model) -> int:
     """Parameters of the dense, unexpanded version of the model."""
+    if hasattr(model, "dense_costs_at"):
+        return model.dense_costs.count_params(model.dense_costs.dense_widths)
     return _dense_counts(_architecture_key(model), input_size_of(model))[1]

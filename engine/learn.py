@@ -172,7 +172,7 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
     if not _is_int(checkpoint_every) or checkpoint_every < 0:
         raise PfsError(f"checkpoint_every must be a number of steps >= 0, got {checkpoint_every!r}")
     if not hasattr(model, "gates") or not model.gates():
-        raise PfsError("the model has no channel gates; build it with sample_models.create_model")
+        raise PfsError("the model has no channel gates; build it with engine.create_model")
     emit = on_event or (lambda event: None)
     device = torch.device(config.device)
     train, held = data.heldout_split(seed=0)

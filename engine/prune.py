@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from engine.errors import PfsError
-from engine.gates import GatedBatchNorm2d
+from engine.gates import ChannelGate, GatedBatchNorm2d
 from engine.search import Structure
 
 INITS = ("scratch", "copy")
@@ -26,13 +26,22 @@ def pruned_model(structure: Structure, *, expand: float = 1.0, seed: int | None 
     Expansion scales every channel count (pruned groups and the fixed stream alike), as in
     the paper's channel-expansion experiments.
     """
-    from sample_models import create_model, scaled
+    from engine.gating import create_model, is_foreign, prune_foreign, rebuild_model
+    from sample_models import scaled
 
     if not expand > 0:
         raise PfsError(f"expand must be > 0, got {expand}; use e.g. --expand 1.5")
     spec = structure.spec
     if not spec:
         raise PfsError("structure.json has no model spec; re-create it with `pfs search RUN --flops F`")
+    if is_foreign(spec):
+        # Scratch for a foreign model: its own constructor's init (a new dense network at
+        # this seed), cut to the structure; the constructor cannot be re-run at other widths.
+        if expand != 1.0:
+            raise PfsError(f"--expand widens sample models only; {spec['name']} cannot be widened (use --expand 1)")
+        if seed is not None:
+            torch.manual_seed(seed)
+        return prune_foreign(rebuild_model({**spec, "widths": structure.dense_widths}), structure.keep)
     widths = {g: scaled(w, expand) for g, w in structure.widths.items()}
     if seed is not None:
         torch.manual_seed(seed)
@@ -47,16 +56,24 @@ def extract(model: nn.Module, structure: Structure, init: str = "copy", *, seed:
     if dict(structure.dense_widths) != dict(model.widths):
         raise PfsError("the structure was searched on a model of other widths; "
                        "extract from the model the structure was found on")
-    pruned = pruned_model(structure, seed=seed)
+    pruned = pruned_model(structure, seed=seed) if init == "scratch" or not hasattr(model, "costs_at") else None
     if init == "copy":
-        copy_kept(model, pruned, structure.keep)
+        pruned = copy_kept(model, pruned, structure.keep)
     pruned.train(model.training)
     return pruned
 
 
 @torch.no_grad()
-def copy_kept(source: nn.Module, target: nn.Module, keep: Mapping[str, list[int]]) -> None:
-    """Copy the kept channels of every conv/BN/linear/gate of `source` into `target`."""
+def copy_kept(source: nn.Module, target: nn.Module | None, keep: Mapping[str, list[int]]) -> nn.Module:
+    """Copy the kept channels of every conv/BN/linear/gate of `source` into `target` (returned).
+
+    A foreign source is cut by its dependency graph instead: the result is a new network
+    (`target` may be None).
+    """
+    if hasattr(source, "costs_at"):
+        from engine.gating import prune_foreign
+
+        return prune_foreign(source, keep)
     index = {g: torch.as_tensor(ix, dtype=torch.long) for g, ix in keep.items()}
     src = dict(source.named_modules())
     for name, dst in target.named_modules():
@@ -81,6 +98,7 @@ def copy_kept(source: nn.Module, target: nn.Module, keep: Mapping[str, list[int]
         elif isinstance(dst, nn.Linear):
             dst.weight.copy_(_take(m.weight, 1, index.get(dst.pfs_in)))
             dst.bias.copy_(m.bias)
+    return target
 
 
 def _take(t: torch.Tensor, dim: int, ix: torch.Tensor | None) -> torch.Tensor:
@@ -94,9 +112,19 @@ def fold_gates(model: nn.Module) -> None:
     The network computes the same function; used before training from copied weights so
     the gates' values carry over while the gates themselves are switched off.
     """
+    folded = set()
     for m in model.modules():
         if isinstance(m, GatedBatchNorm2d):
             g = m.gate.weight
             m.weight.mul_(g)
             m.bias.mul_(g)
-            g.fill_(1.0)
+            folded.add(m.gate)
+        elif isinstance(getattr(m, "pfs_gate", None), ChannelGate):
+            # a gate on a layer's output (foreign models): scale the rows that make each channel
+            g = m.pfs_gate.weight
+            m.weight.mul_(g.view(-1, *([1] * (m.weight.dim() - 1))))
+            if getattr(m, "bias", None) is not None:
+                m.bias.mul_(g)
+            folded.add(m.pfs_gate)
+    for gate in folded:  # a tied group's gate is shared: reset once, after every fold
+        gate.weight.fill_(1.0)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
+from engine import create_model
 from engine.errors import PfsError
 from engine.events import EpochEnd, EvalEnd, Event, GateSnapshot, RunFailed, RunFinished, StepEnd
 from engine.flops import dense_macs, dense_params
 from engine.search import Structure, search, uniform_structure
-from sample_models import create_model, list_models, model_entry
+from sample_models import list_models, model_entry
 
 
 def dataset_shape(name: str, data_root: str | None = None) -> tuple[tuple[int, int, int], int]:

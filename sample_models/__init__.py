@@ -4,8 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from engine.errors import PfsError
-from sample_models.base import PrunableModel, scaled
+from sample_models.base import ModelError, PrunableModel, scaled
 from sample_models.mobilenet_v1 import MobileNetV1
 from sample_models.mobilenet_v2 import MobileNetV2Cifar, MobileNetV2ImageNet
 from sample_models.resnet_cifar import CifarResNet
@@ -45,11 +44,11 @@ def list_models() -> list[str]:
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The registry entry of a model; unknown names are a PfsError listing the known ones."""
+    """The registry entry of a model; unknown names are a ModelError listing the known ones."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise PfsError(f"unknown model {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
 
 
 def create_model(name: str, *, num_classes: int = 10, in_channels: int = 3,
@@ -64,12 +63,12 @@ def create_model(name: str, *, num_classes: int = 10, in_channels: int = 3,
     entry = model_entry(name)
     if "shortcut" in arch:
         if entry.cls is not CifarResNet:
-            raise PfsError(f"model {name!r} has no shortcut option; only CIFAR ResNets do")
+            raise ModelError(f"model {name!r} has no shortcut option; only CIFAR ResNets do")
         if arch["shortcut"] not in SHORTCUTS:
-            raise PfsError(f"shortcut must be 'A' (zero-pad) or 'B' (1x1 projection), got {arch['shortcut']!r}")
+            raise ModelError(f"shortcut must be 'A' (zero-pad) or 'B' (1x1 projection), got {arch['shortcut']!r}")
     for key, value in (("num_classes", num_classes), ("in_channels", in_channels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise PfsError(f"{key} must be a positive integer, got {value!r}")
+            raise ModelError(f"{key} must be a positive integer, got {value!r}")
     kwargs = {**entry.arch, **arch}
     model = entry.cls(num_classes=num_classes, in_channels=in_channels, widths=widths,
                       expand=expand, **kwargs)
@@ -86,5 +85,5 @@ def rebuild(spec: Mapping, widths: Mapping[str, int] | None = None) -> PrunableM
                         **spec.get("arch", {}))
 
 
-__all__ = ["PrunableModel", "ModelEntry", "create_model", "list_models", "model_entry",
+__all__ = ["ModelError", "PrunableModel", "ModelEntry", "create_model", "list_models", "model_entry",
            "rebuild", "scaled"]

@@ -1,10 +1,12 @@
-"""The shared shape of every sample model: width-configured, gated, rebuildable.
+"""The shared shape of every sample model: width-configured, rebuildable, plain PyTorch.
 
 A model is built from `widths`, an ordered mapping from channel group (channels kept or
 pruned together) to channel count. Convs, BNs and linears carry `pfs_in` / `pfs_out`
 (or `pfs_ref` for BN) naming the group that sets their channel count, or None where the
 count is fixed (stem, residual stream, classes); engine.flops reads these to count MACs
-for any widths without a forward pass.
+for any widths without a forward pass. The BN that closes a group carries `pfs_gate`
+(the group's name): the engine puts the group's gate there (engine.gating), as it does
+for any other network. These tags are data; sample models import nothing from pfs.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from engine.errors import PfsError
-from engine.gates import ChannelGate, GatedBatchNorm2d
+
+class ModelError(ValueError):
+    """A bad model configuration (the engine reports it as a PfsError naming the fix)."""
 
 
 def scaled(channels: int, expand: float) -> int:
@@ -33,7 +36,7 @@ class PrunableModel(nn.Module):
                  expand: float, arch: Mapping[str, object]) -> None:
         super().__init__()
         if not expand > 0:
-            raise PfsError(f"expand must be > 0, got {expand}; use e.g. --expand 1.5")
+            raise ModelError(f"expand must be > 0, got {expand}; use e.g. --expand 1.5")
         dense = self.dense_widths(**arch)
         if widths is None:
             built = OrderedDict((g, scaled(c, expand)) for g, c in dense.items())
@@ -44,8 +47,6 @@ class PrunableModel(nn.Module):
         self.expand = float(expand)
         self.arch = dict(arch)
         self.widths: OrderedDict[str, int] = built
-        # Plain dict, not a ModuleDict: the BNs are already registered where they sit.
-        self._gated_bns: dict[str, GatedBatchNorm2d] = {}
 
     @classmethod
     def dense_widths(cls, **arch) -> OrderedDict[str, int]:
@@ -66,13 +67,10 @@ class PrunableModel(nn.Module):
         return conv
 
     def bn(self, channels: int, *, group: str | None = None, gate: str | None = None) -> nn.BatchNorm2d:
-        """A BN tagged with its group; `gate` names the group whose gate it carries."""
-        if gate is not None:
-            layer: nn.BatchNorm2d = GatedBatchNorm2d(channels)
-            self._gated_bns[gate] = layer
-        else:
-            layer = nn.BatchNorm2d(channels)
+        """A BN tagged with its group; `gate` names the group whose gate goes after it."""
+        layer = nn.BatchNorm2d(channels)
         layer.pfs_ref = group if group is not None else gate
+        layer.pfs_gate = gate
         return layer
 
     def linear(self, cin: int, cout: int, *, in_group: str | None = None) -> nn.Linear:
@@ -82,13 +80,15 @@ class PrunableModel(nn.Module):
         return fc
 
     # -- public API ------------------------------------------------------------------
-    def gates(self) -> OrderedDict[str, ChannelGate]:
-        """Group name -> its ChannelGate, in `widths` order."""
-        return OrderedDict((g, self._gated_bns[g].gate) for g in self.widths)
+    def gates(self) -> OrderedDict[str, nn.Module]:
+        """Group name -> its gate, in `widths` order (empty until the engine puts gates in)."""
+        bns = self.gated_bns()
+        return OrderedDict((g, bns[g].gate) for g in self.widths if hasattr(bns.get(g), "gate"))
 
-    def gated_bns(self) -> OrderedDict[str, GatedBatchNorm2d]:
-        """Group name -> the BatchNorm whose output its gate scales."""
-        return OrderedDict((g, self._gated_bns[g]) for g in self.widths)
+    def gated_bns(self) -> OrderedDict[str, nn.BatchNorm2d]:
+        """Group name -> the BatchNorm whose output its gate scales (the declared groups)."""
+        found = {m.pfs_gate: m for m in self.modules() if getattr(m, "pfs_gate", None) is not None}
+        return OrderedDict((g, found[g]) for g in self.widths if g in found)
 
     @property
     def spec(self) -> dict:
@@ -121,12 +121,12 @@ def _checked_widths(widths: Mapping[str, int], dense: Mapping[str, int]) -> Orde
     missing = [g for g in dense if g not in widths]
     if unknown or missing:
         detail = f"unknown groups {unknown[:3]}" if unknown else f"missing groups {missing[:3]}"
-        raise PfsError(f"widths do not fit this model ({detail}); use the structure.json made "
+        raise ModelError(f"widths do not fit this model ({detail}); use the structure.json made "
                        "for this model, or `pfs flops MODEL --json` to see its groups")
     out: OrderedDict[str, int] = OrderedDict()
     for g in dense:
         c = widths[g]
         if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-            raise PfsError(f"width of group {g!r} must be a positive integer, got {c!r}")
+            raise ModelError(f"width of group {g!r} must be a positive integer, got {c!r}")
         out[g] = c
     return out

@@ -19,7 +19,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from engine.cli import evidence, method, training
+from engine.cli import evidence, export, method, training
 from engine.cli.common import Parser
 from engine.errors import PfsError, StopRequested
 
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "network, search a FLOPs budget, train the pruned network.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    for add in (*method.PARSERS, *training.PARSERS, *evidence.PARSERS, _add_tui_parser):
+    for add in (*method.PARSERS, *training.PARSERS, *evidence.PARSERS, *export.PARSERS, _add_tui_parser):
         add(sub)
     return parser
 

@@ -95,7 +95,7 @@ def progress(args):
 
 def add_learn_args(p, prefix: str = "") -> None:
     """Gate-learning flags; `pfs run` prefixes (`learn-`) those that training also has."""
-    p.add_argument("model", help="sample model name (see `pfs models`)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--dataset", default="fashion-mnist", metavar="NAME",
                    help="fashion-mnist (default), cifar10, cifar100, synthetic, or imagefolder:PATH")
     p.add_argument("--data-root", metavar="DIR", help="folder holding the data set")
@@ -127,11 +127,32 @@ def add_learn_args(p, prefix: str = "") -> None:
                        help="crop size for imagefolder data (default 224)")
         p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
                        help="image decoding processes for imagefolder data (default: up to 4, one per core)")
+    p.add_argument("--prune-residual", action="store_true",
+                   help="foreign models: gate channel groups tied by residual adds, each as one")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the init, data order and split "
                    "(default 0)")
     p.add_argument("--out", metavar="RUN", help="run directory (default runs/MODEL-DATASET-TIME)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+MODEL_HELP = ("model spec: a sample model (see `pfs models`), torchvision:NAME, timm:NAME, "
+              "path/to/file.py:factory or package.module:factory")
+
+
+def arch_args(args) -> dict:
+    """The model options of the learning flags (--shortcut, --prune-residual)."""
+    arch: dict = {"shortcut": args.shortcut} if getattr(args, "shortcut", None) else {}
+    if getattr(args, "prune_residual", False):
+        arch["prune_residual"] = True
+    return arch
+
+
+def input_note_printer(event) -> None:
+    """Say once, on stderr, when the data's channels are repeated for the model's first conv."""
+    note = (getattr(event, "config", None) or {}).get("input_note") if type(event).__name__ == "RunStarted" else None
+    if note:
+        print(f"pfs: note: {note}", file=sys.stderr)
 
 
 def add_budget_args(p) -> None:
@@ -158,7 +179,8 @@ def out_dir(args) -> Path:
     if args.out:
         return Path(args.out)
     dataset = args.dataset.replace(":", "-").replace("/", "_")
-    return Path("runs") / f"{args.model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    model = args.model.rstrip("/").rsplit("/", 1)[-1].replace(".py:", "-").replace(":", "-")
+    return Path("runs") / f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def quoted(path) -> str:

@@ -5,10 +5,13 @@ import sys
 from pathlib import Path
 
 from engine.cli.common import (
+    MODEL_HELP,
     add_budget_args,
     add_learn_args,
+    arch_args,
     graceful_stop,
     human,
+    input_note_printer,
     learn_config,
     learn_data_options,
     number,
@@ -33,7 +36,8 @@ def _cmd_models(args) -> int:
     import torch
 
     from engine.flops import count_macs, count_params
-    from sample_models import create_model, list_models, model_entry
+    from engine.gating import create_model, model_entry
+    from sample_models import list_models
 
     rows = []
     for name in list_models():
@@ -59,7 +63,9 @@ def _cmd_models(args) -> int:
 
 def _add_flops_parser(sub) -> None:
     p = sub.add_parser("flops", help="MACs and params of a model, dense or at a structure's widths")
-    p.add_argument("model", help="sample model name (see `pfs models`)")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--prune-residual", action="store_true",
+                   help="foreign models: count residual-tied groups as gated (one gate each)")
     p.add_argument("--widths", metavar="JSON", help="count at the widths of a structure.json")
     p.add_argument("--dataset", metavar="NAME",
                    help="take input size and classes from a data set (e.g. fashion-mnist)")
@@ -73,12 +79,71 @@ def _add_flops_parser(sub) -> None:
 
 
 def _cmd_flops(args) -> int:
-    from engine.data import dataset_shape
-    from engine.flops import count_macs, count_params, dense_macs, dense_params
-    from sample_models import create_model, model_entry
+    from engine.gating import is_foreign
+
+    result = (_foreign_flops if is_foreign(args.model) else _sample_flops)(args)
+    if args.json:
+        print_json(result)
+        return 0
+    size, macs, params, dense, dparams = (result[k] for k in ("input_size", "macs", "params", "dense_macs",
+                                                              "dense_params"))
+    print(f"{args.model} at {'x'.join(map(str, size))}, {result['num_classes']} classes")
+    print(f"MACs   {macs:>15,}  ({human(macs)}, {macs / dense:.1%} of dense {human(dense)})")
+    print(f"params {params:>15,}  ({human(params)}, {params / dparams:.1%} of dense {human(dparams)})")
+    if "groups" in result:
+        groups = result["groups"]
+        print(f"gated: {len(groups['gated'])} groups, {sum(g['channels'] for g in groups['gated']):,} channels")
+        for g in groups["not_gated"]:
+            print(f"not gated: {g['name']} ({g['channels']} channels): {g['why']}")
+    return 0
+
+
+def _sample_flops(args) -> dict:
+    import torch
+
+    from engine.gating import create_model, model_entry
 
     entry = model_entry(args.model)
     size, classes = list(entry.cls.default_input_size), 1000 if entry.cls.default_input_size[1] > 64 else 10
+    structure, size, classes = _with_structure(args, *_size_and_classes(args, size, classes))
+    arch = {"shortcut": args.shortcut} if args.shortcut else {}
+    if structure is not None:
+        arch = {**structure.spec.get("arch", {}), **arch}
+    with torch.device("meta"):
+        m = create_model(args.model, num_classes=classes, in_channels=size[0],
+                         widths=structure.widths if structure else None, expand=args.expand, **arch)
+    return _counts(args.model, m, size, classes, None)
+
+
+def _foreign_flops(args) -> dict:
+    """`pfs flops torchvision:NAME ...`: MACs, params and the channel groups the graph finds."""
+    from engine.gating import build_model
+    from engine.models.spec import default_input_size, parse_spec
+
+    if args.expand != 1.0:
+        raise PfsError(f"--expand widens sample models only; {args.model} cannot be widened (use --expand 1)")
+    size, classes = _size_and_classes(args, list(default_input_size(parse_spec(args.model), 3)), 1000)
+    structure, size, classes = _with_structure(args, size, classes)
+    m = build_model(args.model, num_classes=classes, in_channels=size[0], input_size=size,
+                    prune_residual=args.prune_residual)
+    return {**_counts(args.model, m, size, classes, structure.widths if structure else None),
+            "groups": m.graph_summary()}
+
+
+def _counts(name: str, m, size: list[int], classes: int, widths) -> dict:
+    from engine.flops import count_macs, count_params, dense_macs, dense_params
+
+    macs, params = count_macs(m, size, widths), count_params(m, widths)
+    dense, dparams = dense_macs(m, size), dense_params(m)
+    return {"model": name, "input_size": size, "num_classes": classes, "macs": macs, "params": params,
+            "dense_macs": dense, "dense_params": dparams, "macs_ratio": macs / dense,
+            "widths": dict(widths or m.widths)}
+
+
+def _size_and_classes(args, size: list[int], classes: int) -> tuple[list[int], int]:
+    """Input size and class count from --dataset / --input-size / --num-classes over defaults."""
+    from engine.data import dataset_shape
+
     if args.dataset:
         shape, classes = dataset_shape(args.dataset)
         size = list(shape)
@@ -89,37 +154,21 @@ def _cmd_flops(args) -> int:
             raise PfsError(f"--input-size must be C,H,W like 3,32,32, got {args.input_size!r}") from None
         if len(size) != 3:
             raise PfsError(f"--input-size must be C,H,W like 3,32,32, got {args.input_size!r}")
-    classes = args.num_classes or classes
-    arch = {"shortcut": args.shortcut} if args.shortcut else {}
-    widths = None
-    if args.widths:
-        from engine.runs import load_structure
+    return size, args.num_classes or classes
 
-        structure = load_structure(args.widths)
-        if structure.model != args.model:
-            raise PfsError(f"{args.widths} is a structure of {structure.model}, not {args.model}")
-        widths = structure.widths
-        arch = {**structure.spec.get("arch", {}), **arch}
-        classes = args.num_classes or structure.num_classes
-        if not args.input_size and not args.dataset:
-            size = structure.input_size
-    import torch
 
-    with torch.device("meta"):
-        m = create_model(args.model, num_classes=classes, in_channels=size[0], widths=widths,
-                         expand=args.expand, **arch)
-    macs, params = count_macs(m, size), count_params(m)
-    dense, dparams = dense_macs(m, size), dense_params(m)
-    result = {"model": args.model, "input_size": size, "num_classes": classes, "macs": macs, "params": params,
-              "dense_macs": dense, "dense_params": dparams, "macs_ratio": macs / dense,
-              "widths": dict(m.widths)}
-    if args.json:
-        print_json(result)
-        return 0
-    print(f"{args.model} at {'x'.join(map(str, size))}, {classes} classes")
-    print(f"MACs   {macs:>15,}  ({human(macs)}, {macs / dense:.1%} of dense {human(dense)})")
-    print(f"params {params:>15,}  ({human(params)}, {params / dparams:.1%} of dense {human(dparams)})")
-    return 0
+def _with_structure(args, size: list[int], classes: int):
+    """--widths: the structure, and its input size and classes unless the flags give them."""
+    if not args.widths:
+        return None, size, classes
+    from engine.runs import load_structure
+
+    structure = load_structure(args.widths)
+    if structure.model != args.model:
+        raise PfsError(f"{args.widths} is a structure of {structure.model}, not {args.model}")
+    if not args.input_size and not args.dataset:
+        size = structure.input_size
+    return structure, size, args.num_classes or structure.num_classes
 
 
 # -- learn / search / prune ---------------------------------------------------------------
@@ -138,12 +187,12 @@ def _learn_from_args(args):
 
     config = learn_config(args)
     out = out_dir(args)
-    arch = {"shortcut": args.shortcut} if args.shortcut else {}
     bar = progress(args)
     with graceful_stop() as should_stop:
         result = learn_run(out, model=args.model, dataset=args.dataset, learn=config, data_root=args.data_root,
-                           download=args.download, expand=args.expand, arch=arch, on_event=fanout(bar),
-                           should_stop=should_stop, overwrite=args.overwrite, data_options=learn_data_options(args))
+                           download=args.download, expand=args.expand, arch=arch_args(args),
+                           on_event=fanout(bar, input_note_printer), should_stop=should_stop,
+                           overwrite=args.overwrite, data_options=learn_data_options(args))
     if bar is not None:
         bar.close()
     return out, result

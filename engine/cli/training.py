@@ -11,8 +11,10 @@ from pathlib import Path
 from engine.cli.common import (
     add_budget_args,
     add_learn_args,
+    arch_args,
     graceful_stop,
     human,
+    input_note_printer,
     learn_config,
     learn_data_options,
     number,
@@ -139,8 +141,8 @@ def _cmd_run(args) -> int:
         summary = pipeline_run(out, model=args.model, dataset=args.dataset, learn=learn, flops=args.flops,
                                train=_train_options(args, None), data_root=args.data_root,
                                download=args.download, expand=args.expand,
-                               arch={"shortcut": args.shortcut} if args.shortcut else {},
-                               min_channels=args.min_channels, on_event=fanout(bar), should_stop=should_stop,
+                               arch=arch_args(args), min_channels=args.min_channels,
+                               on_event=fanout(bar, input_note_printer), should_stop=should_stop,
                                overwrite=args.overwrite, data_options=learn_data_options(args))
     _report_training(summary, out, args.json)
     return 0
@@ -185,14 +187,17 @@ def _cmd_runs(args) -> int:
         print(f"no runs in {args.dir or 'runs'}", file=sys.stderr)
         return 0
     width = max(len("run"), *(len(i.name) for i in infos))  # names whole: default names differ at the end
-    print(f"{'run':<{width}}  {'model':<12}{'stage':<10}{'status':<9}{'progress':>9}{'budget':>8}{'MACs':>9}"
+    # model specs (torchvision:resnet18, path/net.py:build) whole up to 28 characters, else their end
+    mw = min(28, max(len("model"), *(len(i.model) for i in infos))) + 1
+    print(f"{'run':<{width}}  {'model':<{mw}}{'stage':<10}{'status':<9}{'progress':>9}{'budget':>8}{'MACs':>9}"
           f"{'held-out':>10}{'test':>8}")
     for i in infos:
         budget = f"{i.budget:.2f}" if i.budget is not None else "-"
         heldout = f"{i.heldout_accuracy:.4f}" if i.heldout_accuracy is not None else "-"
         acc = f"{i.accuracy:.4f}" if i.accuracy is not None else "-"
         macs = human(i.macs) if i.macs else "-"
-        print(f"{i.name:<{width}}  {i.model[:11]:<12}{i.stage:<10}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
+        model = i.model if len(i.model) < mw else "..." + i.model[-(mw - 4):]
+        print(f"{i.name:<{width}}  {model:<{mw}}{i.stage:<10}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
               f"{macs:>9}{heldout:>10}{acc:>8}")
     return 0
 

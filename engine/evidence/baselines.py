@@ -95,10 +95,11 @@ class BaselineSpec:
 
 def gated_network(model: str, seed: int, ds, expand: float = 1.0):
     """The gated dense network a run of `seed` starts from (as `pfs learn` builds it)."""
-    from sample_models import create_model
+    from engine.gating import build_model
 
     torch.manual_seed(seed)
-    return create_model(model, in_channels=ds.input_size[0], num_classes=ds.num_classes, expand=expand)
+    return build_model(model, in_channels=ds.input_size[0], num_classes=ds.num_classes, expand=expand,
+                       input_size=ds.input_size)
 
 
 def run_config(net, ds, *, model: str, dataset: str, seed: int, data_root: str | None) -> dict:
@@ -202,9 +203,9 @@ def _gate_values(run: RunDir, spec: BaselineSpec, weights) -> dict[str, torch.Te
     if spec.kind == "random":  # the same draw as engine.analysis.random_structure
         gen = torch.Generator().manual_seed(spec.seed)
         return {g: torch.rand(w, generator=gen) for g, w in widths.items()}
-    from sample_models import rebuild
+    from engine.gating import rebuild_model
 
-    net = rebuild(run.config["model_spec"])
+    net = rebuild_model(run.config["model_spec"])
     net.load_state_dict(weights)
     return {g: bn.weight.detach().abs().clone() for g, bn in net.gated_bns().items()}
 

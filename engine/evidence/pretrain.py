@@ -29,7 +29,7 @@ def pretrain(out: str | Path, config: dict, options: TrainOptions, *, snapshots:
 
     `config` is a gated run's config.json (model_spec, dataset, seed); returns its summary.json.
     """
-    from sample_models import rebuild
+    from engine.gating import rebuild_model
 
     path = Path(out)
     if (path / "config.json").is_file():
@@ -40,7 +40,7 @@ def pretrain(out: str | Path, config: dict, options: TrainOptions, *, snapshots:
     else:
         base = {k: v for k, v in config.items() if k not in ("learn", "baseline", "train", "pipeline")}
         run = RunDir.create(path, {**base, "stage": "pretrain"})
-        net = rebuild(config["model_spec"])
+        net = rebuild_model(config["model_spec"])
         dense = search(net, 1.0, config.get("input_size"))  # every channel kept
         run.write_json("structure.json", {**dense.to_json(), "dataset": config.get("dataset")})
     wanted = set(snapshots)

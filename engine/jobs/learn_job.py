@@ -38,7 +38,7 @@ def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, 
     `data` skips loading when the caller already holds the data set; `data_options`
     (subset, image_size, workers, as `pfs train` takes them) shape it and are recorded.
     """
-    from sample_models import create_model
+    from engine.gating import build_model
 
     learn.validate()
     RunDir(out).check_creatable(overwrite=overwrite)  # before loading data: a taken --out costs nothing
@@ -46,13 +46,14 @@ def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, 
     ds = data if data is not None else load_dataset(dataset, data_root, download=download)
     ds = shaped_data(ds, data_options or {})
     torch.manual_seed(learn.seed)
-    net = create_model(model, in_channels=ds.input_size[0], num_classes=ds.num_classes, expand=expand,
-                       **(arch or {}))
+    net = build_model(model, in_channels=ds.input_size[0], num_classes=ds.num_classes, expand=expand,
+                      input_size=ds.input_size, **(arch or {}))
     config = {"model": model, "dataset": dataset, "data_root": data_root,
               "expand": expand, "arch": dict(arch or {}), "model_spec": net.spec,
               "input_size": list(ds.input_size), "num_classes": ds.num_classes,
               "learn": asdict(learn), "seed": learn.seed, "created": time.time(),
-              "data_options": dict(data_options or {}), **(extra_config or {})}
+              "data_options": dict(data_options or {}), **(extra_config or {}),
+              **({"input_note": net.input_note} if getattr(net, "input_note", "") else {})}
     run = RunDir.create(out, config, overwrite=overwrite)
     with run.owned("learn"):
         try:

@@ -15,13 +15,13 @@ from engine.search import Structure
 
 def load_gated_model(run_path: str | Path, *, gates: bool = True):
     """The run's network at its random init, with the learned gates when `gates`."""
-    from sample_models import rebuild
+    from engine.gating import rebuild_model
 
     run = RunDir.open(run_path)
     config = run.config
     if "model_spec" not in config:
         raise RunError(f"{run.path}/config.json has no model_spec; it was not written by `pfs learn`")
-    net = rebuild(config["model_spec"])
+    net = rebuild_model(config["model_spec"])
     net.load_state_dict(_checked_state(run.load("init.pt"), run.path / "init.pt"))
     if gates:
         load_gates(net, run.load("gates.pt"), run.path / "gates.pt")

@@ -22,14 +22,14 @@ def build_model(run: RunDir, structure: Structure, options, seed: int) -> nn.Mod
     """The pruned network to train, initialised as `options.init` says (see module doc)."""
     model = pruned_model(structure, expand=options.expand, seed=seed)
     if options.init == "ticket":
-        copy_kept(init_model(run, structure), model, structure.keep)
+        model = copy_kept(init_model(run, structure), model, structure.keep)
     elif options.init == "inherit":
         source = dense_model(run, structure)
         state = load_tensors(options.from_checkpoint)
         state = state.get("model", state) if isinstance(state, dict) else state
         _load_strict(source, state, f"--from {options.from_checkpoint}")
         fold_gates(source)
-        copy_kept(source, model, structure.keep)
+        model = copy_kept(source, model, structure.keep)
     set_gates_enabled(model, False)
     for m in model.modules():
         if isinstance(m, ChannelGate):
@@ -40,10 +40,10 @@ def build_model(run: RunDir, structure: Structure, options, seed: int) -> nn.Mod
 
 def dense_model(run: RunDir, structure: Structure) -> nn.Module:
     """The unpruned network the structure was searched on (random init)."""
-    from sample_models import rebuild
+    from engine.gating import rebuild_model
 
     spec = run.config.get("model_spec") or {**structure.spec, "widths": structure.dense_widths}
-    return rebuild(spec, structure.dense_widths)
+    return rebuild_model(spec, structure.dense_widths)
 
 
 def init_model(run: RunDir, structure: Structure) -> nn.Module:

@@ -37,6 +37,7 @@ from engine.events import (
 )
 from engine.flops import count_macs, count_params, dense_macs
 from engine.runs import RunDir, check_structure, read_json
+from engine.runs.export import WEIGHTS, save_weights
 from engine.search import Structure
 from engine.training import distributed
 from engine.training.inits import build_model
@@ -268,6 +269,8 @@ def _prepare(run: RunDir, config: dict, options: TrainOptions, device: torch.dev
 
 def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, dist, emit,
            should_stop, resume: bool) -> dict:
+    if dist.is_main and not resume:
+        run.file(WEIGHTS).unlink(missing_ok=True)  # a new training: the old weights no longer match
     model, plan = job.model, job.plan
     optimizer = torch.optim.SGD(param_groups(model, plan.weight_decay, plan.no_wd_bn_depthwise), lr=plan.lr,
                                 momentum=plan.momentum, nesterov=plan.nesterov)
@@ -357,6 +360,7 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
 
     summary = _summary(run, job, state, options, device, dist.world_size)
     if dist.is_main:
+        save_weights(run, model)  # model.safetensors: what load_pruned / pfs export read
         run.write_json("summary.json", summary)
     emit(RunFinished(stage="train", summary={k: v for k, v in summary.items() if k not in ("history", "learn")}))
     return summary

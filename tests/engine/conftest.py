@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
+from engine.gating import create_model
 from engine.runs import RunDir
 from engine.search import search
-from sample_models import create_model
 
 
 def _fake_learned_run(path, *, model="resnet20", dataset="fashion-mnist", expand=0.25, budget=0.5, seed=0,

@@ -7,8 +7,8 @@ import torch
 
 from engine.analysis import correlation, keep_ratios, mean_pairwise_correlation, random_structure
 from engine.errors import PfsError
+from engine.gating import create_model
 from engine.search import search, uniform_structure
-from sample_models import create_model
 
 
 def structure_from(values_by_group, model):

@@ -8,12 +8,12 @@ import torch
 
 from engine.cli import main
 from engine.errors import PfsError
+from engine.gating import create_model
 from engine.jobs.pipeline import pipeline_run, resume_run
 from engine.learn import LearnConfig
 from engine.runs import RunDir
 from engine.search import search
 from engine.training.train import TrainOptions
-from sample_models import create_model
 
 TINY = ["--subset", "128", "--test-subset", "64", "--quiet"]
 

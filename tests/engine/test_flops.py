@@ -9,7 +9,8 @@ from ptflops import get_model_complexity_info
 
 from engine.errors import PfsError
 from engine.flops import count_macs, count_params, dense_macs
-from sample_models import create_model, list_models
+from engine.gating import create_model
+from sample_models import list_models
 
 SMALL_INPUT = {"resnet50": (3, 64, 64), "mobilenet_v1": (3, 64, 64), "mobilenet_v2_imagenet": (3, 64, 64)}
 

@@ -8,10 +8,10 @@ from PIL import Image
 
 from engine.data import load_dataset
 from engine.errors import DataError
+from engine.gating import create_model
 from engine.runs import RunDir
 from engine.search import search
 from engine.training.train import TrainOptions, train_run
-from sample_models import create_model
 
 CLASSES = ("cat", "dog", "fish")
 

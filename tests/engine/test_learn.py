@@ -12,8 +12,8 @@ import torch
 from engine.data import synthetic_dataset
 from engine.errors import PfsError
 from engine.events import EpochEnd, EvalEnd, GateSnapshot, StepEnd
+from engine.gating import create_model
 from engine.learn import LearnConfig, _Eval, _Selection, heldout_accuracy, learn_gates, mean_gate, open_fraction
-from sample_models import create_model
 
 # Dev machines and runners share 2 cores; two OpenMP threads that wait on each other
 # under contention run several times slower than one. These tests check learning, not speed.

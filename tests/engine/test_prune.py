@@ -5,9 +5,10 @@ import torch
 
 from engine.errors import PfsError
 from engine.flops import count_macs
+from engine.gating import create_model
 from engine.prune import extract, fold_gates, pruned_model
 from engine.search import search
-from sample_models import create_model, list_models
+from sample_models import list_models
 
 SIZE = {"resnet50": (3, 64, 64), "mobilenet_v1": (3, 64, 64), "mobilenet_v2_imagenet": (3, 64, 64)}
 

@@ -9,10 +9,10 @@ from torch import nn
 
 from engine.errors import PfsError
 from engine.gates import ChannelGate
+from engine.gating import create_model
 from engine.training.inits import build_model
 from engine.training.recipes import Plan, budget_epochs, get_recipe, lr_at, make_plan
 from engine.training.train import TrainOptions, param_groups, train_run
-from sample_models import create_model
 
 
 def test_short_fashion_mnist_training_beats_chance_by_far(make_run, tmp_path, one_thread):

@@ -5,7 +5,9 @@ import torch
 
 from engine.errors import PfsError
 from engine.gates import ChannelGate, GatedBatchNorm2d, set_gates_enabled
-from sample_models import create_model, list_models, rebuild
+from engine.gating import create_model
+from engine.gating import rebuild_model as rebuild
+from sample_models import list_models
 
 CIFAR = ["vgg16", "vgg19", "resnet20", "resnet32", "resnet56", "resnet110", "mobilenet_v2"]
 

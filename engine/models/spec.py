@@ -1,0 +1,171 @@
+"""Model specs: which network a run prunes, as one string that any later stage can rebuild.
+
+Accepted forms (wherever a model name is accepted: CLI, Python API, explorer):
+- `resnet56`: a sample model (sample_models' registry);
+- `torchvision:NAME`: a torchvision classification model, random init (`weights=None`);
+- `timm:NAME`: a timm model (`pip install pfs[timm]`), random init (`pretrained=False`);
+- `path/to/file.py:factory` or `package.module:factory`: the user's own code, called with
+  `num_classes` (and `in_channels` when its signature takes it).
+The spec string and its arguments are what config.json records; `build_plain` rebuilds
+the same network from them (the same weights too when the seed is set the same).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from engine.errors import PfsError
+
+KINDS = ("sample", "torchvision", "timm", "file", "module")
+IMAGENET_SIZE = (3, 224, 224)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed spec: its kind, the name to look up, and (for user code) where it lives."""
+
+    text: str
+    kind: str
+    name: str
+    source: str = ""  # file path or module path for user factories
+
+    @property
+    def is_sample(self) -> bool:
+        return self.kind == "sample"
+
+
+def parse_spec(text: str) -> ModelSpec:
+    """The ModelSpec a string names; a malformed one is a PfsError naming the accepted forms."""
+    if not isinstance(text, str) or not text.strip():
+        raise PfsError(f"model spec must be a non-empty string, got {text!r}; "
+                       "use e.g. resnet20, torchvision:resnet18 or my_net.py:build")
+    text = text.strip()
+    prefix, sep, rest = text.partition(":")
+    if not sep:
+        return ModelSpec(text, "sample", text)
+    if prefix in ("torchvision", "timm"):
+        if not rest:
+            raise PfsError(f"model spec {text!r} lacks a model name; use e.g. {prefix}:resnet18")
+        return ModelSpec(text, prefix, rest)
+    source, _, factory = text.rpartition(":")
+    if not factory.isidentifier():
+        raise PfsError(f"model spec {text!r}: {factory!r} is not a function name; "
+                       "use path/to/file.py:factory or package.module:factory")
+    if source.endswith(".py"):
+        return ModelSpec(text, "file", factory, source)
+    if all(part.isidentifier() for part in source.split(".")):
+        return ModelSpec(text, "module", factory, source)
+    raise PfsError(f"model spec {text!r} is not understood; use a sample model name, torchvision:NAME, "
+                   "timm:NAME, path/to/file.py:factory or package.module:factory")
+
+
+def build_plain(spec: ModelSpec, *, num_classes: int, in_channels: int) -> nn.Module:
+    """The foreign network a spec names, with random init and `num_classes` outputs.
+
+    Sample models are built by sample_models (see engine.gating); this builds the others.
+    """
+    for key, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise PfsError(f"{key} must be a positive integer, got {value!r}")
+    if spec.kind == "torchvision":
+        return _torchvision(spec, num_classes)
+    if spec.kind == "timm":
+        return _timm(spec, num_classes, in_channels)
+    if spec.kind in ("file", "module"):
+        return _user(spec, num_classes, in_channels)
+    raise PfsError(f"{spec.text!r} is a sample model; build it with sample_models.create_model")
+
+
+def _torchvision(spec: ModelSpec, num_classes: int) -> nn.Module:
+    from torchvision import models
+
+    available = models.list_models(module=models)
+    if spec.name not in available:
+        near = [n for n in available if spec.name.split("_")[0] in n][:6]
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        raise PfsError(f"torchvision has no classification model {spec.name!r}{hint}; "
+                       "`python -c 'import torchvision; print(torchvision.models.list_models())'` lists them")
+    kwargs = {"weights": None, "num_classes": num_classes}
+    if spec.name.startswith("inception") or spec.name == "googlenet":
+        kwargs["aux_logits"] = False
+        kwargs["init_weights"] = True
+    return models.get_model(spec.name, **kwargs)
+
+
+def _timm(spec: ModelSpec, num_classes: int, in_channels: int) -> nn.Module:
+    try:
+        import timm
+    except ImportError:
+        raise PfsError(f"{spec.text} needs timm; install it with `pip install pfs[timm]`") from None
+    if not timm.is_model(spec.name):
+        raise PfsError(f"timm has no model {spec.name!r}; `python -c 'import timm; "
+                       f"print(timm.list_models(\"{spec.name[:4]}*\"))'` lists similar ones")
+    return timm.create_model(spec.name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
+
+
+def _user(spec: ModelSpec, num_classes: int, in_channels: int) -> nn.Module:
+    factory = _load_factory(spec)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    kwargs: dict[str, int] = {"num_classes": num_classes}
+    if "in_channels" in params:
+        kwargs["in_channels"] = in_channels
+    if "num_classes" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise PfsError(f"{spec.text}: the factory must take num_classes (and optionally in_channels)")
+    net = factory(**kwargs)
+    if not isinstance(net, nn.Module):
+        raise PfsError(f"{spec.text} returned {type(net).__name__}, not a torch.nn.Module; "
+                       "make the factory return the network")
+    return net
+
+
+def _load_factory(spec: ModelSpec):
+    if spec.kind == "file":
+        path = Path(spec.source).expanduser()
+        if not path.is_file():
+            raise PfsError(f"model file {path} does not exist; give the path to a .py file defining "
+                           f"{spec.name}()")
+        module_name = f"pfs_user_model_{abs(hash(str(path.resolve())))}"
+        module = sys.modules.get(module_name)
+        if module is None:
+            loader_spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[module_name] = module
+            try:
+                loader_spec.loader.exec_module(module)
+            except Exception:
+                sys.modules.pop(module_name, None)
+                raise
+    else:
+        try:
+            module = importlib.import_module(spec.source)
+        except ImportError as exc:
+            raise PfsError(f"cannot import {spec.source!r} ({exc}); put it on PYTHONPATH or "
+                           "use path/to/file.py:factory") from None
+    factory = getattr(module, spec.name, None)
+    if not callable(factory):
+        raise PfsError(f"{spec.source} has no function {spec.name!r}; name the factory that builds the network")
+    return factory
+
+
+def first_conv_channels(net: nn.Module) -> int | None:
+    """The input channels the network's first convolution expects (None: no conv)."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    return None
+
+
+def default_input_size(spec: ModelSpec, in_channels: int) -> tuple[int, int, int]:
+    """The input size to count MACs at when no data set says otherwise."""
+    if spec.kind in ("torchvision", "timm"):
+        return (in_channels, *IMAGENET_SIZE[1:])
+    return (in_channels, 32, 32)
