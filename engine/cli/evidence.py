@@ -3,6 +3,7 @@
 Registered by engine.cli.build_parser through PARSERS; thin over engine.evidence (baselines,
 experiment grids, reports). Per-cell progress goes to stderr, results to stdout.
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,29 +16,38 @@ def _add_learning_args(p) -> None:
     """Gate-learning flags of the arms that learn gates (pfs, pretrained-pfs, l1-gates)."""
     g = p.add_argument_group("gate learning (pfs, pretrained-pfs, l1-gates)")
     length = g.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=positive_int, help="gate-learning steps")
-    length.add_argument("--learn-epochs", type=number, help="gate-learning epochs (default 10)")
-    g.add_argument("--sparsity", type=number, help="target mean gate r (default 0.2)")
-    g.add_argument("--gamma", type=number, help="regulariser weight (default 0.5)")
-    g.add_argument("--learn-lr", type=number, help="Adam learning rate of the gates (default 0.01)")
-    g.add_argument("--learn-batch-size", type=positive_int, help="gate-learning batch (default 128)")
-    g.add_argument("--eval-every", type=positive_int, help="steps between held-out evaluations")
-    g.add_argument("--heldout-limit", type=positive_int, help="held-out images per evaluation")
+    length.add_argument("--steps", type=positive_int, metavar="N", help="gate-learning steps")
+    length.add_argument("--learn-epochs", type=number, metavar="E", help="gate-learning epochs (default 10)")
+    g.add_argument("--sparsity", type=number, metavar="R", help="target mean gate r (default 0.2)")
+    g.add_argument("--gamma", type=number, metavar="G", help="regulariser weight (default 0.5)")
+    g.add_argument("--learn-lr", type=number, metavar="LR", help="Adam learning rate of the gates (default 0.01)")
+    g.add_argument("--learn-batch-size", type=positive_int, metavar="N", help="gate-learning batch (default 128)")
+    g.add_argument("--eval-every", type=positive_int, metavar="N", help="steps between held-out evaluations")
+    g.add_argument("--heldout-limit", type=positive_int, metavar="N", help="held-out images per evaluation")
 
 
 def _learn_settings(args) -> dict:
-    names = {"steps": "steps", "learn_epochs": "epochs", "sparsity": "sparsity", "gamma": "gamma",
-             "learn_lr": "lr", "learn_batch_size": "batch_size", "eval_every": "eval_every",
-             "heldout_limit": "heldout_limit"}
+    names = {
+        "steps": "steps",
+        "learn_epochs": "epochs",
+        "sparsity": "sparsity",
+        "gamma": "gamma",
+        "learn_lr": "lr",
+        "learn_batch_size": "batch_size",
+        "eval_every": "eval_every",
+        "heldout_limit": "heldout_limit",
+    }
     return {key: getattr(args, flag) for flag, key in names.items() if getattr(args, flag) is not None}
 
 
 def _add_data_args(p, model: bool = True) -> None:
     if model:
         p.add_argument("model", help="sample model name (see `pfs models`)")
-        p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), cifar10, cifar100")
+        p.add_argument(
+            "--dataset", default="fashion-mnist", metavar="NAME", help="fashion-mnist (default), cifar10, cifar100"
+        )
         p.add_argument("--data-root", metavar="DIR", help="folder holding the data set")
-        p.add_argument("--expand", type=number, default=1.0, help="width of the dense network (default 1)")
+        p.add_argument("--expand", type=number, default=1.0, metavar="F", help="width of the dense network (default 1)")
     p.add_argument("--subset", type=positive_int, metavar="K", help="train (and pre-train) on the first K images")
     p.add_argument("--test-subset", type=positive_int, metavar="N", help="test on the first N images")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -47,17 +57,32 @@ def _add_data_args(p, model: bool = True) -> None:
 def _add_baseline_parser(sub) -> None:
     from engine.evidence import KINDS
 
-    p = sub.add_parser("baseline", help="a same-budget baseline structure as a run directory "
-                       "(uniform, random, slimming, pretrained-pfs, l1-gates)")
+    p = sub.add_parser(
+        "baseline",
+        help="a same-budget baseline structure as a run directory "
+        "(uniform, random, slimming, pretrained-pfs, l1-gates)",
+    )
     p.add_argument("kind", choices=KINDS, help="which baseline (pfs: the method itself, for symmetry)")
     _add_data_args(p)
     p.add_argument("--flops", type=number, required=True, metavar="F", help="budget, fraction of dense MACs")
-    p.add_argument("--min-channels", type=positive_int, default=1, help="channels kept per group at least")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pretrain-epochs", type=positive_int, default=10,
-                   help="epochs of dense pre-training (slimming, pretrained-pfs; default 10)")
-    p.add_argument("--slim-lambda", type=number, default=1e-4,
-                   help="L1 penalty on BN scales while pre-training for slimming (default 1e-4, Liu et al.)")
+    p.add_argument("--min-channels", type=positive_int, default=1, metavar="N", help="channels kept per group at least")
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed of the network, data order and pre-training (default 0)"
+    )
+    p.add_argument(
+        "--pretrain-epochs",
+        type=positive_int,
+        default=10,
+        metavar="E",
+        help="epochs of dense pre-training (slimming, pretrained-pfs; default 10)",
+    )
+    p.add_argument(
+        "--slim-lambda",
+        type=number,
+        default=1e-4,
+        metavar="L",
+        help="L1 penalty on BN scales while pre-training for slimming (default 1e-4, Liu et al.)",
+    )
     _add_learning_args(p)
     p.add_argument("--out", metavar="RUN", required=True, help="run directory (rerun the command to resume it)")
     p.add_argument("--json", action="store_true", help="print summary.json")
@@ -69,11 +94,21 @@ def _cmd_baseline(args) -> int:
     from engine.evidence import BaselineSpec, make_baseline
     from engine.learn import LearnConfig
 
-    spec = BaselineSpec(kind=args.kind, model=args.model, dataset=args.dataset, flops=args.flops, seed=args.seed,
-                        pretrain_epochs=args.pretrain_epochs, slim_lambda=args.slim_lambda,
-                        learn=LearnConfig(**_learn_settings(args)), subset=args.subset,
-                        test_subset=args.test_subset, data_root=args.data_root, min_channels=args.min_channels,
-                        expand=args.expand)
+    spec = BaselineSpec(
+        kind=args.kind,
+        model=args.model,
+        dataset=args.dataset,
+        flops=args.flops,
+        seed=args.seed,
+        pretrain_epochs=args.pretrain_epochs,
+        slim_lambda=args.slim_lambda,
+        learn=LearnConfig(**_learn_settings(args)),
+        subset=args.subset,
+        test_subset=args.test_subset,
+        data_root=args.data_root,
+        min_channels=args.min_channels,
+        expand=args.expand,
+    )
     bar = progress(args)
     with graceful_stop() as should_stop:
         summary = make_baseline(args.out, spec, on_event=fanout(bar), should_stop=should_stop)
@@ -82,8 +117,10 @@ def _cmd_baseline(args) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(f"{args.out}: {args.kind} structure, {human(summary['macs'])} MACs ({summary['macs_ratio']:.1%} of "
-              f"dense), found in {summary['finding_seconds']:.1f} s")
+        print(
+            f"{args.out}: {args.kind} structure, {human(summary['macs'])} MACs ({summary['macs_ratio']:.1%} of "
+            f"dense), found in {summary['finding_seconds']:.1f} s"
+        )
         print(f"next: pfs train {args.out}")
     return 0
 
@@ -91,42 +128,76 @@ def _cmd_baseline(args) -> int:
 # -- pfs experiment ---------------------------------------------------------------------
 def _add_experiment_parser(sub) -> None:
     p = sub.add_parser("experiment", help="run (or resume) a grid of the paper's evidence into one directory")
-    kinds = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT", parser_class=type(p))
+    kinds = p.add_subparsers(
+        dest="experiment",
+        required=True,
+        metavar="EXPERIMENT",
+        parser_class=type(p),
+        help="baselines | correlation | ticket",
+    )
     b = kinds.add_parser("baselines", help="PFS and every baseline x seeds, trained alike")
     _add_data_args(b)
-    b.add_argument("--flops", type=number, required=True, metavar="F")
-    b.add_argument("--arms", nargs="+", help="arms to run (default: all)")
-    b.add_argument("--pretrain-epochs", type=positive_int, default=10, help="pre-training epochs (default 10)")
+    b.add_argument("--flops", type=number, required=True, metavar="F", help="budget, fraction of dense MACs")
+    b.add_argument("--arms", nargs="+", metavar="ARM", help="arms to run (default: all)")
+    b.add_argument(
+        "--pretrain-epochs", type=positive_int, default=10, metavar="E", help="pre-training epochs (default 10)"
+    )
     c = kinds.add_parser("correlation", help="how alike structures are across seeds, by pre-training epochs")
     _add_data_args(c)
     c.add_argument("--flops", type=number, default=0.3, metavar="F", help="budget (default 0.3)")
-    c.add_argument("--pretrain-epochs", type=int, nargs="+", default=[0, 1, 5, 20],
-                   help="epoch counts to take structures at (0 = PFS at init; default 0 1 5 20)")
+    c.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        nargs="+",
+        default=[0, 1, 5, 20],
+        metavar="E",
+        help="epoch counts to take structures at (0 = PFS at init; default 0 1 5 20)",
+    )
     t = kinds.add_parser("ticket", help="one structure from scratch vs ticket init vs inherited weights")
     t.add_argument("run", help="a run with init.pt and structure.json (pfs learn + search, or pfs baseline pfs)")
     _add_data_args(t, model=False)
-    t.add_argument("--pretrained", metavar="CHECKPOINT", help="trained dense weights to inherit (default: "
-                   "pre-train here)")
-    t.add_argument("--pretrain-epochs", type=positive_int, default=10, help="pre-training epochs (default 10)")
+    t.add_argument(
+        "--pretrained", metavar="CHECKPOINT", help="trained dense weights to inherit (default: pre-train here)"
+    )
+    t.add_argument(
+        "--pretrain-epochs", type=positive_int, default=10, metavar="E", help="pre-training epochs (default 10)"
+    )
     for q in (b, c, t):
-        q.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; correlation 0 1 2 3 4)")
+        q.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds (default 0 1 2; correlation 0 1 2 3 4)")
         q.add_argument("--out", metavar="EXP", required=True, help="experiment directory (rerun to resume)")
         q.add_argument("--json", action="store_true", help="print results.json")
     for q in (b, t):
-        q.add_argument("--train-epochs", type=positive_int, required=True, help="training epochs per cell")
+        q.add_argument("--train-epochs", type=positive_int, required=True, metavar="N", help="training epochs per cell")
     for q in (b, c, t):
-        q.add_argument("--train-batch-size", type=positive_int, help="training and pre-training batch (default 128)")
+        q.add_argument(
+            "--train-batch-size", type=positive_int, metavar="N", help="training and pre-training batch (default 128)"
+        )
     for q in (b, c):
-        q.add_argument("--slim-lambda", type=number, help="L1 on BN scales for slimming (default 1e-4)")
-        q.add_argument("--min-channels", type=positive_int, help="channels kept per group at least")
+        q.add_argument("--slim-lambda", type=number, metavar="L", help="L1 on BN scales for slimming (default 1e-4)")
+        q.add_argument("--min-channels", type=positive_int, metavar="N", help="channels kept per group at least")
         _add_learning_args(q)
     p.set_defaults(func=_cmd_experiment)
 
 
 def _experiment_settings(args) -> dict:
-    keys = ("model", "dataset", "data_root", "expand", "flops", "arms", "pretrain_epochs", "slim_lambda",
-            "min_channels", "seeds", "train_epochs", "train_batch_size", "subset", "test_subset", "run",
-            "pretrained")
+    keys = (
+        "model",
+        "dataset",
+        "data_root",
+        "expand",
+        "flops",
+        "arms",
+        "pretrain_epochs",
+        "slim_lambda",
+        "min_channels",
+        "seeds",
+        "train_epochs",
+        "train_batch_size",
+        "subset",
+        "test_subset",
+        "run",
+        "pretrained",
+    )
     settings = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if args.experiment != "ticket":
         settings["learn"] = _learn_settings(args)
@@ -142,8 +213,9 @@ def _cmd_experiment(args) -> int:
             print(f"pfs: cell {name} done{acc}", file=sys.stderr, flush=True)
 
     with graceful_stop() as should_stop:
-        results = run_experiment(args.experiment, args.out, _experiment_settings(args), should_stop=should_stop,
-                                 on_cell=on_cell)
+        results = run_experiment(
+            args.experiment, args.out, _experiment_settings(args), should_stop=should_stop, on_cell=on_cell
+        )
     if args.json:
         print_json(results)
     else:
@@ -167,8 +239,9 @@ def _cmd_report(args) -> int:
     from engine.evidence import write_report
 
     out = Path(args.out) if args.out else Path(args.experiments[0]) / "report"
-    write_report(args.experiments, out, markdown=args.markdown, notes=args.notes, title=args.title,
-                 partial=args.partial)
+    write_report(
+        args.experiments, out, markdown=args.markdown, notes=args.notes, title=args.title, partial=args.partial
+    )
     print(args.markdown or out / "report.md")
     return 0
 

@@ -355,13 +355,19 @@ def test_every_flag_has_help_and_no_internal_metavar():
 
     from engine.cli import build_parser
 
-    parser = build_parser()
-    for name, sub in parser._subparsers._group_actions[0].choices.items():
-        if name == "tui":
-            continue
+    def commands(parser, prefix="pfs"):
+        for name, sub in (parser._subparsers._group_actions[0].choices.items() if parser._subparsers else []):
+            if name != "tui":
+                yield f"{prefix} {name}", sub
+                yield from commands(sub, f"{prefix} {name}")
+
+    checked = 0
+    for name, sub in commands(build_parser()):
         for action in sub._actions:
-            assert action.help, f"pfs {name} {action.option_strings or action.dest} has no help"
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
         assert not re.search(r"[A-Z]+_[A-Z_]+", sub.format_usage()), sub.format_usage()
+        checked += 1
+    assert checked >= 17  # every command and experiment kind
 
 
 def test_next_hints_are_quoted_to_paste(tmp_path, capsys):
