@@ -15,6 +15,7 @@ from pfs_tui.follow import READ_ONLY_REFUSED
 from pfs_tui.formatting import explorer_terms
 from pfs_tui.preferences import PERSISTED
 from pfs_tui.preferences import save as save_preferences
+from pfs_tui.screens.compare import CompareScreen
 from pfs_tui.screens.help import HelpScreen
 from pfs_tui.screens.learn import LearnScreen
 from pfs_tui.screens.runs import RunsScreen
@@ -33,17 +34,18 @@ from pfs_tui.tasks import (
 
 
 class PfsApp(App):
-    """Setup -> Learn -> Structure -> Runs, each a mode so its state survives switching."""
+    """Setup -> Learn -> Structure -> Runs -> Compare, each a mode so its state survives switching."""
 
     TITLE = "pfs"
     CSS_PATH = "app.tcss"
     MODES = {"setup": SetupScreen, "learn": LearnScreen, "structure": StructureScreen,
-             "runs": RunsScreen, "help": HelpScreen}
+             "runs": RunsScreen, "compare": CompareScreen, "help": HelpScreen}
     BINDINGS = [
         Binding("1", "page('setup')", "Setup", id="page.setup", show=False),
         Binding("2", "page('learn')", "Learn", id="page.learn", show=False),
         Binding("3", "page('structure')", "Structure", id="page.structure", show=False),
         Binding("4", "page('runs')", "Runs", id="page.runs", show=False),
+        Binding("5", "page('compare')", "Compare", id="page.compare", show=False),
         Binding("question_mark", "page('help')", "Help", id="page.help", key_display="?"),
         Binding("f1", "show_help", "Help", id="page.help.f1", show=False),
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -273,7 +275,7 @@ class PfsApp(App):
                             self._export)
         yield SystemCommand("Retrain (pfs train)", "Train the pruned network as a detached process",
                             self.action_retrain)
-        for page in ("setup", "learn", "structure", "runs", "help"):
+        for page in ("setup", "learn", "structure", "runs", "compare", "help"):
             yield SystemCommand(f"Go to {page}", f"Show the {page} page",
                                 lambda p=page: self.switch_mode(p))
 

@@ -1,6 +1,7 @@
 """Text for people on small screens: MACs and parameter counts to three digits, errors in the explorer's words."""
 from __future__ import annotations
 
+import math
 import re
 
 
@@ -29,3 +30,8 @@ def explorer_terms(message: str) -> str:
     message = message.replace("add --download (needs internet)",
                               "fetch it once with `pfs learn ... --download` (needs internet)")
     return _FLAG_RE.sub(lambda m: _FLAG_SETTINGS[m.group(0)], message)
+
+
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    """A number to `spec`, or '-' when there is none (None, NaN, inf)."""
+    return format(value, spec) if value is not None and math.isfinite(value) else "-"

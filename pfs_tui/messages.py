@@ -73,3 +73,13 @@ class StructureReady(Message):
         self.uniform = uniform
         self.error = error
         self.learned = learned
+
+
+class ComparisonReady(Message):
+    """Runs picked on the Compare page were loaded: their comparison, or why not."""
+
+    def __init__(self, key: tuple, comparison, error: str) -> None:
+        super().__init__()
+        self.key = key
+        self.comparison = comparison
+        self.error = error

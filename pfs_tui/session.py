@@ -21,6 +21,7 @@ from engine import create_model
 from engine.errors import PfsError
 from engine.events import EpochEnd, EvalEnd, Event, GateSnapshot, RunFailed, RunFinished, StepEnd
 from engine.flops import dense_macs, dense_params
+from engine.learn import CONVERGED_EVAL_EVERY, CONVERGED_LR, CONVERGED_STEPS
 from engine.search import Structure, search, uniform_structure
 from sample_models import list_models, model_entry
 
@@ -39,8 +40,9 @@ def dataset_shape(name: str, data_root: str | None = None) -> tuple[tuple[int, i
 
 @dataclass
 class Settings:
-    """Everything the setup screen edits; the defaults are the paper's CIFAR settings,
-    shortened (300 steps) so a CPU session shows a learned structure within minutes."""
+    """Everything the setup screen edits; the defaults are the paper's CIFAR settings, with
+    the learning schedule measured to converge on Fashion-MNIST, the explorer's data set
+    (engine.learn CONVERGED_*: open fraction <= r within minutes on a CPU; docs/learning.md)."""
 
     model: str = "resnet20"
     dataset: str = "fashion-mnist"
@@ -48,7 +50,8 @@ class Settings:
     sparsity: float = 0.2
     gamma: float = 0.5
     reg: str = "mean"
-    steps: int = 300
+    steps: int = CONVERGED_STEPS
+    lr: float = CONVERGED_LR
     epochs: int = 1
     batch_size: int = 128
     seed: int = 0
@@ -56,14 +59,14 @@ class Settings:
     train_epochs: int = 20
     train_subset: int = 0  # training images for `pfs train --subset` (0: all of them)
     # Live feedback: evaluate often on part of the held-out set, snapshot gates often.
-    eval_every: int = 50
+    eval_every: int = CONVERGED_EVAL_EVERY
     heldout_limit: int = 1000
     snapshot_every: int = 10
 
     def learn_kwargs(self) -> dict:
         """Keyword arguments of engine.learn.LearnConfig (steps 0 means: use epochs)."""
         return {"sparsity": self.sparsity, "gamma": self.gamma, "reg": self.reg, "epochs": self.epochs,
-                "steps": self.steps or None, "batch_size": self.batch_size, "seed": self.seed,
+                "steps": self.steps or None, "lr": self.lr, "batch_size": self.batch_size, "seed": self.seed,
                 "eval_every": self.eval_every, "heldout_limit": self.heldout_limit,
                 "snapshot_every": self.snapshot_every}
 
@@ -181,6 +184,7 @@ class LearnLog:
     epochs: list[EpochEnd] = field(default_factory=list)
     status: str = "idle"  # idle loading running pausing paused stopping finished stopped recorded failed
     message: str = ""
+    warning: str = ""  # the finished learn stage's 'did not converge' line, if any
     version: int = 0
 
     def add(self, event: Event) -> None:
@@ -198,6 +202,7 @@ class LearnLog:
                 self.epochs.append(event)
             elif isinstance(event, RunFinished) and event.stage != "train":
                 self.status = "finished"
+                self.warning = str(event.summary.get("warning") or "")
             elif isinstance(event, RunFailed):
                 self.status, self.message = "failed", event.error
             self.version += 1
@@ -220,7 +225,8 @@ class LearnLog:
         with self.lock:
             return {"steps": list(self.steps), "loss": list(self.loss), "heldout": list(self.heldout),
                     "last": self.last, "gates": self.gates, "gates_step": self.gates_step,
-                    "status": self.status, "message": self.message, "version": self.version}
+                    "status": self.status, "message": self.message, "warning": self.warning,
+                    "version": self.version}
 
 
 class Pauser:

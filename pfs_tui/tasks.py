@@ -75,6 +75,8 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
     status = "stopped" if result.stopped else "finished"
     acc = result.heldout_acc
     detail = f"selected step {result.selected_step}" + (f", held-out {acc:.3f}" if acc == acc else "")
+    if not result.converged:
+        detail += " - NOT converged (see the Learn page)"
     log.set_status(status, detail)
     notify()
     return status, detail

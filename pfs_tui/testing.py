@@ -22,10 +22,10 @@ def copy_run(name: str, root: Path, as_name: str | None = None, mtime: float = F
     return dest
 
 
-def make_app(runs_root: Path, **settings) -> PfsApp:
-    """The explorer with blinking and ETA frozen, on `runs_root`."""
+def make_app(runs_root: Path, start: str = "setup", **settings) -> PfsApp:
+    """The explorer with blinking and ETA frozen, on `runs_root`, opening page `start`."""
     session = Session(settings=Settings(**settings), runs_root=runs_root)
-    return PfsApp(session, show_eta=False, blink=False)
+    return PfsApp(session, start=start, show_eta=False, blink=False)
 
 
 async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condition") -> None:

@@ -87,6 +87,14 @@ def graceful_stop() -> Iterator[callable]:
             signal.signal(signal.SIGINT, previous)
 
 
+def warn_if_unconverged(event) -> None:
+    """A sink printing the learn stage's 'did not converge' warning on stderr (after the bar)."""
+    from engine.events import RunFinished
+
+    if isinstance(event, RunFinished) and event.stage == "learn" and event.summary.get("warning"):
+        print(f"pfs: warning: {event.summary['warning']}", file=sys.stderr)
+
+
 def progress(args):
     from engine.events import ProgressBar
 
@@ -104,17 +112,20 @@ def add_learn_args(p, prefix: str = "") -> None:
     p.add_argument("--gamma", type=number, default=0.5, metavar="G", help="regulariser weight (default 0.5)")
     p.add_argument("--reg", choices=["mean", "l1"], default="mean",
                    help="mean: gamma*(mean|g|-r)^2 (paper, default); l1: gamma*mean|g| (baseline)")
+    from engine.learn import CONVERGED_DATASETS, CONVERGED_EVAL_EVERY, CONVERGED_LR, CONVERGED_STEPS
+
+    small = f"{', '.join(CONVERGED_DATASETS)}: measured to converge, see docs/learning.md"
     length = p.add_mutually_exclusive_group()
-    length.add_argument(f"--{prefix}epochs", dest="epochs", type=number, default=10, metavar="E",
-                        help="epochs of gate learning (default 10)")
+    length.add_argument(f"--{prefix}epochs", dest="epochs", type=number, metavar="E",
+                        help=f"epochs of gate learning (default 10; {CONVERGED_STEPS} steps on {small})")
     length.add_argument(f"--{prefix}steps", dest="steps", type=positive_int, metavar="N",
                         help="gate-learning steps (instead of epochs)")
     p.add_argument(f"--{prefix}batch-size", dest="batch_size", type=positive_int, default=128, metavar="N",
                    help="gate-learning batch size (default 128)")
-    p.add_argument(f"--{prefix}lr", dest="lr", type=number, default=0.01, metavar="LR",
-                   help="Adam learning rate of the gates (default 0.01)")
+    p.add_argument(f"--{prefix}lr", dest="lr", type=number, metavar="LR",
+                   help=f"Adam learning rate of the gates (default 0.01, the paper's; {CONVERGED_LR:g} on {small})")
     p.add_argument("--eval-every", type=positive_int, metavar="N",
-                   help="steps between held-out evaluations (default: per epoch)")
+                   help=f"steps between held-out evaluations (default: per epoch; {CONVERGED_EVAL_EVERY} on {small})")
     p.add_argument("--heldout-limit", type=positive_int, metavar="N", help="held-out images per evaluation "
                    "(default: all)")
     p.add_argument(f"--{prefix}expand", dest="expand", type=number, default=1.0, metavar="F",
@@ -165,11 +176,16 @@ def add_budget_args(p) -> None:
 
 def learn_config(args):
     """The validated LearnConfig of the learning flags (shared by learn, prune and run)."""
-    from engine.learn import LearnConfig
+    from engine.learn import LearnConfig, default_schedule
 
-    config = LearnConfig(sparsity=args.sparsity, gamma=args.gamma, reg=args.reg, epochs=args.epochs,
-                         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                         eval_every=args.eval_every, heldout_limit=args.heldout_limit, seed=args.seed)
+    schedule = default_schedule(args.dataset)  # for what the user leaves out
+    if args.epochs is not None:
+        schedule = {**schedule, "epochs": args.epochs, "steps": None}
+    elif args.steps is not None:
+        schedule = {**schedule, "steps": args.steps}
+    schedule.update({k: v for k, v in (("lr", args.lr), ("eval_every", args.eval_every)) if v is not None})
+    config = LearnConfig(sparsity=args.sparsity, gamma=args.gamma, reg=args.reg, **schedule,
+                         batch_size=args.batch_size, heldout_limit=args.heldout_limit, seed=args.seed)
     config.validate()
     return config
 

@@ -20,6 +20,7 @@ from engine.cli.common import (
     print_json,
     progress,
     quoted,
+    warn_if_unconverged,
 )
 from engine.errors import PfsError, StopRequested
 
@@ -191,7 +192,8 @@ def _learn_from_args(args):
     with graceful_stop() as should_stop:
         result = learn_run(out, model=args.model, dataset=args.dataset, learn=config, data_root=args.data_root,
                            download=args.download, expand=args.expand, arch=arch_args(args),
-                           on_event=fanout(bar, input_note_printer), should_stop=should_stop,
+                           on_event=fanout(bar, input_note_printer, warn_if_unconverged),
+                           should_stop=should_stop,
                            overwrite=args.overwrite, data_options=learn_data_options(args))
     if bar is not None:
         bar.close()
@@ -201,7 +203,8 @@ def _learn_from_args(args):
 def _learn_summary(out: Path, result) -> dict:
     return {"run": str(out), "steps": result.steps, "stopped": result.stopped,
             "selected_step": result.selected_step, "heldout_acc": result.heldout_acc,
-            "open_frac": result.open_frac, "mean_gate": result.mean_gate}
+            "open_frac": result.open_frac, "mean_gate": result.mean_gate, "converged": result.converged,
+            "warning": result.warning()}
 
 
 def _cmd_learn(args) -> int:
@@ -211,7 +214,8 @@ def _cmd_learn(args) -> int:
         print_json(summary)
     else:
         print(f"{out}: gates from step {result.selected_step}, held-out accuracy {result.heldout_acc:.4f}, "
-              f"{result.open_frac:.1%} open" + (" (stopped early)" if result.stopped else ""))
+              f"{result.open_frac:.1%} open" + (" (stopped early)" if result.stopped else "")
+              + ("" if result.converged else " (NOT converged)"))
     if result.stopped:
         raise StopRequested(f"stopped at step {result.steps}, checkpoint saved; `pfs resume {quoted(out)}` "
                             "continues (the gates so far are kept in gates.pt)")

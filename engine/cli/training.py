@@ -23,6 +23,7 @@ from engine.cli.common import (
     print_json,
     progress,
     quoted,
+    warn_if_unconverged,
 )
 
 
@@ -142,7 +143,8 @@ def _cmd_run(args) -> int:
                                train=_train_options(args, None), data_root=args.data_root,
                                download=args.download, expand=args.expand,
                                arch=arch_args(args), min_channels=args.min_channels,
-                               on_event=fanout(bar, input_note_printer), should_stop=should_stop,
+                               on_event=fanout(bar, input_note_printer, warn_if_unconverged),
+                               should_stop=should_stop,
                                overwrite=args.overwrite, data_options=learn_data_options(args))
     _report_training(summary, out, args.json)
     return 0
@@ -164,7 +166,8 @@ def _cmd_resume(args) -> int:
 
     bar = progress(args)
     with graceful_stop() as should_stop:
-        summary = resume_run(args.run, on_event=fanout(bar), should_stop=should_stop, data_root=args.data_root)
+        summary = resume_run(args.run, on_event=fanout(bar, warn_if_unconverged), should_stop=should_stop,
+                             data_root=args.data_root)
     _report_training(summary, Path(args.run), args.json)
     return 0
 

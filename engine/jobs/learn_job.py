@@ -112,7 +112,9 @@ def _learn(run: RunDir, net, ds: Dataset, learn: LearnConfig, on_event, should_s
         summary = {"stage": "learn", "status": "stopped" if result.stopped else "finished",
                    "steps": result.steps, "selected_step": result.selected_step,
                    "heldout_acc": result.heldout_acc, "open_frac": result.open_frac,
-                   "mean_gate": result.mean_gate}
+                   "mean_gate": result.mean_gate, "converged": result.converged}
+        if result.warning():
+            summary["warning"] = result.warning()
         run.write_json("summary.json", summary)
         emit(RunFinished(stage="learn", summary=summary))
         return result

@@ -41,13 +41,16 @@ can be found from **randomly initialised** weights, with no pre-training at all.
 
 ## Why structures from random weights differ
 The gates only learn which channels the *frozen random features* need. Different seeds
-give different channels, yet the per-layer **widths** come out very similar: the
-structure reflects the architecture and the task, not the particular weights. That is
-why the winning width pattern can be learned in minutes and retrained from scratch.
-Compare with the **uniform** network of the same MACs (the `u` column).
+give different channels and, the paper finds, noticeably different per-layer **widths**:
+structures pruned *after* pre-training look alike whatever the seed (their keep ratios
+correlate strongly), structures found at random init are diverse, and yet they retrain
+about as well. So no one width pattern is "the" answer; a good one can be found in
+minutes and retrained from scratch. Compare with the **uniform** network of the same MACs
+(the `u` column and the cyan `│` on each bar), and compare runs' keep ratios and their
+correlation side by side on the Compare page.
 
 ## Keys
-- `1` Setup, `2` Learn, `3` Structure, `4` Runs, `?` Help; `ctrl+p` command palette.
+- `1` Setup, `2` Learn, `3` Structure, `4` Runs, `5` Compare, `?` Help; `ctrl+p` command palette.
 - Setup: arrows move in the model list, `Tab` to the fields; in a field `+`/`-` or
   the up/down arrows nudge the value, the mouse wheel too; clicking the gauge sets it.
   `Escape` leaves a field: while one is being edited, letters, digits and `?` are
@@ -58,6 +61,8 @@ Compare with the **uniform** network of the same MACs (the `u` column).
   `i` explains threshold, ties and the uniform comparison.
 - Runs: `Enter` opens a run; there `g` loads its gates, `r` replays it, `t` retrains,
   `c` resumes a stopped or killed run, `n` names it.
+- Compare: `space` marks runs (two or more, of one model and data set), `o` adds a run or an
+  experiment directory by path; `l` layers, `c` correlation, `t` table; `i` explains them.
 - `q` quits; a retraining keeps running and is re-attached from the Runs page.
 """
 

@@ -13,7 +13,7 @@ from textual.widgets import Label, ProgressBar, Static
 from textual.worker import Worker
 
 from engine.errors import PfsError
-from pfs_tui.formatting import explorer_terms
+from pfs_tui.formatting import explorer_terms, fmt
 from pfs_tui.messages import LearnDone, LearnProgress
 from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import Pauser, build_model
@@ -32,10 +32,6 @@ def clock(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
     return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def fmt(value: float, spec: str = ".3f") -> str:
-    return format(value, spec) if value is not None and math.isfinite(value) else "-"
 
 
 class LearnScreen(PageScreen):
@@ -266,6 +262,8 @@ class LearnScreen(PageScreen):
                  f"held-out [b]{fmt(heldout[-1][1] if heldout else None)}[/b]")
         if snap["message"] and snap["status"] != "idle":
             stats += f"\n{escape(snap['message'])}"
+        if snap["warning"]:
+            stats += f"\n[b yellow]warning:[/] {escape(snap['warning'])}"
         self.query_one("#learn-stats", Static).update(stats)
         steps, loss = snap["steps"], snap["loss"]
         window = max(5, len(loss) // 20)

@@ -59,7 +59,7 @@ class StructureScreen(PageScreen):
                               maximum=spec.maximum, step=0.01, help=spec.help, id="budget")
         yield Static("", id="structure-summary")
         yield Explanation(STRUCTURE_TEXT, id="explain")
-        yield Static(" kept/dense channels per layer   (u: uniform network of the same MACs)",
+        yield Static(" kept/dense channels per layer   (u, │: uniform network of the same MACs)",
                      id="bars-title")
         with VerticalScroll(id="bars-scroll"):
             yield ChannelBars(id="bars")

@@ -4,12 +4,15 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from pfs_tui.widgets.keep_bars import ratio_bar
+
 
 class ChannelBars(Widget):
     """One line per channel group: a bar of kept out of dense channels, with numbers.
 
     The bar's length is the dense width (relative to the widest group), the bright part
-    the kept channels; `u` is what a uniform-width network of the same MACs keeps.
+    the kept channels; `u` (and the cyan `│` on the bar) is what a uniform-width network of
+    the same MACs keeps.
     """
 
     DEFAULT_CSS = """
@@ -41,16 +44,14 @@ class ChannelBars(Widget):
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (group, dense, kept, uniform) in enumerate(self.rows):
             length = max(1, round(bar_w * dense / widest))
-            on = round(length * kept / dense) if dense else 0
-            if kept and not on:
-                on = 1
             text.append(f"{group[-name_w:]:>{name_w}} ")
             text.append(f"{kept:>{num_w}}/{dense:<{num_w}}", style="bold")
             if has_uniform:
                 text.append(f" u{'' if uniform is None else uniform:<{num_w}}", style="cyan")
             text.append(" ")
-            text.append("█" * on, style="bold green")
-            text.append("░" * (length - on), style="grey50")
+            text.append_text(ratio_bar(kept / dense if dense else 0.0,
+                                       None if uniform is None or not dense else uniform / dense,
+                                       length, "bold green"))
             if i < len(self.rows) - 1:
                 text.append("\n")
         return text

@@ -6,7 +6,7 @@ from textual import events
 from textual.widget import Widget
 
 PAGES = (("setup", "1 Setup"), ("learn", "2 Learn"), ("structure", "3 Structure"),
-         ("runs", "4 Runs"), ("help", "? Help"))
+         ("runs", "4 Runs"), ("compare", "5 Compare"), ("help", "? Help"))
 
 
 class NavBar(Widget):
@@ -30,17 +30,25 @@ class NavBar(Widget):
             self.refresh()
 
     def render(self) -> Text:
+        text = self._tabs(compact=False)
+        if self.extra and len(text) + len(self.extra) + 1 > self.size.width:
+            text = self._tabs(compact=True)  # a narrow terminal keeps the status text visible
+        pad = self.size.width - len(text) - len(self.extra) - 1
+        if self.extra and pad > 0:
+            text.append(" " * pad + self.extra, style="italic")
+        return text
+
+    def _tabs(self, compact: bool) -> Text:
+        """The title and page tabs; `compact` drops the title and the padding around labels."""
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f" {self.title} ", style="bold reverse")
+        if not compact:
+            text.append(f" {self.title} ", style="bold reverse")
         self._spans = []
         for mode, label in PAGES:
             start = len(text) + 1
             text.append(" ")
-            text.append(f" {label} ", style="bold reverse" if mode == self.current else "")
+            text.append(label if compact else f" {label} ", style="bold reverse" if mode == self.current else "")
             self._spans.append((start, len(text), mode))
-        pad = self.size.width - len(text) - len(self.extra) - 1
-        if self.extra and pad > 0:
-            text.append(" " * pad + self.extra, style="italic")
         return text
 
     def on_click(self, event: events.Click) -> None:

@@ -1,0 +1,58 @@
+"""Learning long enough: the measured default length, and the warning when a run falls short."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.cli import build_parser, main
+from engine.cli.common import learn_config
+from engine.learn import CONVERGED_EVAL_EVERY, CONVERGED_LR, CONVERGED_STEPS, default_schedule
+
+TINY = ["resnet20", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--eval-every", "1",
+        "--heldout-limit", "16", "--quiet"]
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist"])
+def test_fashion_mnist_learns_the_measured_converging_schedule_by_default(dataset):
+    config = learn_config(build_parser().parse_args(["learn", "resnet20", "--dataset", dataset]))
+    assert (config.steps, config.lr, config.eval_every) == (CONVERGED_STEPS, CONVERGED_LR, CONVERGED_EVAL_EVERY)
+    assert default_schedule(dataset) == {"steps": CONVERGED_STEPS, "lr": CONVERGED_LR,
+                                         "eval_every": CONVERGED_EVAL_EVERY}
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "synthetic"])
+def test_other_data_sets_keep_the_papers_schedule(dataset):
+    other = learn_config(build_parser().parse_args(["learn", "resnet20", "--dataset", dataset]))
+    assert (other.epochs, other.steps, other.lr, other.eval_every) == (10, None, 0.01, None)
+
+
+def test_explicit_flags_win_over_the_default_schedule():
+    parse = build_parser().parse_args
+    epochs = learn_config(parse(["learn", "resnet20", "--epochs", "3"]))
+    assert (epochs.epochs, epochs.steps, epochs.lr) == (3, None, CONVERGED_LR)
+    given = learn_config(parse(["learn", "resnet20", "--steps", "40", "--lr", "0.01", "--eval-every", "7"]))
+    assert (given.steps, given.lr, given.eval_every) == (40, 0.01, 7)
+
+
+def test_a_run_short_of_r_warns_on_stderr_and_in_its_summary(tmp_path, capsys):
+    out = tmp_path / "short"
+    assert main(["learn", *TINY, "--out", str(out), "--json"]) == 0  # a warning, not a failure
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("pfs: warning:")]
+    assert len(warnings) == 1
+    assert "did not converge" in warnings[0] and "against r = 0.2" in warnings[0] and "Learn longer" in warnings[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["converged"] is False and summary["warning"] in warnings[0]
+    assert summary["open_frac"] > 0.2 and summary["selected_step"] == 2  # the last gates, for want of better
+    printed = json.loads(captured.out)
+    assert printed["converged"] is False and printed["warning"] == summary["warning"]
+
+
+def test_a_run_that_meets_r_is_quiet(tmp_path, capsys):
+    out = tmp_path / "met"
+    assert main(["learn", *TINY, "--sparsity", "1", "--out", str(out)]) == 0  # every step meets r = 1
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "NOT converged" not in captured.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["converged"] is True and "warning" not in summary

@@ -1,0 +1,30 @@
+"""The explorer learns the measured converged length by default and says when a run falls short."""
+from __future__ import annotations
+
+from engine.events import RunFinished, StepEnd
+from engine.learn import CONVERGED_LR, CONVERGED_STEPS, not_converged_message
+from pfs_tui.session import Settings
+from pfs_tui.testing import make_app, text_of
+
+
+def test_explorer_default_schedule_is_the_converging_one():
+    kwargs = Settings().learn_kwargs()
+    assert (kwargs["steps"], kwargs["lr"]) == (CONVERGED_STEPS, CONVERGED_LR)
+
+
+async def test_learn_page_shows_the_not_converged_warning(runs_root):
+    app = make_app(runs_root, start="learn")  # no Setup page: its model list takes seconds to trace
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.session.reset_log()
+        log.add(StepEnd(stage="learn", step=300, total_steps=300, epoch=1, loss=1.0, open_frac=0.47, mean_gate=0.2))
+        summary = {"stage": "learn", "status": "finished", "converged": False,
+                   "warning": not_converged_message(0.47, 0.2, 300)}
+        log.add(RunFinished(stage="learn", summary=summary))
+        app.screen.redraw(force=True)
+        await pilot.pause()
+        stats = text_of(app, "#learn-stats")
+        assert "warning: gate learning did not converge: 47% of the gates are still open after 300 steps" in stats
+        log.add(RunFinished(stage="learn", summary={"stage": "learn", "status": "finished", "converged": True}))
+        app.screen.redraw(force=True)
+        await pilot.pause()
+        assert "did not converge" not in text_of(app, "#learn-stats")
