@@ -27,12 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine import create_model  # noqa: E402
 from engine.analysis import correlation  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from engine.events import EvalEnd, GateSnapshot, StepEnd  # noqa: E402
 from engine.learn import LearnConfig, learn_gates  # noqa: E402
 from engine.search import search  # noqa: E402
-from sample_models import create_model  # noqa: E402
 
 
 def one_seed(args, data, seed: int) -> dict:
