@@ -289,6 +289,27 @@ def _add_compare_parser(sub) -> None:
     p.set_defaults(func=_cmd_compare)
 
 
+def _check_comparable(paths, structures) -> None:
+    """Structures compare only within one model and one data set: a PfsError naming the odd one out."""
+    from engine.runs import read_json
+
+    def dataset(path) -> str | None:
+        file = Path(path) / "structure.json" if Path(path).is_dir() else Path(path)
+        data = read_json(file)
+        return data.get("dataset") if isinstance(data, dict) else None
+
+    first, first_data = structures[0], dataset(paths[0])
+    for path, s in zip(paths[1:], structures[1:]):
+        if s.model != first.model:
+            raise PfsError(f"{path} is a {s.model} structure, {paths[0]} a {first.model} one; "
+                           "compare structures of one model")
+        data = dataset(path)
+        if (data and first_data and data != first_data) or list(s.input_size) != list(first.input_size) \
+                or s.num_classes != first.num_classes:
+            raise PfsError(f"{path} was found on {data or s.input_size}, {paths[0]} on "
+                           f"{first_data or first.input_size}; compare structures learned on one data set")
+
+
 def _cmd_compare(args) -> int:
     from engine.analysis import keep_ratios, mean_pairwise_correlation, pairwise_correlations
     from engine.runs import load_structure
@@ -296,6 +317,7 @@ def _cmd_compare(args) -> int:
     structures = [load_structure(p) for p in args.structures]
     if len(structures) < 2:
         raise PfsError("give at least two runs or structure.json files to compare")
+    _check_comparable(args.structures, structures)
     matrix = pairwise_correlations(structures)
     result = {"structures": args.structures,
               "keep_ratios": {p: keep_ratios(s).round(4).tolist() for p, s in zip(args.structures, structures)},

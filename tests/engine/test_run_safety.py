@@ -405,3 +405,19 @@ def test_evaluations_show_progress_before_they_finish(tmp_path):
     stream = io.StringIO()
     ProgressBar(stream)(starts[0])
     assert stream.getvalue() == "learn: evaluating 25 held-out images at step 2\n"
+
+
+def test_compare_refuses_runs_of_other_models_or_data_sets(trained, tmp_path, capsys):
+    fm = tmp_path / "fm"
+    assert main(["learn", "resnet20", "--steps", "2", "--batch-size", "16", "--expand", "0.25",
+                 "--heldout-limit", "64", "--quiet", "--out", str(fm)]) == 0
+    assert main(["search", str(fm), "--flops", "0.5"]) == 0
+    r32 = tmp_path / "r32"
+    assert main(["learn", "resnet32", "--dataset", "synthetic", "--steps", "2", "--batch-size", "16",
+                 "--quiet", "--out", str(r32)]) == 0
+    assert main(["search", str(r32), "--flops", "0.5"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(trained), str(r32)]) == 2
+    one_error_line(capsys.readouterr().err, "a resnet32 structure", "compare structures of one model")
+    assert main(["compare", str(trained), str(fm)]) == 2
+    one_error_line(capsys.readouterr().err, "fashion-mnist", "synthetic", "learned on one data set")
