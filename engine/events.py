@@ -31,11 +31,20 @@ class Event:
     def from_json(data: dict) -> Event:
         """The event a `to_json()` dict describes; unknown types raise ValueError."""
         data = dict(data)
-        cls = EVENT_TYPES.get(data.pop("type", None))
+        kind = data.pop("type", None)
+        cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
         if cls is None:
             raise ValueError(f"unknown event type in {data!r}")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        kept = {}
+        for f in fields(cls):
+            if f.name in data:
+                if not _fits(data[f.name], f.type):
+                    raise ValueError(f"{cls.kind} event field {f.name!r} is not a {f.type}: {data[f.name]!r}")
+                kept[f.name] = data[f.name]
+        try:
+            return cls(**kept)
+        except TypeError as exc:  # a required field is missing
+            raise ValueError(f"{cls.kind} event: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,20 @@ EVENT_TYPES: dict[str, type[Event]] = {
 Sink = Callable[[Event], None]
 
 
+# Field annotations (strings under `from __future__ import annotations`) -> accepted types.
+# A line of the right shape with a value of the wrong type is as corrupt as a torn one.
+_FIELD_TYPES = {"int": int, "float": (int, float), "str": str, "dict": dict, "bool": bool}
+
+
+def _fits(value, annotation: str) -> bool:
+    kind = _FIELD_TYPES.get(annotation)
+    if kind is None:
+        return True
+    if annotation != "bool" and isinstance(value, bool):
+        return False
+    return isinstance(value, kind)
+
+
 def _json_safe(value):
     # JSON has no NaN/inf: write null so every reader (jq, browsers) can parse the file.
     if isinstance(value, float) and not math.isfinite(value):
@@ -174,6 +197,15 @@ def failure_text(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "stopped: interrupted (the last checkpoint is kept; resume continues from it)"
     return str(exc) or type(exc).__name__
+
+
+def strict_json(data, **kwargs) -> str:
+    """json.dumps for everything pfs writes or prints: NaN and infinities become null.
+
+    Python's json writes NaN/Infinity by default, which jq, browsers and strict parsers
+    refuse; allow_nan=False makes any value that slipped past the mapping a loud error.
+    """
+    return json.dumps(_json_safe(data), allow_nan=False, **kwargs)
 
 
 def fanout(*sinks: Sink | None) -> Sink:
@@ -195,7 +227,7 @@ class JsonlSink:
         self._file = open(self.path, "a", encoding="utf-8")
 
     def __call__(self, event: Event) -> None:
-        self._file.write(json.dumps(event.to_json()) + "\n")
+        self._file.write(strict_json(event.to_json()) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -220,10 +252,17 @@ def iter_events(lines: Iterable[str]) -> Iterator[Event]:
         if not line:
             continue
         try:
-            data = json.loads(line)
-            yield Event.from_json({k: (float("nan") if v is None else v) for k, v in data.items()})
-        except (ValueError, TypeError):
+            yield parse_event(line)
+        except ValueError:
             continue
+
+
+def parse_event(line: str) -> Event:
+    """The event one JSON line describes; anything else (not an object, wrong types) is a ValueError."""
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError(f"an event line must be a JSON object, got {type(data).__name__}")
+    return Event.from_json({k: (float("nan") if v is None else v) for k, v in data.items()})
 
 
 class ProgressBar:

@@ -7,7 +7,6 @@ this module imports no command module.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import signal
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.errors import PfsError
+from engine.events import strict_json
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,7 +53,7 @@ def number(text: str) -> float:
 
 
 def print_json(data) -> None:
-    print(json.dumps(data, indent=2))
+    print(strict_json(data, indent=2))
 
 
 def human(n: float) -> str:

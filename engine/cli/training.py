@@ -199,9 +199,10 @@ def _cmd_runs(args) -> int:
         heldout = f"{i.heldout_accuracy:.4f}" if i.heldout_accuracy is not None else "-"
         acc = f"{i.accuracy:.4f}" if i.accuracy is not None else "-"
         macs = human(i.macs) if i.macs else "-"
+        note = f"  corrupt: {i.corrupt}" if i.corrupt else ""
         model = i.model if len(i.model) < mw else "..." + i.model[-(mw - 4):]
         print(f"{i.name:<{width}}  {model:<{mw}}{i.stage:<10}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
-              f"{macs:>9}{heldout:>10}{acc:>8}")
+              f"{macs:>9}{heldout:>10}{acc:>8}{note}")
     return 0
 
 

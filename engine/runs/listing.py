@@ -1,15 +1,25 @@
-"""Listing runs: what `pfs runs` and the explorer's Runs page show of each run directory."""
+"""Listing runs: what `pfs runs` and the explorer's Runs page show of each run directory.
+
+Listing never fails and never hides a run: a file that cannot be read (bad bytes, not
+JSON, wrong types, a torn events log) is named in `RunInfo.corrupt` and the rest of the
+run is shown as usual. Only the tail of events.jsonl is read: the summary needs the last
+event of a few kinds, and a 160-epoch training log is long.
+"""
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import RunError
-from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd, StructureFound
+from engine.events import EpochEnd, EvalEnd, Event, RunFailed, RunFinished, StepEnd, parse_event
 from engine.runs.rundir import DEFAULT_ROOT, STALE_S, RunDir
+
+TAIL_BLOCK = 64 * 1024  # bytes read per step backwards through events.jsonl
+WRITING_S = 10.0  # a log touched this recently may end in a line its writer is still finishing
 
 
 @dataclass
@@ -25,82 +35,190 @@ class RunInfo:
     progress: float  # of the current stage, 0..1
     budget: float | None
     macs: int | None
-    accuracy: float | None  # test accuracy of the trained structure (None before training)
+    accuracy: float | None
     updated: float
     best_accuracy: float | None = None
     epoch: int | None = None
     total_epochs: int | None = None
-    heldout_accuracy: float | None = None  # of the learned gates, on the held-out split
+    corrupt: str | None = None  # the run's unreadable files ("events.jsonl, structure.json"), else None
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                 for k, v in self.__dict__.items()}
 
 
-def run_info(path: str | os.PathLike) -> RunInfo:
-    """Summarise a run from its files and the tail of its events."""
-    run = RunDir.open(path)
-    config = run.config
-    events = run.events()
-    stage, status, progress, accuracy, heldout = config.get("stage", "learn"), "stopped", 0.0, None, None
-    epoch = total_epochs = None
-    ended = False  # the latest stage ended with a final event (finished, failed or stopped)
-    for e in events:
+@dataclass
+class _Tail:
+    """The fields the events decide, filled from the newest event backwards."""
+
+    stage: str | None = None
+    status: str | None = None
+    progress: float | None = None
+    accuracy: float | None = None
+    epoch: EpochEnd | None = None
+    seen_epoch: bool = False
+    corrupt: bool = False
+    found: set = field(default_factory=set)
+
+    def done(self) -> bool:
+        return {"stage", "status", "progress", "accuracy", "epoch"} <= self.found
+
+    def offer(self, e: Event) -> None:
+        """Take `e` into account; events come newest first, so the first of a kind wins."""
         if isinstance(e, (StepEnd, EvalEnd, EpochEnd, RunFinished, RunFailed)):
-            stage = e.stage
-        if isinstance(e, (RunStarted, StepEnd, EpochEnd)):
-            ended = False
-        elif isinstance(e, (RunFinished, RunFailed)):
-            ended = True
+            self._set("stage", e.stage)
         if isinstance(e, StepEnd):
-            progress, status = e.step / max(1, e.total_steps), "running"
+            self._set("status", "running")
+            self._set("progress", e.step / max(1, e.total_steps))
         elif isinstance(e, EpochEnd):
-            progress, status = e.epoch / max(1, e.total_epochs), "running"
-            epoch, total_epochs = e.epoch, e.total_epochs
+            self._set("status", "running")
+            self._set("progress", e.epoch / max(1, e.total_epochs))
+            self._set("epoch", e)
             if math.isfinite(e.test_acc):
-                accuracy = e.test_acc
-        elif isinstance(e, EvalEnd) and stage != "train" and math.isfinite(e.accuracy):
-            heldout = e.accuracy
-        elif isinstance(e, StructureFound):  # a new structure: what trained before no longer applies
-            stage, status, progress, ended = "search", "finished", 1.0, True
-            accuracy = epoch = total_epochs = None
+                self._set("accuracy", e.test_acc)
+        elif isinstance(e, EvalEnd) and e.stage != "train" and math.isfinite(e.accuracy):
+            self._set("accuracy", e.accuracy)
         elif isinstance(e, RunFinished):
             stopped = e.summary.get("status") == "stopped"  # ended early on request, work kept
-            status, progress = ("stopped", progress) if stopped else ("finished", 1.0)
+            self._set("status", "stopped" if stopped else "finished")
+            if not stopped:
+                self._set("progress", 1.0)
         elif isinstance(e, RunFailed):
-            status = "stopped" if e.error.startswith("stopped") else "failed"
-    summary = run.read_json_or_empty("summary.json")
-    structure = run.read_json_or_empty("structure.json")
-    learned = summary.get("learn") if summary.get("stage") == "train" else summary
-    if isinstance(learned, dict) and learned.get("heldout_acc") is not None:
-        heldout = learned["heldout_acc"]  # the selected gates' accuracy, not the last evaluation's
-    if summary.get("stage") == "train" and summary.get("test_acc") is not None:
+            self._set("status", "stopped" if e.error.startswith("stopped") else "failed")
+
+    def _set(self, name: str, value) -> None:
+        if name not in self.found:
+            self.found.add(name)
+            setattr(self, name, value)
+
+
+def run_info(path: str | os.PathLike) -> RunInfo:
+    """Summarise a run from its files and the tail of its events; never raises for a run folder."""
+    run = RunDir(path)
+    corrupt: list[str] = []
+    config = _json_object(run, "config.json", corrupt)
+    tail = _read_tail(run.events_path)
+    if tail.corrupt:
+        corrupt.append("events.jsonl")
+    summary = _json_object(run, "summary.json", corrupt)
+    structure = _json_object(run, "structure.json", corrupt)
+    budget, macs = structure.get("budget"), structure.get("macs")
+    if not _number(budget) or not (macs is None or (isinstance(macs, int) and not isinstance(macs, bool))):
+        corrupt.append("structure.json")
+        budget = macs = None
+    accuracy, best = tail.accuracy, summary.get("best_test_acc")
+    if summary.get("test_acc") is not None:
         accuracy = summary["test_acc"]
-    mtime = max((p.stat().st_mtime for p in run.path.iterdir() if p.is_file()), default=0.0)
+    if not _number(accuracy) or not _number(best):
+        corrupt.append("summary.json")
+        accuracy = tail.accuracy if _number(tail.accuracy) else None
+        best = None
+    status = tail.status or "stopped"
+    mtime = _mtime(run.path)
     alive = run.owner_alive()
     if alive:
         status = "running"
-    elif alive is False and (status == "running" or not ended):
+    elif alive is False and status == "running":
         status = "killed"  # its process died without a final event: `pfs resume` continues it
     elif alive is None and status == "running" and time.time() - mtime > STALE_S:
         status = "stopped"
-    return RunInfo(name=run.name, path=str(run.path), model=config.get("model", "?"),
-                   dataset=config.get("dataset", "?"), stage=stage, status=status, progress=progress,
-                   budget=structure.get("budget"), macs=structure.get("macs"), accuracy=accuracy,
-                   updated=mtime, best_accuracy=summary.get("best_test_acc"), epoch=epoch,
-                   total_epochs=total_epochs, heldout_accuracy=heldout)
+    if config and not all(isinstance(config.get(k), str) for k in ("model", "dataset")):
+        corrupt.append("config.json")
+    stage = tail.stage or config.get("stage", "learn")
+    return RunInfo(name=run.name, path=str(run.path), model=_text(config.get("model")),
+                   dataset=_text(config.get("dataset")), stage=stage if isinstance(stage, str) else "?",
+                   status=status, progress=tail.progress or 0.0, budget=budget, macs=macs, accuracy=accuracy,
+                   updated=mtime, best_accuracy=best, epoch=tail.epoch.epoch if tail.epoch else None,
+                   total_epochs=tail.epoch.total_epochs if tail.epoch else None,
+                   corrupt=", ".join(dict.fromkeys(corrupt)) or None)
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
-    """Every run under `root` (default ./runs or $PFS_RUNS), newest first; broken runs skipped."""
+    """Every run under `root` (default ./runs or $PFS_RUNS), newest first, broken ones included."""
     root = Path(root) if root is not None else DEFAULT_ROOT
     if not root.is_dir():
         return []
-    infos = []
-    for child in root.iterdir():
-        if (child / "config.json").is_file():
-            try:
-                infos.append(run_info(child))
-            except RunError:
-                continue
+    infos = [run_info(child) for child in root.iterdir() if (child / "config.json").is_file()]
     return sorted(infos, key=lambda i: i.updated, reverse=True)
+
+
+def _number(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _text(v) -> str:
+    return v if isinstance(v, str) else "?"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return max((p.stat().st_mtime for p in path.iterdir() if p.is_file()), default=0.0)
+    except OSError:
+        return 0.0
+
+
+def _json_object(run: RunDir, name: str, corrupt: list[str]) -> dict:
+    """A run's JSON file as a dict; {} when missing, and {} noted in `corrupt` when unreadable."""
+    path = run.file(name)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        corrupt.append(name)
+        return {}
+    return data
+
+
+def _read_tail(path: Path) -> _Tail:
+    """The events that decide the listing, read backwards from the end until all are found.
+
+    A last line without its newline in a log written seconds ago is a write in progress
+    (skipped); otherwise, like any line that is not an event, it marks the log corrupt.
+    """
+    tail = _Tail()
+    try:
+        writing = time.time() - path.stat().st_mtime < WRITING_S
+        lines = _lines_backwards(path)
+        for k, (line, complete) in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                tail.offer(parse_event(line.decode("utf-8")))
+            except ValueError as exc:
+                if k == 0 and not complete and writing:
+                    continue
+                if "unknown event type" not in str(exc):  # a newer pfs's event: not damage
+                    tail.corrupt = True
+            except RecursionError:
+                tail.corrupt = True
+            if tail.done():
+                break
+    except FileNotFoundError:
+        pass
+    except OSError:
+        tail.corrupt = True
+    return tail
+
+
+def _lines_backwards(path: Path) -> Iterator[tuple[bytes, bool]]:
+    """(line, ended by a newline) from the last line of `path` to the first."""
+    with open(path, "rb") as f:
+        pos = f.seek(0, os.SEEK_END)
+        if pos == 0:
+            return
+        f.seek(pos - 1)
+        complete = f.read(1) == b"\n"  # only the file's last line can lack its newline
+        rest = b""
+        while pos > 0:
+            step = min(TAIL_BLOCK, pos)
+            pos -= step
+            f.seek(pos)
+            parts = (f.read(step) + rest).split(b"\n")
+            rest = parts.pop(0)  # may continue in the block before
+            for line in reversed(parts):
+                yield line, complete
+                complete = True
+        yield rest, complete

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from engine.errors import RunError
-from engine.events import Event, JsonlSink, read_events
+from engine.events import Event, JsonlSink, read_events, strict_json
 
 DEFAULT_ROOT = Path(os.environ.get("PFS_RUNS", "runs"))
 OWNER_FILE = "pid.json"  # which process is working on the run, so a dead one is not "running"
@@ -76,8 +76,8 @@ def _write_error(path: Path, exc: OSError) -> RunError:
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write pretty JSON atomically."""
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
+    """Write pretty, strict JSON (NaN and infinities as null) atomically."""
+    atomic_write_bytes(path, (strict_json(data, indent=2) + "\n").encode())
 
 
 def save_tensors(path: str | os.PathLike, obj: Any) -> None:
@@ -170,7 +170,7 @@ class RunDir:
 
     @property
     def config(self) -> dict:
-        return read_json(self.path / "config.json")
+        return self.read_object("config.json")
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -184,9 +184,17 @@ class RunDir:
     def read_json(self, name: str) -> Any:
         return read_json(self.path / name)
 
+    def read_object(self, name: str) -> dict:
+        """A JSON file of the run that must hold an object (config, summary); else a RunError."""
+        data = self.read_json(name)
+        if not isinstance(data, dict):
+            raise RunError(f"{self.path / name} is corrupt (a JSON {type(data).__name__}, not an object); "
+                           "re-create the run")
+        return data
+
     def read_json_or_empty(self, name: str) -> dict:
-        """A JSON file of the run, or {} when the run has not written it yet."""
-        return self.read_json(name) if self.exists(name) else {}
+        """A JSON object file of the run, or {} when the run has not written it yet."""
+        return self.read_object(name) if self.exists(name) else {}
 
     def save(self, name: str, obj: Any) -> None:
         save_tensors(self.path / name, obj)

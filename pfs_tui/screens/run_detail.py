@@ -12,6 +12,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
+from engine.errors import RunError
 from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd
 from engine.runs import RunDir
 from pfs_tui.messages import RunEvents
@@ -60,7 +61,10 @@ class RunDetailScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.config = RunDir.open(self.path).config
+        try:
+            self.config = RunDir.open(self.path).config
+        except RunError as exc:  # a corrupt config.json: show what the events tell, and why
+            self.config, self.error = {}, str(exc)
         self.poll()
         self.set_interval(FOLLOW_S, self.poll)
 

@@ -32,6 +32,8 @@ def describe(info, settings: dict | None = None) -> str:
     label = f"[b]{escape(s['label'])}[/b] · " if s.get("label") else ""
     lines = [f"{label}[b]{escape(info.name)}[/b]  {escape(info.path)}",
              escape(f"{info.model} on {info.dataset} · stage {info.stage} · {info.status}")]
+    if info.corrupt:
+        lines.append(f"[b]corrupt: {escape(info.corrupt)}[/b] (unreadable; the rest is shown as usual)")
     if s.get("r") is not None:
         lines.append(escape(f"learned with r {_cell(s['r'])} · gamma {_cell(s.get('gamma'))} · "
                             f"{s.get('reg') or '-'} regulariser · seed {_cell(s.get('seed'))}"))
@@ -95,7 +97,8 @@ class RunsScreen(PageScreen):
         for i in message.infos:
             s = self.settings.get(i.path, {})
             acc = i.accuracy if i.accuracy is not None else i.heldout_accuracy  # test, else the gates' held-out
-            table.add_row(s.get("label") or i.name, i.stage, i.status, f"{100 * i.progress:.0f}%",
+            # A broken file outranks the status in the table; the preview has both.
+            table.add_row(s.get("label") or i.name, i.stage, "corrupt" if i.corrupt else i.status, f"{100 * i.progress:.0f}%",
                           "-" if acc is None else f"{acc:.3f}", human(i.macs),
                           *(_cell(v) for v in (i.budget, s.get("r"), s.get("gamma"), s.get("reg"), s.get("seed"))),
                           key=i.path)
