@@ -8,6 +8,7 @@ evenly across layers, and the result says how many kept channels a tie decided.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
@@ -54,13 +55,50 @@ class Structure:
     @classmethod
     def from_json(cls, data: Mapping) -> Structure:
         """A Structure from structure.json; a missing field is a PfsError naming the fix."""
+        fix = "re-create it with `pfs search RUN --flops F`"
+        if not isinstance(data, Mapping):
+            raise PfsError(f"structure.json holds a JSON {type(data).__name__}, not a structure; {fix}")
         names = [f.name for f in fields(cls)]
         missing = [f.name for f in fields(cls) if f.name not in data
                    and f.default is MISSING and f.default_factory is MISSING]
         if missing:
-            raise PfsError(f"structure.json lacks {', '.join(missing)}; re-create it with "
-                           "`pfs search RUN --flops F`")
+            raise PfsError(f"structure.json lacks {', '.join(missing)}; {fix}")
+        for name in names:
+            if name in data and not _FIELD_CHECKS[name](data[name]):
+                raise PfsError(f"structure.json field {name!r} is {data[name]!r:.60}, not {_FIELD_NAMES[name]}; {fix}")
+        if set(data["widths"]) != set(data["dense_widths"]):
+            raise PfsError(f"structure.json's widths and dense_widths name different groups; {fix}")
         return cls(**{k: data[k] for k in names if k in data})
+
+
+def _whole(v, least: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _counts(least: int):
+    return lambda v: isinstance(v, dict) and all(isinstance(k, str) and _whole(w, least) for k, w in v.items())
+
+
+# structure.json is read back from disk (and may be hand-edited): each field's check and its
+# description, so a damaged file is one PfsError naming the field, not a TypeError mid-job.
+_FIELD_CHECKS = {
+    "model": lambda v: isinstance(v, str), "widths": _counts(0), "dense_widths": _counts(1),
+    "keep": lambda v: isinstance(v, dict) and all(isinstance(k, list) and all(_whole(i) for i in k)
+                                                  for k in v.values()),
+    "macs": _whole, "params": _whole, "dense_macs": lambda v: _whole(v, 1), "dense_params": lambda v: _whole(v, 1),
+    "budget": lambda v: _finite(v) and v > 0, "budget_macs": _whole, "threshold": _finite, "tied": _whole,
+    "input_size": lambda v: isinstance(v, list) and len(v) == 3 and all(_whole(x, 1) for x in v),
+    "num_classes": lambda v: _whole(v, 1), "spec": lambda v: isinstance(v, dict),
+    "min_channels": lambda v: _whole(v, 1),
+}
+_FIELD_NAMES = {"model": "a model name", "widths": "channels per group", "dense_widths": "channels per group",
+                "keep": "kept channel indices per group", "budget": "a positive number",
+                "threshold": "a number", "input_size": "[C, H, W]", "spec": "an object"}
+_FIELD_NAMES = {f.name: _FIELD_NAMES.get(f.name, "a whole number") for f in fields(Structure)}
 
 
 def budget_to_macs(budget: float, dense: int) -> int:

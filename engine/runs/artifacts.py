@@ -22,7 +22,12 @@ def load_gated_model(run_path: str | Path, *, gates: bool = True):
     if "model_spec" not in config:
         raise RunError(f"{run.path}/config.json has no model_spec; it was not written by `pfs learn`")
     net = rebuild_model(config["model_spec"])
-    net.load_state_dict(_checked_state(run.load("init.pt"), run.path / "init.pt"))
+    state = _checked_state(run.load("init.pt"), run.path / "init.pt")
+    try:
+        net.load_state_dict(state)
+    except RuntimeError:  # missing keys or other shapes: another model's init, or a damaged one
+        raise RunError(f"{run.path / 'init.pt'} does not fit the run's {config.get('model', 'model')} "
+                       "(other layers or shapes); re-run `pfs learn`") from None
     if gates:
         load_gates(net, run.load("gates.pt"), run.path / "gates.pt")
     return net
@@ -37,6 +42,9 @@ def load_gates(net, values: dict, source: str | Path = "gates") -> None:
             v = values.get(group)
             if not isinstance(v, torch.Tensor) or v.shape != gate.weight.shape:
                 raise RunError(f"{source} does not fit the model (group {group!r}); re-run `pfs learn`")
+            if not v.is_floating_point() or not torch.isfinite(v).all():
+                raise RunError(f"{source} holds gate values that are not finite numbers (group {group!r}); "
+                               "re-run `pfs learn` (with a lower --lr if the loss diverged)")
             gate.weight.copy_(v)
 
 

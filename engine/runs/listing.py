@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.events import EpochEnd, EvalEnd, Event, RunFailed, RunFinished, StepEnd, parse_event
 from engine.runs.rundir import DEFAULT_ROOT, STALE_S, RunDir
+from engine.runs.schema import config_problem
 
 TAIL_BLOCK = 64 * 1024  # bytes read per step backwards through events.jsonl
 WRITING_S = 10.0  # a log touched this recently may end in a line its writer is still finishing
@@ -122,8 +123,9 @@ def run_info(path: str | os.PathLike) -> RunInfo:
         status = "killed"  # its process died without a final event: `pfs resume` continues it
     elif alive is None and status == "running" and time.time() - mtime > STALE_S:
         status = "stopped"
-    if config and not all(isinstance(config.get(k), str) for k in ("model", "dataset")):
+    if config_problem(config):
         corrupt.append("config.json")
+        config = {k: v for k, v in config.items() if k not in ("model", "dataset") or isinstance(v, str)}
     stage = tail.stage or config.get("stage", "learn")
     return RunInfo(name=run.name, path=str(run.path), model=_text(config.get("model")),
                    dataset=_text(config.get("dataset")), stage=stage if isinstance(stage, str) else "?",

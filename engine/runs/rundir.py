@@ -24,6 +24,7 @@ import torch
 
 from engine.errors import RunError
 from engine.events import Event, JsonlSink, read_events, strict_json
+from engine.runs.schema import check_config
 
 DEFAULT_ROOT = Path(os.environ.get("PFS_RUNS", "runs"))
 OWNER_FILE = "pid.json"  # which process is working on the run, so a dead one is not "running"
@@ -170,7 +171,7 @@ class RunDir:
 
     @property
     def config(self) -> dict:
-        return self.read_object("config.json")
+        return check_config(self.read_object("config.json"), self.path / "config.json")
 
     def file(self, name: str) -> Path:
         return self.path / name

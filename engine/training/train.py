@@ -166,6 +166,7 @@ def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_e
     """
     run = RunDir.open(run_path)
     config = {**run.config, **moved_data(run.config, data_root)}
+    run.read_json_or_empty("summary.json")  # read again at the end: a damaged one is refused before any write
     if resume:
         if "train" not in config:
             raise PfsError(f"{run.path} has no train stage to resume; start one with `pfs train {run.path}`")

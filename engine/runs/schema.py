@@ -1,0 +1,74 @@
+"""What a run's config.json must hold, checked whenever it is read.
+
+config.json is the user's file as much as ours: hand-edited, copied between machines, cut
+short by a full disk. Checking the types of the keys pfs reads turns any of that into one
+RunError naming the key, instead of a TypeError deep inside a job after it has started
+writing. Only keys that are present are checked (old and test runs hold fewer).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.errors import RunError
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def positive_int(v) -> bool:
+    return _is_int(v) and v >= 1
+
+
+def finite_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def image_size(v) -> bool:
+    """[C, H, W] of positive whole numbers."""
+    return isinstance(v, list) and len(v) == 3 and all(positive_int(x) for x in v)
+
+
+def _model_spec(v) -> bool:
+    """A sample model's or a foreign model's spec (the latter has no expand, may have no widths)."""
+    return (isinstance(v, dict) and isinstance(v.get("name"), str) and positive_int(v.get("num_classes"))
+            and positive_int(v.get("in_channels"))
+            and ("expand" not in v or (finite_number(v["expand"]) and v["expand"] > 0))
+            and isinstance(v.get("widths", {}), dict) and all(positive_int(w) for w in v.get("widths", {}).values())
+            and isinstance(v.get("arch", {}), dict))
+
+
+CONFIG_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "model": (lambda v: isinstance(v, str), "a model name"),
+    "dataset": (lambda v: isinstance(v, str), "a data set name"),
+    "data_root": (lambda v: v is None or isinstance(v, str), "a folder or null"),
+    "expand": (lambda v: finite_number(v) and v > 0, "a positive number"),
+    "arch": (lambda v: isinstance(v, dict), "an object"),
+    "model_spec": (_model_spec, "the model's spec (name, num_classes, in_channels, expand, widths)"),
+    "input_size": (image_size, "[C, H, W]"),
+    "num_classes": (positive_int, "a positive whole number"),
+    "seed": (_is_int, "a whole number"),
+    "learn": (lambda v: isinstance(v, dict), "an object"),
+    "train": (lambda v: isinstance(v, dict), "an object"),
+    "pipeline": (lambda v: isinstance(v, dict), "an object"),
+    "created": (finite_number, "a time"),
+    "branched_from": (lambda v: isinstance(v, str), "a run directory"),
+}
+
+
+def config_problem(config: dict) -> str | None:
+    """What is wrong with a parsed config.json ('key "seed" is ...'), or None when it is sound."""
+    for key, (ok, expected) in CONFIG_KEYS.items():
+        if key in config and not ok(config[key]):
+            return f"key {key!r} is {config[key]!r:.60}, expected {expected}"
+    return None
+
+
+def check_config(config: dict, path: str | Path) -> dict:
+    """`config` if sound; else a RunError naming the file and the key."""
+    problem = config_problem(config)
+    if problem:
+        raise RunError(f"{path} is corrupt ({problem}); fix the file or re-create the run")
+    return config
