@@ -24,3 +24,11 @@ class StopRequested(PfsError):
     The message says where it stopped and how to continue; the CLI exits with 130 for it
     in every command, as for an interrupted program.
     """
+
+
+class DivergedError(PfsError):
+    """The loss became NaN or infinite: the run stops as failed, naming the step and the fix."""
+
+
+class PfsWarning(UserWarning):
+    """Something the user should know that does not stop the job (the CLI prints one line)."""

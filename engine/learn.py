@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.data import Dataset, batches
-from engine.errors import PfsError
+from engine.errors import DivergedError, PfsError, PfsWarning
 from engine.events import EpochEnd, EvalEnd, EvalStarted, Event, GateSnapshot, StepEnd
 from engine.gates import set_gates_enabled
 
@@ -207,6 +208,7 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
         raise PfsError(f"checkpoint_every must be a number of steps >= 0, got {checkpoint_every!r}")
     if not hasattr(model, "gates") or not model.gates():
         raise PfsError("the model has no channel gates; build it with engine.create_model")
+    check_batch_fits(config, data)
     emit = on_event or (lambda event: None)
     device = torch.device(config.device)
     train, held = data.heldout_split(seed=0)
@@ -230,6 +232,15 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
         for name, p in model.named_parameters():
             p.requires_grad_(saved_flags[name])
             p.grad = None
+
+
+def check_batch_fits(config: LearnConfig, data) -> None:
+    """A PfsError unless one batch fits in the images gate learning trains on (before any run is made)."""
+    n = _num_images(data)
+    held = min(data.heldout_size, n // 2)
+    if config.batch_size > n - held:
+        raise PfsError(f"--batch-size {config.batch_size} is larger than the {n - held} images gate learning "
+                       f"trains on ({n} minus {held} held out); lower --batch-size")
 
 
 class _Loop:
@@ -340,6 +351,10 @@ class _Loop:
             correct = int((logits.argmax(1) == y).sum())
         self.step += 1
         loss_v, n = float(loss.detach()), y.numel()
+        if not math.isfinite(loss_v):
+            raise DivergedError(f"the gate-learning loss became {loss_v} at step {self.step}, so the gates are "
+                                f"no longer numbers; lower the learning rate (now --lr {self.config.lr:g}), "
+                                f"e.g. --lr {self.config.lr / 10:g}")
         stats = self.epoch_stats
         stats[0] += loss_v * n
         stats[1] += correct
@@ -391,6 +406,10 @@ class _Loop:
         """The selected gates (also written into the model), and the last ones."""
         last = self._gates_copy()
         chosen = self.selection.best or self.last_eval  # run() evaluated the last gates if needed
+        if self.selection.best is None and not self.stopped:
+            warnings.warn(f"no gate set met the target r={self.config.sparsity:g} (the last ones are "
+                          f"{chosen.open_frac:.1%} open), so the last gates (step {chosen.step}) are kept; "
+                          "learn longer (--epochs) or raise --gamma to reach r", PfsWarning, stacklevel=2)
         with torch.no_grad():
             for p, g in zip(self.gate_params, self.groups):
                 p.copy_(chosen.gates[g].to(p.device))

@@ -17,11 +17,12 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from engine.cli import evidence, export, method, training
 from engine.cli.common import Parser
-from engine.errors import PfsError, StopRequested
+from engine.errors import PfsError, PfsWarning, StopRequested
 
 EXIT_USER, EXIT_FAILURE, EXIT_STOPPED = 2, 1, 130
 
@@ -30,6 +31,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `pfs` command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PfsWarning)
+        warnings.showwarning = _show_warning
+        return _main(argv, debug)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """pfs's own warnings as one stderr line; any other library's in Python's usual form."""
+    if issubclass(category, PfsWarning):
+        print(f"pfs: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         if argv and argv[0] == "tui":  # the explorer parses its own flags (and --help)
             _exec_tui(argv[1:])

@@ -7,6 +7,7 @@ this module imports no command module.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import signal
@@ -46,10 +47,14 @@ def positive_int(text: str) -> int:
 
 
 def number(text: str) -> float:
+    """A finite float: nan and inf are refused here, not discovered as a NaN loss mid-run."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def print_json(data) -> None:

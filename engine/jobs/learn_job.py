@@ -15,7 +15,7 @@ import torch
 from engine.data import Dataset, absolute_data_paths, load_dataset, moved_data
 from engine.errors import PfsError
 from engine.events import Event, RunFailed, RunFinished, RunStarted, failure_text, fanout
-from engine.learn import LearnConfig, LearnResult, learn_gates
+from engine.learn import LearnConfig, LearnResult, check_batch_fits, learn_gates
 from engine.runs import RunDir, load_gated_model
 from engine.training import CHECKPOINT as TRAIN_CHECKPOINT
 
@@ -45,6 +45,7 @@ def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, 
     data_root, dataset = absolute_data_paths(data_root, dataset)
     ds = data if data is not None else load_dataset(dataset, data_root, download=download)
     ds = shaped_data(ds, data_options or {})
+    check_batch_fits(learn, ds)  # before the run directory is made
     torch.manual_seed(learn.seed)
     net = build_model(model, in_channels=ds.input_size[0], num_classes=ds.num_classes, expand=expand,
                       input_size=ds.input_size, **(arch or {}))

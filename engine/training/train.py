@@ -8,6 +8,7 @@ same weights as one never interrupted. Only rank 0 writes files and events.
 """
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -22,7 +23,7 @@ from torch import nn
 
 from engine.data import Dataset, load_dataset, moved_data
 from engine.data.sources import MemorySource, steps_per_epoch
-from engine.errors import PfsError, StopRequested
+from engine.errors import DivergedError, PfsError, StopRequested
 from engine.events import (
     CheckpointSaved,
     EpochEnd,
@@ -87,6 +88,10 @@ class TrainOptions:
         def positive(flag: str, v, allow_zero: bool = False) -> None:
             if v is not None and not (v >= 0 if allow_zero else v > 0):
                 raise PfsError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {v}")
+        for flag, v in (("--expand", self.expand), ("--lr", self.lr), ("--wd", self.wd),
+                        ("--momentum", self.momentum), ("--label-smoothing", self.label_smoothing)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                raise PfsError(f"{flag} must be a finite number, got {v!r}")
         for flag, v in (("--epochs", self.epochs), ("--expand", self.expand), ("--lr", self.lr),
                         ("--batch-size", self.batch_size), ("--accum-steps", self.accum_steps),
                         ("--subset", self.subset), ("--test-subset", self.test_subset),
@@ -323,8 +328,10 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
                                    l1_params=bn_scales, l1=options.slim_lambda)
             state["step"] += 1
             if (i + 1) % options.log_every == 0 or i + 1 == job.steps:
+                loss_v = loss.item()  # read only when logging: a GPU step never waits for the host
+                _check_finite(loss_v, state["step"], epoch, plan, run, device)
                 emit(StepEnd(stage="train", step=state["step"], total_steps=plan.epochs * job.steps,
-                             epoch=epoch + 1, loss=loss.item(), lr=lr, accuracy=acc.item(),
+                             epoch=epoch + 1, loss=loss_v, lr=lr, accuracy=acc.item(),
                              steps_per_s=(i + 1 - skip) / (time.perf_counter() - t0)))
             if should_stop is not None and distributed.broadcast_flag(should_stop(), device):
                 done = distributed.all_reduce_sum(sums.tolist(), device)
@@ -365,6 +372,14 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
         run.write_json("summary.json", summary)
     emit(RunFinished(stage="train", summary={k: v for k, v in summary.items() if k not in ("history", "learn")}))
     return summary
+
+
+def _check_finite(loss: float, step: int, epoch: int, plan: Plan, run: RunDir, device) -> None:
+    """Stop a diverged run as failed (rank 0 decides, so all ranks stop together)."""
+    if distributed.broadcast_flag(not math.isfinite(loss), device):
+        raise DivergedError(f"the training loss became {loss} by step {step} (epoch {epoch + 1}), so the "
+                            f"weights are no longer numbers; lower the learning rate (now {plan.lr:g}), e.g. "
+                            f"`pfs train {run.path} --overwrite --lr {plan.lr / 10:g}`")
 
 
 def train_step(net: nn.Module, optimizer, scaler, criterion, x: torch.Tensor, y: torch.Tensor, micro: int = 1,
