@@ -10,6 +10,7 @@ import gzip
 import io
 import os
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -96,13 +97,34 @@ def _fashion_mnist(root, download: bool) -> Dataset:
         raise DataError(f"Fashion-MNIST not found in {where}; install it with "
                         "`apt-get install dataset-fashion-mnist`, pass --data-root DIR, "
                         "or add --download (needs internet)")
-    parts = {split: (_read_idx(folder, img), _read_idx(folder, lbl))
-             for split, (img, lbl) in FASHION_FILES.items()}
+    parts = {split: _fashion_split(folder, img, lbl) for split, (img, lbl) in FASHION_FILES.items()}
     (trx, try_), (tex, tey) = parts["train"], parts["test"]
     return Dataset("fashion-mnist", torch.from_numpy(trx).unsqueeze(1), torch.from_numpy(try_).long(),
                    torch.from_numpy(tex).unsqueeze(1), torch.from_numpy(tey).long(), 10,
                    mean=(0.2860,), std=(0.3530,), crop_padding=2, flip=True, heldout_size=5000,
                    class_names=tuple(FASHION_CLASSES))
+
+
+def _fashion_split(folder: Path, images: str, labels: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images [N, 28, 28] and labels [N] in 0..9, each file checked against the other."""
+    x, y = _read_idx(folder, images), _read_idx(folder, labels)
+    img_path, lbl_path = _idx_path(folder, images), _idx_path(folder, labels)
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise DataError(f"{img_path} holds no 2-D images (shape {list(x.shape)}); re-install the data set")
+    if y.ndim != 1:
+        raise DataError(f"{lbl_path} is not a label file (shape {list(y.shape)}); re-install the data set")
+    _check_labels(y, len(x), 10, lbl_path, img_path)
+    return x, y
+
+
+def _check_labels(labels: np.ndarray, images: int, classes: int, path: Path, image_path: Path) -> None:
+    """DataError naming `path` unless there is one label per image, each in 0..classes-1."""
+    if len(labels) != images:
+        raise DataError(f"{path} has {len(labels)} labels for the {images} images of {image_path.name}; "
+                        "the data set is damaged, download or install it again")
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise DataError(f"{path} has labels from {labels.min()} to {labels.max()}, outside 0..{classes - 1}; "
+                        "the data set is damaged, download or install it again")
 
 
 def _find_fashion_folder(root) -> Path | None:
@@ -128,8 +150,11 @@ def _idx_path(folder: Path, stem: str) -> Path | None:
 def _read_idx(folder: Path, stem: str) -> np.ndarray:
     """An IDX file (the MNIST format: magic, dims, big-endian uint8 payload) as an array."""
     path = _idx_path(folder, stem)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path} cannot be read ({exc}); re-install the data set") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or len(raw) < 4 + 4 * raw[3]:
         raise DataError(f"{path} is not a uint8 IDX file; re-install the data set")
     ndim = raw[3]
     dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
@@ -157,13 +182,15 @@ def _cifar(name: str, root, download: bool) -> Dataset:
     if not folder.is_dir():
         raise DataError(f"{name} not found: expected {folder}/ (torchvision's layout); "
                         "pass --data-root DIR holding it, or add --download (needs internet)")
-    trx, try_ = _cifar_batches(folder, train_files, label_key)
-    tex, tey = _cifar_batches(folder, test_files, label_key)
+    trx, try_ = _cifar_batches(folder, train_files, label_key, classes)
+    tex, tey = _cifar_batches(folder, test_files, label_key, classes)
     return Dataset(name, trx, try_, tex, tey, classes, mean=mean, std=std, crop_padding=4, flip=True,
                    heldout_size=5000, class_names=tuple(CIFAR10_CLASSES) if classes == 10 else ())
 
 
-def _cifar_batches(folder: Path, files: list[str], label_key: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+def _cifar_batches(folder: Path, files: list[str], label_key: bytes,
+                   classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels of CIFAR batch files, each file checked: a damaged one is named."""
     xs, ys = [], []
     for f in files:
         path = folder / f
@@ -171,10 +198,19 @@ def _cifar_batches(folder: Path, files: list[str], label_key: bytes) -> tuple[to
             raise DataError(f"{path} is missing; the CIFAR folder is incomplete, download it again")
         try:
             batch = _SafeUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch[label_key], dtype=np.int64))
-        except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
-            raise DataError(f"{path} is not a CIFAR batch ({exc}); download it again") from None
+            data, labels = batch[b"data"], batch[label_key]
+            if isinstance(data, (str, bytes)) or isinstance(labels, (str, bytes)):
+                raise TypeError("data and labels must be arrays")
+            x = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32)
+            y = np.asarray(labels, dtype=np.int64).reshape(-1)
+        except (pickle.UnpicklingError, KeyError, ValueError, TypeError, IndexError, EOFError) as exc:
+            raise DataError(f"{path} is not a CIFAR batch ({type(exc).__name__}: {str(exc)[:80]}); "
+                            "download it again") from None
+        if len(x) == 0:
+            raise DataError(f"{path} holds no images; download the data set again")
+        _check_labels(y, len(x), classes, path, path)
+        xs.append(x)
+        ys.append(y)
     return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
 

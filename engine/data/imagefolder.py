@@ -8,6 +8,7 @@ slice of the same global batch. Images travel as uint8 and are normalised on the
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from engine.data.sources import Batch, epoch_generator, shard, steps_per_epoch
-from engine.errors import DataError
+from engine.errors import DataError, PfsWarning
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -97,6 +98,9 @@ def load_imagefolder(path: str | os.PathLike) -> ImageFolderDataset:
     if unknown:
         raise DataError(f"{val_dir} has classes not in train/: {', '.join(unknown[:5])}; "
                         "val/ must use the train/ class folder names")
+    if len(classes) == 1:
+        warnings.warn(f"{train_dir} has one class ({classes[0]}): every prediction is right and accuracy "
+                      "says nothing; add one sub-folder per class", PfsWarning, stacklevel=2)
     index = {c: i for i, c in enumerate(classes)}
     train, test = _scan(train_dir, index), _scan(val_dir, index)
     if not train or not test:
@@ -133,8 +137,10 @@ class _Files(torch.utils.data.Dataset):
         try:
             with Image.open(path) as im:
                 img = v2.functional.pil_to_tensor(im.convert("RGB"))
-        except OSError as exc:
-            raise DataError(f"cannot decode {path} ({exc}); remove or replace the file") from None
+        except Exception:  # PIL fails in many types (OSError, SyntaxError, DecompressionBombError)
+            # Raised here, in a worker, it would reach the user as a worker traceback: hand the
+            # main process a blank image labelled -1-i instead, and it names the file (_loader).
+            return torch.zeros(3, self.size, self.size, dtype=torch.uint8), -1 - i
         if not self.train:
             img = v2.functional.resize(img, int(round(self.size / 0.875)), antialias=True)
             return v2.functional.center_crop(img, [self.size, self.size]), label
@@ -168,6 +174,9 @@ class FolderSource:
         mean = torch.tensor(self.ds.mean, device=device).view(1, -1, 1, 1)
         inv_std = 1.0 / torch.tensor(self.ds.std, device=device).view(1, -1, 1, 1)
         for x, y in loader:
+            if (y < 0).any():
+                path = files[-1 - int(y[y < 0][0])][0]
+                raise DataError(f"cannot decode {path}: not a readable image; remove or replace the file")
             x = x.to(device, non_blocking=True).float().div_(255.0)
             yield (x - mean).mul_(inv_std), y.to(device, non_blocking=True)
 
