@@ -38,9 +38,12 @@ class Event:
         kept = {}
         for f in fields(cls):
             if f.name in data:
-                if not _fits(data[f.name], f.type):
-                    raise ValueError(f"{cls.kind} event field {f.name!r} is not a {f.type}: {data[f.name]!r}")
-                kept[f.name] = data[f.name]
+                value = data[f.name]
+                if value is None and f.type == "float":
+                    value = math.nan  # to_json writes NaN as null
+                if not _fits(value, f.type):
+                    raise ValueError(f"{cls.kind} event field {f.name!r} is not a {f.type}: {value!r}")
+                kept[f.name] = value
         try:
             return cls(**kept)
         except TypeError as exc:  # a required field is missing
@@ -262,7 +265,7 @@ def parse_event(line: str) -> Event:
     data = json.loads(line)
     if not isinstance(data, dict):
         raise ValueError(f"an event line must be a JSON object, got {type(data).__name__}")
-    return Event.from_json({k: (float("nan") if v is None else v) for k, v in data.items()})
+    return Event.from_json(data)
 
 
 class ProgressBar:

@@ -64,7 +64,8 @@ def test_missing_and_corrupt_runs_are_clear_errors(tmp_path):
     (tmp_path / "bad" / "config.json").write_text("{not json")
     with pytest.raises(RunError, match="corrupt"):
         RunDir.open(tmp_path / "bad")
-    assert list_runs(tmp_path) == []
+    [info] = list_runs(tmp_path)  # listed, not hidden: `pfs runs` names the broken file
+    assert (info.name, info.model, info.corrupt) == ("bad", "?", "config.json")
 
 
 def test_a_run_stopped_on_request_lists_as_stopped_not_finished(tmp_path):
