@@ -150,3 +150,19 @@ async def test_retraining_a_trained_run_asks_first_then_overwrites(runs_root):
         # The process failed at once: the page says so, with its last words.
         await wait_until(pilot, lambda: "pfs: error: boom" in text_of(app, "#run-head"), what="the error")
         assert "pfs train exited without training" in text_of(app, "#run-head")
+
+
+async def test_a_run_with_a_corrupt_file_is_listed_and_opens_without_crashing(runs_root):
+    copy_run("learned", runs_root, mtime=1_700_000_000)
+    broken = copy_run("trained", runs_root, mtime=1_700_000_100)
+    (broken / "config.json").write_text("{damaged")
+    app = make_app(runs_root)
+    async with app.run_test(size=(100, 24)) as pilot:
+        table = await show_runs(pilot, app, rows=2)
+        trained, learned = (table.get_row_at(i) for i in range(2))
+        assert trained[0] == "trained" and trained[2] == "corrupt" and learned[2] == "finished"
+        assert "corrupt: config.json" in text_of(app, "#run-preview")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.epochs,
+                         what="the run's events")
+        assert "config.json is corrupt" in text_of(app, "#run-head")
