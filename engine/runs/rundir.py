@@ -283,7 +283,7 @@ class RunDir:
         if not owner or owner.get("host") != socket.gethostname():
             return None  # no owner, or one on another machine: cannot tell from here
         pid = owner.get("pid")
-        if not isinstance(pid, int) or pid <= 0:
+        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:  # os.kill takes a C int
             return None
         try:
             os.kill(pid, 0)

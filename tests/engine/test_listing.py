@@ -180,3 +180,14 @@ def _listed(path, log):
     for f in run.path.iterdir():
         os.utime(f, (past, past))
     return run_info(run.path)
+
+
+@pytest.mark.parametrize("owner", [b"\xff", b"[1]", b'{"pid": 99999999999999999999, "host": "%s"}',
+                                   b'{"pid": true, "host": "%s"}', b'{"pid": "1", "host": "%s"}'])
+def test_a_damaged_owner_record_does_not_stop_the_listing(tmp_path, owner):
+    import socket
+
+    run = _finished_run(tmp_path)
+    run.file("pid.json").write_bytes(owner.replace(b"%s", socket.gethostname().encode()))
+    [info] = list_runs(tmp_path)
+    assert (info.status, info.corrupt) == ("finished", None)

@@ -63,6 +63,11 @@ def finished_run(tmp_path_factory) -> Path:
                  ["train", str(run), *TINY_TRAIN]):
         assert main(argv) == 0, argv
     assert {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()} == set(FILES)
+    for name in FILES:  # every JSON pfs wrote is strict (null, never NaN or Infinity)
+        if name.endswith(".json"):
+            _strict_json((run / name).read_text())
+        elif name.endswith(".jsonl"):
+            [_strict_json(line) for line in (run / name).read_text().splitlines()]
     return run
 
 
