@@ -68,6 +68,11 @@ class Structure:
                 raise PfsError(f"structure.json field {name!r} is {data[name]!r:.60}, not {_FIELD_NAMES[name]}; {fix}")
         if set(data["widths"]) != set(data["dense_widths"]):
             raise PfsError(f"structure.json's widths and dense_widths name different groups; {fix}")
+        for group, width in data["widths"].items():
+            full = data["dense_widths"][group]
+            if not _whole(width, 1) or width > full:
+                raise PfsError(f"structure.json: group {group!r} keeps {width!r} channels; it must be a whole "
+                               f"number in 1..{full}; {fix}")
         return cls(**{k: data[k] for k in names if k in data})
 
 
@@ -83,10 +88,15 @@ def _counts(least: int):
     return lambda v: isinstance(v, dict) and all(isinstance(k, str) and _whole(w, least) for k, w in v.items())
 
 
+def _names(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) for k in v)
+
+
 # structure.json is read back from disk (and may be hand-edited): each field's check and its
 # description, so a damaged file is one PfsError naming the field, not a TypeError mid-job.
 _FIELD_CHECKS = {
-    "model": lambda v: isinstance(v, str), "widths": _counts(0), "dense_widths": _counts(1),
+    "model": lambda v: isinstance(v, str), "widths": _names,
+    "dense_widths": _counts(1),
     "keep": lambda v: isinstance(v, dict) and all(isinstance(k, list) and all(_whole(i) for i in k)
                                                   for k in v.values()),
     "macs": _whole, "params": _whole, "dense_macs": lambda v: _whole(v, 1), "dense_params": lambda v: _whole(v, 1),

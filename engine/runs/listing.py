@@ -15,7 +15,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.events import EpochEnd, EvalEnd, Event, RunFailed, RunFinished, StepEnd, parse_event
+from engine.events import (
+    EpochEnd,
+    EvalEnd,
+    Event,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepEnd,
+    StructureFound,
+    parse_event,
+)
 from engine.runs.rundir import DEFAULT_ROOT, STALE_S, RunDir
 from engine.runs.schema import config_problem
 
@@ -36,11 +46,12 @@ class RunInfo:
     progress: float  # of the current stage, 0..1
     budget: float | None
     macs: int | None
-    accuracy: float | None
+    accuracy: float | None  # test accuracy of the trained structure (None before training)
     updated: float
     best_accuracy: float | None = None
     epoch: int | None = None
     total_epochs: int | None = None
+    heldout_accuracy: float | None = None  # of the learned gates, on the held-out split
     corrupt: str | None = None  # the run's unreadable files ("events.jsonl, structure.json"), else None
 
     def to_json(self) -> dict:
@@ -48,26 +59,37 @@ class RunInfo:
                 for k, v in self.__dict__.items()}
 
 
+FIELDS = ("stage", "ended", "status", "progress", "accuracy", "epoch", "heldout")
+
+
 @dataclass
 class _Tail:
-    """The fields the events decide, filled from the newest event backwards."""
+    """What the events decide, taken from the newest event backwards: the first of a kind wins.
+
+    The same answer as folding the whole log forwards (latest event of each kind), where a
+    StructureFound clears what an earlier training showed (a new structure is not trained yet).
+    """
 
     stage: str | None = None
+    ended: bool = False  # the latest stage ended with a final event (finished, failed or stopped)
     status: str | None = None
     progress: float | None = None
     accuracy: float | None = None
     epoch: EpochEnd | None = None
-    seen_epoch: bool = False
+    heldout: float | None = None
     corrupt: bool = False
     found: set = field(default_factory=set)
 
     def done(self) -> bool:
-        return {"stage", "status", "progress", "accuracy", "epoch"} <= self.found
+        return self.found >= set(FIELDS)
 
     def offer(self, e: Event) -> None:
-        """Take `e` into account; events come newest first, so the first of a kind wins."""
         if isinstance(e, (StepEnd, EvalEnd, EpochEnd, RunFinished, RunFailed)):
             self._set("stage", e.stage)
+        if isinstance(e, (RunStarted, StepEnd, EpochEnd)):
+            self._set("ended", False)
+        elif isinstance(e, (RunFinished, RunFailed, StructureFound)):
+            self._set("ended", True)
         if isinstance(e, StepEnd):
             self._set("status", "running")
             self._set("progress", e.step / max(1, e.total_steps))
@@ -78,7 +100,11 @@ class _Tail:
             if math.isfinite(e.test_acc):
                 self._set("accuracy", e.test_acc)
         elif isinstance(e, EvalEnd) and e.stage != "train" and math.isfinite(e.accuracy):
-            self._set("accuracy", e.accuracy)
+            self._set("heldout", e.accuracy)
+        elif isinstance(e, StructureFound):  # a new structure: what trained before no longer applies
+            for name, value in (("stage", "search"), ("status", "finished"), ("progress", 1.0),
+                                ("accuracy", None), ("epoch", None)):
+                self._set(name, value)
         elif isinstance(e, RunFinished):
             stopped = e.summary.get("status") == "stopped"  # ended early on request, work kept
             self._set("status", "stopped" if stopped else "finished")
@@ -98,40 +124,45 @@ def run_info(path: str | os.PathLike) -> RunInfo:
     run = RunDir(path)
     corrupt: list[str] = []
     config = _json_object(run, "config.json", corrupt)
-    tail = _read_tail(run.events_path)
+    if config_problem(config):
+        corrupt.append("config.json")
+        config = {k: v for k, v in config.items() if k not in ("model", "dataset") or isinstance(v, str)}
+    summary = _json_object(run, "summary.json", corrupt)
+    learned = summary.get("learn", {}) if summary.get("stage") == "train" else summary
+    if not (isinstance(learned, dict) and all(_number(d.get(k)) for d in (summary, learned)
+                                              for k in ("test_acc", "best_test_acc", "heldout_acc"))):
+        corrupt.append("summary.json")
+        summary = learned = {}
+    heldout, best = learned.get("heldout_acc"), summary.get("best_test_acc")
+    accuracy = summary.get("test_acc") if summary.get("stage") == "train" else None
+    # What summary.json gives, the events need not: a trained run's log is not read back
+    # to its learning stage for the gates' accuracy.
+    known = {name for name, value in (("accuracy", accuracy), ("heldout", heldout)) if value is not None}
+    tail = _read_tail(run.events_path, known)
     if tail.corrupt:
         corrupt.append("events.jsonl")
-    summary = _json_object(run, "summary.json", corrupt)
     structure = _json_object(run, "structure.json", corrupt)
     budget, macs = structure.get("budget"), structure.get("macs")
     if not _number(budget) or not (macs is None or (isinstance(macs, int) and not isinstance(macs, bool))):
         corrupt.append("structure.json")
         budget = macs = None
-    accuracy, best = tail.accuracy, summary.get("best_test_acc")
-    if summary.get("test_acc") is not None:
-        accuracy = summary["test_acc"]
-    if not _number(accuracy) or not _number(best):
-        corrupt.append("summary.json")
-        accuracy = tail.accuracy if _number(tail.accuracy) else None
-        best = None
     status = tail.status or "stopped"
     mtime = _mtime(run.path)
     alive = run.owner_alive()
     if alive:
         status = "running"
-    elif alive is False and status == "running":
+    elif alive is False and (status == "running" or not tail.ended):
         status = "killed"  # its process died without a final event: `pfs resume` continues it
     elif alive is None and status == "running" and time.time() - mtime > STALE_S:
         status = "stopped"
-    if config_problem(config):
-        corrupt.append("config.json")
-        config = {k: v for k, v in config.items() if k not in ("model", "dataset") or isinstance(v, str)}
     stage = tail.stage or config.get("stage", "learn")
     return RunInfo(name=run.name, path=str(run.path), model=_text(config.get("model")),
                    dataset=_text(config.get("dataset")), stage=stage if isinstance(stage, str) else "?",
-                   status=status, progress=tail.progress or 0.0, budget=budget, macs=macs, accuracy=accuracy,
-                   updated=mtime, best_accuracy=best, epoch=tail.epoch.epoch if tail.epoch else None,
+                   status=status, progress=tail.progress or 0.0, budget=budget, macs=macs,
+                   accuracy=accuracy if accuracy is not None else tail.accuracy, updated=mtime, best_accuracy=best,
+                   epoch=tail.epoch.epoch if tail.epoch else None,
                    total_epochs=tail.epoch.total_epochs if tail.epoch else None,
+                   heldout_accuracy=heldout if heldout is not None else tail.heldout,
                    corrupt=", ".join(dict.fromkeys(corrupt)) or None)
 
 
@@ -174,13 +205,13 @@ def _json_object(run: RunDir, name: str, corrupt: list[str]) -> dict:
     return data
 
 
-def _read_tail(path: Path) -> _Tail:
+def _read_tail(path: Path, known: set[str] = frozenset()) -> _Tail:
     """The events that decide the listing, read backwards from the end until all are found.
 
     A last line without its newline in a log written seconds ago is a write in progress
     (skipped); otherwise, like any line that is not an event, it marks the log corrupt.
     """
-    tail = _Tail()
+    tail = _Tail(found=set(known))
     try:
         writing = time.time() - path.stat().st_mtime < WRITING_S
         lines = _lines_backwards(path)

@@ -53,6 +53,7 @@ CONFIG_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     "learn": (lambda v: isinstance(v, dict), "an object"),
     "train": (lambda v: isinstance(v, dict), "an object"),
     "pipeline": (lambda v: isinstance(v, dict), "an object"),
+    "data_options": (lambda v: isinstance(v, dict), "an object"),
     "created": (finite_number, "a time"),
     "branched_from": (lambda v: isinstance(v, str), "a run directory"),
 }

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
-from engine.events import EpochEnd, EvalEnd, JsonlSink, RunFailed, RunFinished, StepEnd
+from engine.events import EpochEnd, EvalEnd, JsonlSink, RunFailed, RunFinished, RunStarted, StepEnd, StructureFound
 from engine.runs import RunDir, list_runs, run_info
 
 OLD = 1_700_000_000  # a log last written long ago: no writer can be finishing its last line
@@ -106,7 +106,7 @@ def test_only_the_tail_of_a_long_events_log_is_read(tmp_path, monkeypatch):
 
     monkeypatch.setattr(listing, "open", Counting, raising=False)
     info = run_info(run.path)
-    assert (info.stage, info.status, info.accuracy, info.corrupt) == ("learn", "finished", 0.25, None)
+    assert (info.stage, info.status, info.heldout_accuracy, info.corrupt) == ("learn", "finished", 0.25, None)
     assert run.events_path.stat().st_size > 1_500_000 and sum(reads) <= 64 * 1024 + 1
 
 
@@ -121,9 +121,10 @@ def test_run_names_are_shown_whole(tmp_path, capsys):
 # -- the tail gives what the whole log gave --------------------------------------------------
 def _forward(events) -> tuple:
     """The listing's fold over the whole log, as pfs did before reading only the tail."""
-    stage, status, progress, accuracy, epoch = "learn", "stopped", 0.0, None, None
+    stage, status, progress, accuracy, heldout, epoch = "learn", "stopped", 0.0, None, None, None
     for e in events:
-        stage = e.stage
+        if not isinstance(e, (RunStarted, StructureFound)):
+            stage = e.stage
         if isinstance(e, StepEnd):
             progress, status = e.step / max(1, e.total_steps), "running"
         elif isinstance(e, EpochEnd):
@@ -131,13 +132,15 @@ def _forward(events) -> tuple:
             if math.isfinite(e.test_acc):
                 accuracy = e.test_acc
         elif isinstance(e, EvalEnd) and stage != "train" and math.isfinite(e.accuracy):
-            accuracy = e.accuracy
+            heldout = e.accuracy
+        elif isinstance(e, StructureFound):
+            stage, status, progress, accuracy, epoch = "search", "finished", 1.0, None, None
         elif isinstance(e, RunFinished):
             stopped = e.summary.get("status") == "stopped"
             status, progress = ("stopped", progress) if stopped else ("finished", 1.0)
         elif isinstance(e, RunFailed):
             status = "stopped" if e.error.startswith("stopped") else "failed"
-    return stage, status, progress, accuracy, epoch
+    return stage, status, progress, accuracy, heldout, epoch
 
 
 stages = st.sampled_from(["learn", "train"])
@@ -150,6 +153,9 @@ events = st.lists(st.one_of(
               train_acc=st.just(0.5), test_acc=accuracies),
     st.builds(RunFinished, stage=stages, summary=st.sampled_from([{}, {"status": "stopped"}])),
     st.builds(RunFailed, stage=stages, error=st.sampled_from(["stopped in epoch 2", "boom"])),
+    st.builds(RunStarted, stage=stages),
+    st.builds(StructureFound, widths=st.just({}), macs=st.just(1), params=st.just(1), dense_macs=st.just(2),
+              budget=st.just(0.5), threshold=st.just(0.1), tied=st.just(0)),
 ), max_size=40)
 
 
@@ -163,10 +169,11 @@ def test_reading_backwards_from_the_tail_gives_what_the_whole_log_gives(tmp_path
         info = _listed(tmp_path_factory.mktemp("run"), log)
     finally:
         listing.TAIL_BLOCK = saved
-    stage, status, progress, accuracy, epoch = _forward(log)
+    stage, status, progress, accuracy, heldout, epoch = _forward(log)
     if status == "running":
         status = "stopped"  # no owner and silent for an hour: not running (both ways)
-    assert (info.stage, info.status, info.accuracy, info.corrupt) == (stage, status, accuracy, None)
+    assert (info.stage, info.status, info.accuracy, info.heldout_accuracy, info.corrupt) == \
+        (stage, status, accuracy, heldout, None)
     assert info.progress == pytest.approx(progress)
     assert (info.epoch, info.total_epochs) == (epoch or (None, None))
 
