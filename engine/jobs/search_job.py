@@ -51,10 +51,10 @@ def trained(run: RunDir) -> bool:
 
 def _discard_training(run: RunDir) -> None:
     """Forget a training whose structure is being replaced (its checkpoint, options, summary)."""
+    summary = run.read_json_or_empty("summary.json")  # first: a damaged one is refused before anything goes
     run.file(TRAIN_CHECKPOINT).unlink(missing_ok=True)
     config = {k: v for k, v in run.config.items() if k != "train"}
     run.write_json("config.json", config)
-    summary = run.read_json_or_empty("summary.json")
     if summary.get("stage") == "train":
         learn = summary.get("learn")
         if learn:

@@ -5,7 +5,8 @@ One small run is made once (synthetic data, a few steps: config.json, events.jso
 init.pt, gates.pt, structure.json, checkpoints/last.pt, summary.json). Each example copies
 it, damages one file (truncated, random bytes, wrong JSON types or non-finite numbers,
 wrong tensor contents, a pickle whose code would create a marker file) and runs `pfs runs`,
-`search`, `train`, `resume`, `compare` and `flops --widths` on fresh copies in-process.
+`search` (plain and --overwrite), `train`, `resume`, `compare` and `flops --widths` on fresh
+copies in-process.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ TINY_TRAIN = ["--epochs", "1", "--subset", "64", "--test-subset", "64", "--batch
 COMMANDS = {
     "runs": (lambda run, root: ["runs", str(root), "--json"], set()),
     "search": (lambda run, root: ["search", str(run), "--flops", "0.5"], {"structure.json", "events.jsonl"}),
+    # The run is trained: a new search must be told to discard that training.
+    "search --overwrite": (lambda run, root: ["search", str(run), "--flops", "0.5", "--overwrite"],
+                           {"structure.json", "events.jsonl", "config.json", "summary.json", "checkpoints/last.pt"}),
     "train": (lambda run, root: ["train", str(run), "--overwrite", *TINY_TRAIN],
               {"config.json", "events.jsonl", "summary.json", "checkpoints/last.pt"}),
     "resume": (lambda run, root: ["resume", str(run), "--quiet"],
@@ -159,7 +163,7 @@ def _set_path(obj, path: tuple, change) -> None:
 
 
 def _check_command(base: Path, work: Path, name: str, new: bytes, command: str, marker: Path) -> None:
-    root = work / command
+    root = work / command.replace(" ", "_")
     run = root / "run"
     shutil.copytree(base, run)
     (run / name).write_bytes(new)
