@@ -32,9 +32,11 @@ class Event:
         """The event a `to_json()` dict describes; unknown types raise ValueError."""
         data = dict(data)
         kind = data.pop("type", None)
-        cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+        if not isinstance(kind, str):
+            raise ValueError(f"not an event (no type): {data!r:.80}")
+        cls = EVENT_TYPES.get(kind)
         if cls is None:
-            raise ValueError(f"unknown event type in {data!r}")
+            raise ValueError(f"unknown event type {kind!r}")
         kept = {}
         for f in fields(cls):
             if f.name in data:

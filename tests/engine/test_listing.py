@@ -36,7 +36,7 @@ DAMAGE = {
     "config.json": [b"{not json", b"[1, 2]", b"\xff\xfe\x00", b'{"model": 5, "dataset": "synthetic"}',
                     b'{"model": "resnet20", "dataset": "synthetic", "seed": "x"}'],
     "events.jsonl": [b"\xff\xfe bad bytes\n", b"[1, 2]\n", b'{"type": "step", "stage": "learn", "step": "x"}\n',
-                     b'{"type": "finished", "stage": 3}\n', b'{"type": "finished", "sta'],
+                     b'{"type": "finished", "stage": 3}\n', b'{"stage": "learn"}\n', b'{"type": "finished", "sta'],
     "structure.json": [b"", b"null", b'{"budget": "half", "macs": 10}', b'{"budget": 0.5, "macs": 1.5}'],
     "summary.json": [b"{", b'"text"', b'{"test_acc": "high"}', b'{"best_test_acc": [1]}'],
 }
@@ -63,6 +63,14 @@ def test_a_run_with_a_damaged_file_is_listed_as_corrupt_beside_the_others(tmp_pa
     assert main(["runs", str(tmp_path), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
     assert {i["name"]: i["corrupt"] for i in listed} == {"good": None, "bad": name}
+
+
+def test_an_event_of_a_newer_pfs_is_not_damage(tmp_path):
+    run = _finished_run(tmp_path)
+    with open(run.events_path, "a") as f:
+        f.write('{"type": "added-later", "stage": "learn"}\n')
+    os.utime(run.events_path, (OLD, OLD))
+    assert run_info(run.path).corrupt is None
 
 
 def test_a_torn_last_line_is_a_write_in_progress_only_while_fresh(tmp_path):
