@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,7 +95,9 @@ def load_tensors(path: str | os.PathLike, map_location: str | torch.device = "cp
     if not path.is_file():
         raise RunError(f"{path} does not exist; the run has not reached that stage yet")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickles in lines of its own; we refuse them
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception:  # unpickling errors come in many types; all mean "unsafe or corrupt"
         raise RunError(f"refusing to load {path}: it is corrupt or holds more than plain tensors "
                        "(only files written by pfs load); re-create it with the command that made it") from None
