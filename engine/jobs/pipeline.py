@@ -15,6 +15,7 @@ from engine.events import Event
 from engine.jobs.learn_job import learn_run, resume_learn
 from engine.jobs.search_job import search_run
 from engine.runs import RunDir
+from engine.runs.schema import check_train_summary
 from engine.training.train import CHECKPOINT, TrainOptions, train_run
 
 
@@ -54,7 +55,7 @@ def _resume(run: RunDir, on_event, should_stop, data_root) -> dict:
     config = run.config
     summary = run.read_json_or_empty("summary.json")
     if summary.get("stage") == "train" and summary.get("status") == "finished":
-        return summary
+        return check_train_summary(summary, run.file("summary.json"))  # reported as it is: it must be whole
     if "pipeline" not in config and "train" in config:
         return train_run(run.path, on_event=on_event, should_stop=should_stop, resume=True, data_root=data_root)
     baseline = config.get("baseline")

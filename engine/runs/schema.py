@@ -73,3 +73,21 @@ def check_config(config: dict, path: str | Path) -> dict:
     if problem:
         raise RunError(f"{path} is corrupt ({problem}); fix the file or re-create the run")
     return config
+
+
+# What a finished training's summary.json holds (pfs resume reports it as it is).
+TRAIN_SUMMARY_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "test_acc": (finite_number, "a number"), "best_test_acc": (finite_number, "a number"),
+    "best_epoch": (_is_int, "a whole number"), "epochs": (positive_int, "a positive whole number"),
+    "macs": (_is_int, "a whole number"), "macs_ratio": (finite_number, "a number"),
+    "images_per_s": (finite_number, "a number"), "device": (lambda v: isinstance(v, str), "a device name"),
+}
+
+
+def check_train_summary(summary: dict, path: str | Path) -> dict:
+    """A finished training's summary if it holds what is reported of it; else a RunError naming the key."""
+    for key, (ok, expected) in TRAIN_SUMMARY_KEYS.items():
+        if not ok(summary.get(key)):
+            raise RunError(f"{path} is corrupt (key {key!r} is {summary.get(key)!r:.60}, expected {expected}); "
+                           f"`pfs train {Path(path).parent} --overwrite` trains the structure again")
+    return summary

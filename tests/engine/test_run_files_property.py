@@ -218,3 +218,18 @@ def test_each_damaged_run_file_ends_in_one_clear_line_and_changes_nothing_else(f
 def test_many_damaged_run_files_end_in_one_clear_line_and_change_nothing_else(finished_run, tmp_path, example):
     marker = tmp_path / "planted"
     _check_all(finished_run, tmp_path / "work", example, marker)
+
+
+@pytest.mark.parametrize("value", [None, "high", float("nan")])
+def test_resume_reports_a_finished_run_only_from_a_whole_summary(finished_run, tmp_path, value):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "best_test_acc": value}))
+    err = io.StringIO()
+    from contextlib import redirect_stderr
+
+    with redirect_stderr(err):
+        assert main(["resume", str(run), "--quiet"]) == 2
+    assert err.getvalue().startswith(f"pfs: error: {run}/summary.json is corrupt (key 'best_test_acc' is ")
+    assert err.getvalue().count("\n") == 1
