@@ -98,7 +98,8 @@ class RunsScreen(PageScreen):
             s = self.settings.get(i.path, {})
             acc = i.accuracy if i.accuracy is not None else i.heldout_accuracy  # test, else the gates' held-out
             # A broken file outranks the status in the table; the preview has both.
-            table.add_row(s.get("label") or i.name, i.stage, "corrupt" if i.corrupt else i.status, f"{100 * i.progress:.0f}%",
+            status = "corrupt" if i.corrupt else i.status
+            table.add_row(s.get("label") or i.name, i.stage, status, f"{100 * i.progress:.0f}%",
                           "-" if acc is None else f"{acc:.3f}", human(i.macs),
                           *(_cell(v) for v in (i.budget, s.get("r"), s.get("gamma"), s.get("reg"), s.get("seed"))),
                           key=i.path)
