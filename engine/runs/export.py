@@ -68,7 +68,12 @@ def load_pruned(run_path: str | os.PathLike) -> nn.Module:
         from safetensors.torch import load_file
 
         model = deployable(model)
-        _load(model, load_file(str(run.file(WEIGHTS))), run.file(WEIGHTS))
+        try:
+            weights = load_file(str(run.file(WEIGHTS)))
+        except Exception:  # safetensors fails in its own types (SafetensorError, OSError): all mean damaged
+            raise RunError(f"{run.file(WEIGHTS)} is corrupt (not a safetensors file); `pfs train {run.path} "
+                           "--overwrite` writes it again") from None
+        _load(model, weights, run.file(WEIGHTS))
         return model
     state = run.load(TRAIN_CHECKPOINT)
     _load(model, state.get("model") if isinstance(state, dict) else None, run.file(TRAIN_CHECKPOINT))

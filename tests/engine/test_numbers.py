@@ -8,6 +8,7 @@ from contextlib import redirect_stdout
 import pytest
 import torch
 
+from engine import create_model
 from engine.cli import main
 from engine.cli.common import print_json
 from engine.data import synthetic_dataset
@@ -16,7 +17,6 @@ from engine.events import EpochEnd, JsonlSink, read_events
 from engine.learn import LearnConfig, learn_gates
 from engine.runs import atomic_write_json, load_gates
 from engine.training.train import TrainOptions
-from sample_models import create_model
 
 
 def _strict(text: str):

@@ -5,8 +5,8 @@ One small run is made once (synthetic data, a few steps: config.json, events.jso
 init.pt, gates.pt, structure.json, checkpoints/last.pt, summary.json). Each example copies
 it, damages one file (truncated, random bytes, wrong JSON types or non-finite numbers,
 wrong tensor contents, a pickle whose code would create a marker file) and runs `pfs runs`,
-`search` (plain and --overwrite), `train`, `resume`, `compare` and `flops --widths` on fresh
-copies in-process.
+`search` (plain and --overwrite), `train`, `resume`, `compare`, `flops --widths` and `export`
+on fresh copies in-process.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from engine.cli import main
 
 FILES = ("config.json", "events.jsonl", "structure.json", "summary.json", "gates.pt", "init.pt",
-         "checkpoints/last.pt")
+         "checkpoints/last.pt", "model.safetensors")
+TRAINED = {"config.json", "events.jsonl", "summary.json", "checkpoints/last.pt", "model.safetensors"}
 TINY_TRAIN = ["--epochs", "1", "--subset", "64", "--test-subset", "64", "--batch-size", "32", "--device", "cpu",
               "--quiet"]
 # Command -> (argv for a run at RUN inside folder ROOT, files it may write when it succeeds).
@@ -34,11 +35,11 @@ COMMANDS = {
     "search": (lambda run, root: ["search", str(run), "--flops", "0.5"], {"structure.json", "events.jsonl"}),
     # The run is trained: a new search must be told to discard that training.
     "search --overwrite": (lambda run, root: ["search", str(run), "--flops", "0.5", "--overwrite"],
-                           {"structure.json", "events.jsonl", "config.json", "summary.json", "checkpoints/last.pt"}),
-    "train": (lambda run, root: ["train", str(run), "--overwrite", *TINY_TRAIN],
-              {"config.json", "events.jsonl", "summary.json", "checkpoints/last.pt"}),
-    "resume": (lambda run, root: ["resume", str(run), "--quiet"],
-               {"events.jsonl", "summary.json", "checkpoints/last.pt"}),
+                           {"structure.json", *TRAINED}),
+    "train": (lambda run, root: ["train", str(run), "--overwrite", *TINY_TRAIN], TRAINED),
+    "resume": (lambda run, root: ["resume", str(run), "--quiet"], TRAINED - {"config.json"}),
+    "export": (lambda run, root: ["export", str(run), "--format", "safetensors", "--out", str(root / "net.st")],
+               set()),
     "compare": (lambda run, root: ["compare", str(run), str(run)], set()),
     "flops": (lambda run, root: ["flops", "resnet20", "--widths", str(run / "structure.json")], set()),
 }
@@ -109,6 +110,10 @@ def _damaged_bytes(name: str, kind: str, old: bytes, data, marker: Path) -> byte
             return buf.getvalue()
         return pickle.dumps({"planted": _Plant(marker)})
     # wrong types: JSON of the right shape with a wrong value, or tensors that do not fit
+    if name.endswith(".safetensors"):
+        from safetensors.torch import save
+
+        return save({"conv1.weight": torch.zeros(3), "fc.bias": torch.full((2,), float("nan"))})
     if name.endswith(".pt"):
         value = data.draw(st.sampled_from(["list", "nan", "shape", "scalar"]), label="tensor damage")
         state = torch.load(io.BytesIO(old), weights_only=True)
