@@ -88,6 +88,11 @@ def _counts(least: int):
     return lambda v: isinstance(v, dict) and all(isinstance(k, str) and _whole(w, least) for k, w in v.items())
 
 
+def _spec(v: dict) -> bool:
+    """A model spec as search writes it: the model's name, and its arch options as an object."""
+    return isinstance(v.get("name"), str) and isinstance(v.get("arch", {}), dict)
+
+
 def _names(v) -> bool:
     return isinstance(v, dict) and all(isinstance(k, str) for k in v)
 
@@ -102,12 +107,12 @@ _FIELD_CHECKS = {
     "macs": _whole, "params": _whole, "dense_macs": lambda v: _whole(v, 1), "dense_params": lambda v: _whole(v, 1),
     "budget": lambda v: _finite(v) and v > 0, "budget_macs": _whole, "threshold": _finite, "tied": _whole,
     "input_size": lambda v: isinstance(v, list) and len(v) == 3 and all(_whole(x, 1) for x in v),
-    "num_classes": lambda v: _whole(v, 1), "spec": lambda v: isinstance(v, dict),
+    "num_classes": lambda v: _whole(v, 1), "spec": lambda v: isinstance(v, dict) and (not v or _spec(v)),
     "min_channels": lambda v: _whole(v, 1),
 }
 _FIELD_NAMES = {"model": "a model name", "widths": "channels per group", "dense_widths": "channels per group",
                 "keep": "kept channel indices per group", "budget": "a positive number",
-                "threshold": "a number", "input_size": "[C, H, W]", "spec": "an object"}
+                "threshold": "a number", "input_size": "[C, H, W]", "spec": "the model's spec (name, arch)"}
 _FIELD_NAMES = {f.name: _FIELD_NAMES.get(f.name, "a whole number") for f in fields(Structure)}
 
 
