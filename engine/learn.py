@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
@@ -19,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.data import Dataset, batches
-from engine.errors import DivergedError, PfsError, PfsWarning
+from engine.errors import DivergedError, PfsError
 from engine.events import EpochEnd, EvalEnd, EvalStarted, Event, GateSnapshot, StepEnd
 from engine.gates import set_gates_enabled
 
@@ -406,10 +405,6 @@ class _Loop:
         """The selected gates (also written into the model), and the last ones."""
         last = self._gates_copy()
         chosen = self.selection.best or self.last_eval  # run() evaluated the last gates if needed
-        if self.selection.best is None and not self.stopped:
-            warnings.warn(f"no gate set met the target r={self.config.sparsity:g} (the last ones are "
-                          f"{chosen.open_frac:.1%} open), so the last gates (step {chosen.step}) are kept; "
-                          "learn longer (--epochs) or raise --gamma to reach r", PfsWarning, stacklevel=2)
         with torch.no_grad():
             for p, g in zip(self.gate_params, self.groups):
                 p.copy_(chosen.gates[g].to(p.device))
