@@ -16,7 +16,7 @@ from engine.runs import atomic_write_json
 from pfs_tui.formatting import explorer_terms, human
 from pfs_tui.messages import StructureReady
 from pfs_tui.screens.base import PageScreen
-from pfs_tui.session import FIELDS, build_model, gates_fit, structures
+from pfs_tui.session import FIELDS, build_model, file_safe, gates_fit, structures
 from pfs_tui.tasks import run_busy
 from pfs_tui.widgets.channel_bars import ChannelBars
 from pfs_tui.widgets.explanation import STRUCTURE as STRUCTURE_TEXT
@@ -196,6 +196,6 @@ class StructureScreen(PageScreen):
             path = session.run_path / "structure.json"
         else:
             s = session.settings
-            path = session.runs_root / f"structure-{s.model}-{s.dataset}-{s.budget:g}.json"
+            path = session.runs_root / f"structure-{file_safe(s.model)}-{s.dataset}-{s.budget:g}.json"
         atomic_write_json(path, self.structure.to_json())
         return path
