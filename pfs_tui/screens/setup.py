@@ -15,7 +15,7 @@ from pfs_tui.screens.base import PageScreen
 from pfs_tui.session import FIELDS, ModelRow, model_cost, model_rows, spec_description, uncounted_row
 from pfs_tui.widgets.number_field import NumberField
 
-SPEC_HINT = "model spec: torchvision:NAME, timm:NAME, file.py:fn"
+SPEC_HINT = "spec: torchvision:NAME, file.py:fn"
 
 
 class SpecInput(Input):
@@ -66,10 +66,7 @@ class SetupScreen(PageScreen):
         self._counted: dict[tuple[str, str], ModelRow] = {}  # (data set, spec) -> row with costs
         self._wanted = ""  # the highlighted spec whose cost is awaited
         self._cost_timer = None
-        table = self.query_one("#model-table", DataTable)
-        table.add_column("model", key="model")
-        table.add_column("MACs", key="macs")
-        table.add_column("params", key="params")
+        self._name_width: int | None = None
         self.load_rows(self.session.settings.dataset)
 
     @work(thread=True, exclusive=True, group="model-rows", exit_on_error=False)
@@ -90,18 +87,44 @@ class SetupScreen(PageScreen):
             except PfsError:
                 pass
         self.rows = {r.name: r for r in rows}
-        table = self.query_one("#model-table", DataTable)
-        table.clear()
-        for r in rows:
-            table.add_row(*self._cells(r), key=r.name)
+        self._fill()
         self.query_one("#models-title", Label).update(f"dense cost on {message.dataset}")
-        if model in names:
-            table.move_cursor(row=names.index(model))
         self._describe()
 
-    @staticmethod
-    def _cells(row: ModelRow) -> tuple[str, str, str]:
-        return row.name, human(row.macs), human(row.params)
+    def _fill(self) -> None:
+        """(Re)draw the list with the name column as wide as the panel allows, so MACs and
+        params stay in view at 80 columns (long torchvision names end in '…'; the line
+        under the list names the highlighted model in full)."""
+        table = self.query_one("#model-table", DataTable)
+        width = table.size.width
+        # 3 columns of 1+1 padding, a scrollbar, and the two counts ('95.8M', 'params').
+        self._name_width = max(12, width - 6 - 2 - 7 - 6) if width else None
+        table.clear(columns=True)
+        table.add_column("model", key="model", width=self._name_width)
+        table.add_column("MACs", key="macs")
+        table.add_column("params", key="params")
+        for r in self.rows.values():
+            table.add_row(*self._cells(r), key=r.name)
+        model = self.session.settings.model
+        if model in table.rows:
+            table.move_cursor(row=table.get_row_index(model))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        table = self.query_one("#model-table", DataTable)
+        if self.rows and table.size.width and max(12, table.size.width - 21) != self._name_width:
+            self._fill()
+
+    def _cells(self, row: ModelRow) -> tuple[str, str, str]:
+        name = row.name
+        if self._name_width and len(name) > self._name_width:
+            # Narrow: 'tv:' for 'torchvision:' keeps the distinguishing part in view.
+            name = name.replace("torchvision:", "tv:", 1)
+        if self._name_width and len(name) > self._name_width:
+            name = name[: self._name_width - 1] + "…"
+        return name, human(row.macs), human(row.params)
 
     @on(DataTable.RowHighlighted, "#model-table")
     def _model_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -56,7 +56,8 @@ async def test_typing_a_torchvision_spec_selects_it_and_shows_its_cost(runs_root
         desc = text_of(app, "#model-desc")
         assert "torchvision classification model" in desc and "5.71M MACs, 2.24M params" in desc
         table = app.screen.query_one("#model-table")
-        assert table.get_row_at(table.cursor_row)[0] == "torchvision:mobilenet_v2"
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == "torchvision:mobilenet_v2"
+        assert table.get_row_at(table.cursor_row)[0] == "tv:mobilenet_v2"  # 'tv:' where 80 columns are short
         assert app.focused is table and app.screen.query_one("#model-spec").value == ""
         assert not app.screen.query_one("#model-note").display
 
