@@ -180,15 +180,22 @@ def model_cost(spec: str, dataset: str, data_root: str | None = None) -> ModelRo
         if row is not None:
             return row
     size, classes = dataset_shape(dataset, data_root)
+    model = _build_foreign(parsed.text, size, classes)
+    _CHANNELS[(parsed.text, dataset, 1.0, data_root)] = sum(model.widths.values())
+    return ModelRow(parsed.text, description, dense_macs(model, size), dense_params(model))
+
+
+def _build_foreign(spec: str, size, classes: int, expand: float = 1.0):
+    """A foreign model built by the engine, one at a time; its own failures become PfsErrors
+    (user code raises anything, and the explorer must say it, not crash)."""
     with _COST_LOCK, torch.no_grad():
         try:
-            model = build_any_model(parsed.text, in_channels=size[0], num_classes=classes, input_size=size)
+            return build_any_model(spec, in_channels=size[0], num_classes=classes, expand=expand, input_size=size)
         except PfsError:
             raise
-        except Exception as exc:  # user code and foreign graphs fail in their own words
+        except Exception as exc:
             raise PfsError(f"{spec} cannot be built: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") \
                 from None
-        return ModelRow(parsed.text, description, dense_macs(model, size), dense_params(model))
 
 
 def build_model(settings: Settings, data_root: str | None = None):
@@ -199,11 +206,24 @@ def build_model(settings: Settings, data_root: str | None = None):
     """
     size, classes = dataset_shape(settings.dataset, data_root)
     if is_foreign(settings.model):
-        with _COST_LOCK:
-            return build_any_model(settings.model, in_channels=size[0], num_classes=classes,
-                                   expand=settings.expand, input_size=size), size
-    with torch.device("meta"):
-        return create_model(settings.model, in_channels=size[0], num_classes=classes, expand=settings.expand), size
+        model = _build_foreign(settings.model, size, classes, settings.expand)
+    else:
+        with torch.device("meta"):
+            model = create_model(settings.model, in_channels=size[0], num_classes=classes, expand=settings.expand)
+    _CHANNELS[(settings.model, settings.dataset, settings.expand, data_root)] = sum(model.widths.values())
+    return model, size
+
+
+_CHANNELS: dict[tuple, int] = {}  # (model, data set, expand, data root) -> prunable channels
+
+
+def channel_count(settings: Settings, data_root: str | None = None) -> int | None:
+    """How many gates the chosen model has; None for a foreign model not built yet (building
+    one takes seconds: the setup and structure pages do it off the UI thread, then it is known)."""
+    key = (settings.model, settings.dataset, settings.expand, data_root)
+    if key not in _CHANNELS and not is_foreign(settings.model):
+        build_model(settings, data_root)  # meta tensors: milliseconds
+    return _CHANNELS.get(key)
 
 
 def file_safe(spec: str) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from engine.models.spec import torchvision_names
 from engine.runs import RunDir
-from pfs_tui.testing import make_app, text_of, wait_until
+from pfs_tui.testing import make_app, settled_structure, text_of, wait_until
 
 TINY_NET = '''
 from torch import nn
@@ -66,6 +66,7 @@ async def test_a_bad_spec_shows_one_error_and_keeps_the_model(runs_root):
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
         await _loaded(pilot, app)
+        note = app.screen.query_one("#model-note")
         for bad, why in (("torchvision:resnet999", "torchvision has no classification model 'resnet999'"),
                          ("resnet999", "unknown model 'resnet999'"),
                          ("nets/missing.py:build", "model file nets/missing.py does not exist"),
@@ -73,7 +74,6 @@ async def test_a_bad_spec_shows_one_error_and_keeps_the_model(runs_root):
             spec = app.screen.query_one("#model-spec")
             spec.value = ""
             await _type_spec(pilot, app, bad)
-            note = app.screen.query_one("#model-note")
             await wait_until(pilot, lambda: note.has_class("error"), what=f"the refusal of {bad}")
             assert text_of(app, "#model-note").startswith(f"cannot use {bad}: ") and why in text_of(app, "#model-note")
             assert app.session.settings.model == "resnet20"
@@ -106,3 +106,8 @@ async def test_a_file_spec_is_listed_and_learning_runs_on_it(runs_root, tmp_path
         assert run.config["model"] == "nets/tiny_net.py:build" and run.exists("gates.pt")
         assert app.session.run_path.parent == runs_root.resolve() or app.session.run_path.parent == runs_root
         assert app.session.run_path.name.startswith("tiny_net-build-synthetic-")
+        assert "all 8 gates start at 1" in text_of(app, "#hist-title") or "(8 channels)" in text_of(app, "#hist-title")
+        await pilot.press("3")  # the structure page searches the foreign model's learned gates
+        await settled_structure(pilot, app)
+        assert app.screen.error == "" and app.screen.structure is not None
+        assert "learned gates" in text_of(app, "#structure-summary")
