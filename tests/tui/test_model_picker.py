@@ -111,3 +111,13 @@ async def test_a_file_spec_is_listed_and_learning_runs_on_it(runs_root, tmp_path
         await settled_structure(pilot, app)
         assert app.screen.error == "" and app.screen.structure is not None
         assert "learned gates" in text_of(app, "#structure-summary")
+
+
+def test_pfs_tui_model_takes_a_spec_and_refuses_a_malformed_one_in_one_line(capsys):
+    import pfs_tui.__main__ as entry
+
+    assert entry.main(["--model", "my net:build"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pfs: error: model spec 'my net:build' is not understood") and err.count("\n") == 1
+    assert entry.main(["--model", "resnet999"]) == 2
+    assert "or a spec such as torchvision:resnet18" in capsys.readouterr().err
