@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="pfs tui", description="Terminal explorer for Pruning from Scratch.")
-    p.add_argument("--model", default="resnet20", help="model to start with (default resnet20)")
+    p.add_argument("--model", default="resnet20", help="model to start with (default resnet20): a sample model, "
+                   "torchvision:NAME, timm:NAME, path/to/file.py:factory or package.module:factory")
     p.add_argument("--dataset", default="fashion-mnist", help="data set (default fashion-mnist)")
     p.add_argument("--data-root", default=None, help="folder holding the data set")
     p.add_argument("--runs", default=None, help="runs folder (default ./runs or $PFS_RUNS)")
@@ -35,11 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run the explorer (or serve it); the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
     from engine.errors import PfsError
+    from engine.models.spec import parse_spec
     from sample_models import list_models
 
-    if args.model not in list_models():
-        print(f"pfs: error: unknown model {args.model!r}; choose one of: {', '.join(list_models())}",
-              file=sys.stderr)
+    try:
+        spec = parse_spec(args.model)  # a foreign spec is built (and checked) on the setup page
+    except PfsError as exc:
+        print(f"pfs: error: {exc}", file=sys.stderr)
+        return 2
+    if spec.is_sample and args.model not in list_models():
+        print(f"pfs: error: unknown model {args.model!r}; choose one of: {', '.join(list_models())}, or a spec "
+              "such as torchvision:resnet18", file=sys.stderr)
         return 2
     if args.follow and args.follow != "latest" and not (Path(args.follow) / "config.json").is_file():
         print(f"pfs: error: {args.follow} is not a run (no config.json); give a run folder, or "

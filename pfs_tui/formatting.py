@@ -29,6 +29,7 @@ def explorer_terms(message: str) -> str:
     message = message.replace("pass --data-root DIR", "restart the explorer with `pfs tui --data-root DIR`")
     message = message.replace("add --download (needs internet)",
                               "fetch it once with `pfs learn ... --download` (needs internet)")
+    message = message.replace("or a larger --input-size", "or a data set with larger images")
     return _FLAG_RE.sub(lambda m: _FLAG_SETTINGS[m.group(0)], message)
 
 

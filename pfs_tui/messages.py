@@ -33,6 +33,18 @@ class ModelRowsReady(Message):
         self.rows = rows
 
 
+class ModelCostReady(Message):
+    """A model spec was built (or refused): its dense cost row, or why it cannot be used."""
+
+    def __init__(self, spec: str, dataset: str, row, error: str, typed: bool) -> None:
+        super().__init__()
+        self.spec = spec
+        self.dataset = dataset
+        self.row = row  # pfs_tui.session.ModelRow, None when refused
+        self.error = error
+        self.typed = typed  # typed in the spec field (a refusal keeps the model) or highlighted in the list
+
+
 class RunsListed(Message):
     """A fresh list of run summaries (engine.runs.RunInfo) for the runs screen."""
 

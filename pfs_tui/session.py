@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -21,7 +22,11 @@ from engine import create_model
 from engine.errors import PfsError
 from engine.events import EpochEnd, EvalEnd, Event, GateSnapshot, RunFailed, RunFinished, StepEnd
 from engine.flops import dense_macs, dense_params
+from engine.gating import build_model as build_any_model
+from engine.gating import is_foreign
+from engine.gating import model_entry as engine_model_entry
 from engine.learn import CONVERGED_EVAL_EVERY, CONVERGED_LR, CONVERGED_STEPS
+from engine.models.spec import parse_spec, torchvision_names
 from engine.search import Structure, search, uniform_structure
 from sample_models import list_models, model_entry
 
@@ -107,11 +112,34 @@ class ModelRow:
     macs: int | None
     params: int | None
     reason: str = ""  # why there are no counts
+    counted: bool = True  # False: not counted yet (foreign models are counted when highlighted)
+
+
+KIND_DESCRIPTIONS = {
+    "torchvision": "torchvision classification model, random init",
+    "timm": "timm model, random init",
+    "file": "your model, from a Python file",
+    "module": "your model, from an importable module",
+}
+
+
+def spec_description(spec: str) -> str:
+    """What a model spec names, in a line (a sample model's own description)."""
+    parsed = parse_spec(spec)
+    if parsed.is_sample:
+        return engine_model_entry(parsed.name).description  # unknown: a PfsError naming the known ones
+    return KIND_DESCRIPTIONS[parsed.kind]
+
+
+def uncounted_row(spec: str) -> ModelRow:
+    """A list row whose costs are not counted yet (shown as '-')."""
+    return ModelRow(spec, KIND_DESCRIPTIONS.get(parse_spec(spec).kind, ""), None, None, counted=False)
 
 
 @lru_cache(maxsize=8)
 def model_rows(dataset: str, data_root: str | None = None) -> tuple[ModelRow, ...]:
-    """Every registered model with its dense cost on `dataset` (None where it does not fit).
+    """Every sample model with its dense cost on `dataset` (None where it does not fit),
+    then torchvision's classification models, not counted yet (see `model_cost`).
 
     Cached: the counts never change within a process, and tracing all models takes seconds.
     """
@@ -130,14 +158,81 @@ def model_rows(dataset: str, data_root: str | None = None) -> tuple[ModelRow, ..
         else:
             reason = ""
         rows.append(ModelRow(name, model_entry(name).description, macs, params, reason))
+    rows.extend(uncounted_row(f"torchvision:{name}") for name in torchvision_names())
     return tuple(rows)
 
 
+_COST_LOCK = threading.Lock()  # one foreign model built at a time (they can be large)
+
+
+@lru_cache(maxsize=256)
+def model_cost(spec: str, dataset: str, data_root: str | None = None) -> ModelRow:
+    """The dense cost of the model a spec names, on `dataset`, through the engine's
+    `build_model` (the one `pfs learn` uses): a PfsError says why a spec is refused.
+
+    Foreign models are built for real on the CPU (their dependency graph cannot be traced
+    on meta tensors): seconds for large ones, so callers run this off the UI thread.
+    """
+    parsed = parse_spec(spec)
+    description = spec_description(spec)  # unknown sample names: a PfsError listing the known ones
+    if parsed.is_sample:
+        row = next((r for r in model_rows(dataset, data_root) if r.name == parsed.text), None)
+        if row is not None:
+            return row
+    size, classes = dataset_shape(dataset, data_root)
+    model = _build_foreign(parsed.text, size, classes)
+    _CHANNELS[(parsed.text, dataset, 1.0, data_root)] = sum(model.widths.values())
+    return ModelRow(parsed.text, description, dense_macs(model, size), dense_params(model))
+
+
+def _build_foreign(spec: str, size, classes: int, expand: float = 1.0):
+    """A foreign model built by the engine, one at a time; its own failures become PfsErrors
+    (user code raises anything, and the explorer must say it, not crash)."""
+    with _COST_LOCK, torch.no_grad():
+        try:
+            return build_any_model(spec, in_channels=size[0], num_classes=classes, expand=expand, input_size=size)
+        except PfsError:
+            raise
+        except Exception as exc:
+            raise PfsError(f"{spec} cannot be built: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") \
+                from None
+
+
 def build_model(settings: Settings, data_root: str | None = None):
-    """The gated model the settings describe (random init; searched, never trained here)."""
+    """The gated model the settings describe (random init; searched, never trained here).
+
+    Sample models are built on meta tensors (shapes only); a foreign one is built for real,
+    at the data set's input size, as `pfs learn` builds it.
+    """
     size, classes = dataset_shape(settings.dataset, data_root)
-    with torch.device("meta"):
-        return create_model(settings.model, in_channels=size[0], num_classes=classes, expand=settings.expand), size
+    if is_foreign(settings.model):
+        model = _build_foreign(settings.model, size, classes, settings.expand)
+    else:
+        with torch.device("meta"):
+            model = create_model(settings.model, in_channels=size[0], num_classes=classes, expand=settings.expand)
+    _CHANNELS[(settings.model, settings.dataset, settings.expand, data_root)] = sum(model.widths.values())
+    return model, size
+
+
+_CHANNELS: dict[tuple, int] = {}  # (model, data set, expand, data root) -> prunable channels
+
+
+def channel_count(settings: Settings, data_root: str | None = None) -> int | None:
+    """How many gates the chosen model has; None for a foreign model not built yet (building
+    one takes seconds: the setup and structure pages do it off the UI thread, then it is known)."""
+    key = (settings.model, settings.dataset, settings.expand, data_root)
+    if key not in _CHANNELS and not is_foreign(settings.model):
+        build_model(settings, data_root)  # meta tensors: milliseconds
+    return _CHANNELS.get(key)
+
+
+def file_safe(spec: str) -> str:
+    """A model spec as part of a file name (`torchvision:resnet18` -> `torchvision-resnet18`,
+    `nets/my_net.py:build` -> `my_net-build`): a path in a spec must not make folders."""
+    source, sep, name = spec.rpartition(":")
+    if sep and ("/" in source or "\\" in source or source.endswith(".py")):
+        spec = f"{Path(source).stem}:{name}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-.") or "model"
 
 
 def gates_fit(gates: dict | None, widths: dict[str, int]) -> bool:
@@ -276,7 +371,7 @@ class Session:
     def new_run_path(self) -> Path:
         """A fresh run directory name under runs_root."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = self.runs_root / f"{self.settings.model}-{self.settings.dataset}-{stamp}"
+        base = self.runs_root / f"{file_safe(self.settings.model)}-{self.settings.dataset}-{stamp}"
         path, n = base, 1
         while path.exists():
             n += 1

@@ -82,10 +82,19 @@ def build_plain(spec: ModelSpec, *, num_classes: int, in_channels: int) -> nn.Mo
     raise PfsError(f"{spec.text!r} is a sample model; build it with sample_models.create_model")
 
 
+def torchvision_names() -> list[str]:
+    """torchvision's classification models (the NAMEs `torchvision:NAME` accepts); none without it."""
+    try:
+        from torchvision import models
+    except ImportError:
+        return []
+    return models.list_models(module=models)
+
+
 def _torchvision(spec: ModelSpec, num_classes: int) -> nn.Module:
     from torchvision import models
 
-    available = models.list_models(module=models)
+    available = torchvision_names()
     if spec.name not in available:
         near = [n for n in available if spec.name.split("_")[0] in n][:6]
         hint = f" (did you mean {', '.join(near)}?)" if near else ""

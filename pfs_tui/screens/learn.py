@@ -16,7 +16,7 @@ from engine.errors import PfsError
 from pfs_tui.formatting import explorer_terms, fmt
 from pfs_tui.messages import LearnDone, LearnProgress
 from pfs_tui.screens.base import PageScreen
-from pfs_tui.session import Pauser, build_model
+from pfs_tui.session import Pauser, channel_count
 from pfs_tui.tasks import SPEEDS, replay, run_learning, selected_gates
 from pfs_tui.widgets.curve_plot import CurvePlot, moving_average
 from pfs_tui.widgets.explanation import LEARN as LEARN_TEXT
@@ -277,7 +277,7 @@ class LearnScreen(PageScreen):
             title = f"gate histogram at step {snap['gates_step']} ({len(values)} channels)"
         else:
             values = self._initial_gates()
-            title = f"gate histogram: all {len(values)} gates start at 1"
+            title = f"gate histogram: all {len(values)} gates start at 1" if values else "gates start at 1"
         self.query_one("#hist-title", Label).update(title)
         self.query_one("#gate-hist", GateHistogram).show(values, s.sparsity)
         self.set_status(self._bar_text(snap))
@@ -285,10 +285,10 @@ class LearnScreen(PageScreen):
     def _initial_gates(self) -> list[float]:
         """One 1.0 per prunable channel of the chosen model (before any learning)."""
         try:
-            model, _ = build_model(self.session.settings, self.session.data_root)
+            count = channel_count(self.session.settings, self.session.data_root)
         except PfsError:
             return []
-        return [1.0] * sum(model.widths.values())
+        return [1.0] * (count or 0)
 
     def _bar_text(self, snap: dict) -> str:
         last = snap["last"]

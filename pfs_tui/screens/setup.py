@@ -5,14 +5,26 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, DataTable, Label, Select, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from engine.data import dataset_names
-from pfs_tui.formatting import human
-from pfs_tui.messages import ModelRowsReady
+from engine.errors import PfsError
+from pfs_tui.formatting import explorer_terms, human
+from pfs_tui.messages import ModelCostReady, ModelRowsReady
 from pfs_tui.screens.base import PageScreen
-from pfs_tui.session import FIELDS, model_rows
+from pfs_tui.session import FIELDS, ModelRow, model_cost, model_rows, spec_description, uncounted_row
 from pfs_tui.widgets.number_field import NumberField
+
+SPEC_HINT = "spec: torchvision:NAME, file.py:fn"
+
+
+class SpecInput(Input):
+    """Where a model spec is typed; Escape gives the keys back to the page."""
+
+    BINDINGS = [Binding("escape", "leave", "Leave field", id="field.leave", key_display="esc")]
+
+    def action_leave(self) -> None:
+        self.screen.focus_home()
 
 
 class SetupScreen(PageScreen):
@@ -30,6 +42,8 @@ class SetupScreen(PageScreen):
         with Horizontal(id="setup-body"):
             with Vertical(id="models"):
                 yield Label("", id="models-title")
+                yield SpecInput(placeholder=SPEC_HINT, compact=True, id="model-spec")
+                yield Static("", id="model-note")
                 yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="model-desc")
             with VerticalScroll(id="form", can_focus=False):  # its fields are the tab stops
@@ -48,27 +62,69 @@ class SetupScreen(PageScreen):
                 yield Button("Start learning", id="start", variant="primary", compact=True)
 
     def on_mount(self) -> None:
-        table = self.query_one("#model-table", DataTable)
-        table.add_columns("model", "MACs", "params")
+        self.rows: dict[str, ModelRow] = {}
+        self._counted: dict[tuple[str, str], ModelRow] = {}  # (data set, spec) -> row with costs
+        self._wanted = ""  # the highlighted spec whose cost is awaited
+        self._cost_timer = None
+        self._name_width: int | None = None
         self.load_rows(self.session.settings.dataset)
 
     @work(thread=True, exclusive=True, group="model-rows", exit_on_error=False)
     def load_rows(self, dataset: str) -> None:
-        """Dense MACs/params of every model on this data set (meta tensors: ~1 s, off the UI thread)."""
+        """Dense MACs/params of every sample model on this data set (meta tensors: ~1 s, off
+        the UI thread), and torchvision's models, counted one by one when highlighted."""
         rows = model_rows(dataset, self.session.data_root)
         self.post_message(ModelRowsReady(dataset, rows))
 
     def on_model_rows_ready(self, message: ModelRowsReady) -> None:
-        self.rows = {r.name: r for r in message.rows}
-        table = self.query_one("#model-table", DataTable)
-        table.clear()
-        for r in message.rows:
-            table.add_row(r.name, human(r.macs), human(r.params), key=r.name)
+        rows = [self._counted.get((message.dataset, r.name), r) for r in message.rows]
+        names = [r.name for r in rows]
+        model = self.session.settings.model
+        if model not in names:  # a typed spec (or one kept from last time) stays listed
+            try:
+                rows.append(self._counted.get((message.dataset, model)) or uncounted_row(model))
+                names.append(model)
+            except PfsError:
+                pass
+        self.rows = {r.name: r for r in rows}
+        self._fill()
         self.query_one("#models-title", Label).update(f"dense cost on {message.dataset}")
-        names = [r.name for r in message.rows]
-        if self.session.settings.model in names:
-            table.move_cursor(row=names.index(self.session.settings.model))
         self._describe()
+
+    def _fill(self) -> None:
+        """(Re)draw the list with the name column as wide as the panel allows, so MACs and
+        params stay in view at 80 columns (long torchvision names end in '…'; the line
+        under the list names the highlighted model in full)."""
+        table = self.query_one("#model-table", DataTable)
+        width = table.size.width
+        # 3 columns of 1+1 padding, a scrollbar, and the two counts ('95.8M', 'params').
+        self._name_width = max(12, width - 6 - 2 - 7 - 6) if width else None
+        table.clear(columns=True)
+        table.add_column("model", key="model", width=self._name_width)
+        table.add_column("MACs", key="macs")
+        table.add_column("params", key="params")
+        for r in self.rows.values():
+            table.add_row(*self._cells(r), key=r.name)
+        model = self.session.settings.model
+        if model in table.rows:
+            table.move_cursor(row=table.get_row_index(model))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        table = self.query_one("#model-table", DataTable)
+        if self.rows and table.size.width and max(12, table.size.width - 21) != self._name_width:
+            self._fill()
+
+    def _cells(self, row: ModelRow) -> tuple[str, str, str]:
+        name = row.name
+        if self._name_width and len(name) > self._name_width:
+            # Narrow: 'tv:' for 'torchvision:' keeps the distinguishing part in view.
+            name = name.replace("torchvision:", "tv:", 1)
+        if self._name_width and len(name) > self._name_width:
+            name = name[: self._name_width - 1] + "…"
+        return name, human(row.macs), human(row.params)
 
     @on(DataTable.RowHighlighted, "#model-table")
     def _model_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -80,18 +136,97 @@ class SetupScreen(PageScreen):
     def _model_selected(self, event: DataTable.RowSelected) -> None:
         self.query_one("#budget", NumberField).input.focus()
 
-    def _describe(self) -> None:
-        from sample_models import model_entry
+    @on(Input.Submitted, "#model-spec")
+    def _spec_typed(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        self._note(f"checking {text}...")
+        self.count_model(text, self.session.settings.dataset, typed=True)
 
+    @on(Input.Changed, "#model-spec")
+    def _spec_edited(self, event: Input.Changed) -> None:
+        if self.query_one("#model-note", Static).has_class("error"):
+            self._note("")  # the refusal was about the text being corrected
+
+    @work(thread=True, group="model-cost", exit_on_error=False)
+    def count_model(self, spec: str, dataset: str, typed: bool) -> None:
+        """Build the model a spec names through the engine (as `pfs learn` will) and count
+        its dense cost; a refusal comes back as the engine's message."""
+        if not typed and spec != self._wanted:
+            return  # the cursor moved on while this waited
+        try:
+            row, error = model_cost(spec, dataset, self.session.data_root), ""
+        except PfsError as exc:
+            row, error = None, str(exc)
+        self.post_message(ModelCostReady(spec, dataset, row, error, typed))
+
+    def on_model_cost_ready(self, message: ModelCostReady) -> None:
+        row = message.row
+        if row is not None:
+            self._counted[(message.dataset, row.name)] = row
+        elif not message.typed:
+            row = ModelRow(message.spec, "", None, None, explorer_terms(message.error).splitlines()[0][:200])
+            self._counted[(message.dataset, message.spec)] = row
+        if row is not None and message.dataset == self.session.settings.dataset:
+            table = self.query_one("#model-table", DataTable)
+            self.rows[row.name] = row
+            if row.name in table.rows:
+                for key, value in zip(("model", "macs", "params"), self._cells(row), strict=True):
+                    table.update_cell(row.name, key, value)
+            else:
+                table.add_row(*self._cells(row), key=row.name)
+        if message.typed:
+            if message.row is None:  # refused: the model stays what it was
+                self._note(f"cannot use {message.spec}: {explorer_terms(message.error)}", error=True)
+                return
+            self._note("")
+            self.query_one("#model-spec", Input).value = ""
+            self.app.set_setting("model", message.row.name)
+            table = self.query_one("#model-table", DataTable)
+            if message.row.name in table.rows:
+                table.move_cursor(row=table.get_row_index(message.row.name))
+            self.focus_home()  # the model is chosen: the page's keys (s: start learning) work again
+        self._describe()
+
+    def _note(self, text: str, error: bool = False) -> None:
+        note = self.query_one("#model-note", Static)
+        note.update(text)
+        note.set_class(error, "error")
+        note.display = bool(text)
+
+    def _describe(self) -> None:
         name = self.session.settings.model
-        row = getattr(self, "rows", {}).get(name)
-        if row is None:
+        row = self.rows.get(name)
+        try:
+            description = spec_description(name)
+        except PfsError as exc:
+            description = explorer_terms(str(exc))
+        if row is None or not row.counted:
             cost = "counting MACs..."
+            self._count_later(name)
         elif row.macs is None:
             cost = f"cannot run at this input size: {row.reason}"
         else:
             cost = f"{human(row.macs)} MACs, {human(row.params)} params (dense)"
-        self.query_one("#model-desc", Static).update(f"{name}: {model_entry(name).description}\n{cost}")
+        self.query_one("#model-desc", Static).update(f"{name}: {description}\n{cost}")
+
+    def _count_later(self, spec: str) -> None:
+        """Count a highlighted model once the cursor rests on it (a quarter second), so that
+        scrolling past 80 torchvision models builds none of them."""
+        if spec == self._wanted and self._cost_timer is not None:
+            return
+        self._wanted = spec
+        if self._cost_timer is not None:
+            self._cost_timer.stop()
+        dataset = self.session.settings.dataset
+
+        def count() -> None:
+            self._cost_timer = None
+            if self._wanted == spec and self.session.settings.model == spec:
+                self.count_model(spec, dataset, typed=False)
+
+        self._cost_timer = self.set_timer(0.25, count)
 
     @on(Select.Changed, "#dataset")
     def _dataset(self, event: Select.Changed) -> None:

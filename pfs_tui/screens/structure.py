@@ -1,6 +1,7 @@
 """Structure: the pruned widths at the FLOPs target, live as the target or gates move."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.markup import escape
@@ -16,7 +17,7 @@ from engine.runs import atomic_write_json
 from pfs_tui.formatting import explorer_terms, human
 from pfs_tui.messages import StructureReady
 from pfs_tui.screens.base import PageScreen
-from pfs_tui.session import FIELDS, build_model, gates_fit, structures
+from pfs_tui.session import FIELDS, build_model, file_safe, gates_fit, structures
 from pfs_tui.tasks import run_busy
 from pfs_tui.widgets.channel_bars import ChannelBars
 from pfs_tui.widgets.explanation import STRUCTURE as STRUCTURE_TEXT
@@ -95,12 +96,12 @@ class StructureScreen(PageScreen):
         self.session.invalid["budget"] = f"{event.field.label}: {event.why}"
         self.set_status("target refused")
 
-    def _model_for_settings(self):
-        s = self.session.settings
-        key = (s.model, s.dataset, s.expand)
+    def _model_for_settings(self, settings):
+        key = (settings.model, settings.dataset, settings.expand)
         if key != self._model_key:
-            self._model, self._input_size = build_model(s, self.session.data_root)
-            self._model_key = key
+            model, size = build_model(settings, self.session.data_root)
+            self._model, self._input_size, self._model_key = model, size, key
+            return model, size
         return self._model, self._input_size
 
     def update_structure(self) -> None:
@@ -110,20 +111,16 @@ class StructureScreen(PageScreen):
         if key == self._key or not self.is_current:
             return
         self._key = key
-        try:
-            model, size = self._model_for_settings()
-        except PfsError as exc:
-            self.on_structure_ready(StructureReady(key, None, None, explorer_terms(str(exc)), False))
-            return
-        gates = log.gates if gates_fit(log.gates, model.widths) else None
-        self._search(key, model, size, gates, s.budget)
+        self._search(key, replace(s), log.gates, s.budget)
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
-    def _search(self, key: tuple, model, size, gates, budget: float) -> None:
-        # Off the UI thread: a search takes tens of ms (more for big models), and a held
-        # + key must not queue them up in front of the next redraw. A newer search
-        # cancels this one; its result is then dropped.
+    def _search(self, key: tuple, settings, gates, budget: float) -> None:
+        # Off the UI thread: a search takes tens of ms (more for big models), building a
+        # foreign model takes seconds, and a held + key must not queue them up in front of
+        # the next redraw. A newer search cancels this one; its result is then dropped.
         try:
+            model, size = self._model_for_settings(settings)
+            gates = gates if gates_fit(gates, model.widths) else None
             found, uniform = structures(model, size, gates, budget)
             error = ""
         except PfsError as exc:
@@ -196,6 +193,6 @@ class StructureScreen(PageScreen):
             path = session.run_path / "structure.json"
         else:
             s = session.settings
-            path = session.runs_root / f"structure-{s.model}-{s.dataset}-{s.budget:g}.json"
+            path = session.runs_root / f"structure-{file_safe(s.model)}-{s.dataset}-{s.budget:g}.json"
         atomic_write_json(path, self.structure.to_json())
         return path
