@@ -1,6 +1,8 @@
 """User-facing errors: a PfsError message names the fix; the CLI prints it on one line."""
 from __future__ import annotations
 
+import shlex
+
 
 class PfsError(Exception):
     """A user mistake (bad flag, missing data, unreachable budget); never a bug."""
@@ -32,3 +34,8 @@ class DivergedError(PfsError):
 
 class PfsWarning(UserWarning):
     """Something the user should know that does not stop the job (the CLI prints one line)."""
+
+
+def shell_path(path) -> str:
+    """A path as it must be typed in a shell, for the commands our messages suggest (paste-able)."""
+    return shlex.quote(str(path))

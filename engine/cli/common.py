@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
 import signal
 import sys
 import time
@@ -17,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.errors import PfsError
+from engine.errors import PfsError, shell_path
 from engine.events import strict_json
 
 
@@ -206,7 +205,7 @@ def out_dir(args) -> Path:
 
 def quoted(path) -> str:
     """A path as it must be typed in a shell, so "next:" hints paste as they are."""
-    return shlex.quote(str(path))
+    return shell_path(path)
 
 
 def learn_data_options(args) -> dict:

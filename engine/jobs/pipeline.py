@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import PfsError, StopRequested
+from engine.errors import PfsError, StopRequested, shell_path
 from engine.events import Event
 from engine.jobs.learn_job import learn_run, resume_learn
 from engine.jobs.search_job import search_run
@@ -34,7 +34,7 @@ def pipeline_run(out: str | Path, *, model: str, dataset: str, learn, flops: flo
                        should_stop=should_stop, overwrite=overwrite, extra_config={"pipeline": plan},
                        data_options=data_options)
     if result.stopped:
-        raise StopRequested(f"stopped while learning gates, checkpoint saved; `pfs resume {out}` continues")
+        raise StopRequested(f"stopped while learning gates, checkpoint saved; `pfs resume {shell_path(out)}` continues")
     run = RunDir.open(out)
     with run.owned("run"):
         return _rest(run, on_event, should_stop)
@@ -68,12 +68,13 @@ def _resume(run: RunDir, on_event, should_stop, data_root) -> dict:
         result = resume_learn(run.path, on_event=on_event, should_stop=should_stop, data_root=data_root)
         data_root = None  # recorded by the learn stage
         if result.stopped:
-            raise StopRequested(f"stopped while learning gates, checkpoint saved; `pfs resume {run.path}` continues")
+            raise StopRequested("stopped while learning gates, checkpoint saved; "
+                                f"`pfs resume {shell_path(run.path)}` continues")
         if "pipeline" not in config:
             return run.read_json("summary.json")  # a `pfs learn` run: learning was all it had to do
     if "pipeline" not in config:
         raise PfsError(f"{run.path} has learned its gates and has nothing more to resume; "
-                       f"next: `pfs search {run.path} --flops F`, then `pfs train {run.path}`")
+                       f"next: `pfs search {shell_path(run.path)} --flops F`, then `pfs train {shell_path(run.path)}`")
     return _rest(run, on_event, should_stop, data_root)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import PfsError, RunError
+from engine.errors import PfsError, RunError, shell_path
 from engine.events import Event, StructureFound
 from engine.runs import RunDir, load_gated_model
 from engine.search import Structure, search
@@ -20,12 +20,13 @@ def search_run(run_path: str | Path, budget: float, *, min_channels: int = 1,
     """
     run = RunDir.open(run_path)
     if not run.exists("gates.pt"):
-        raise RunError(f"{run.path} has no learned gates yet; finish `pfs learn` (or `pfs resume {run.path}`) first")
+        raise RunError(f"{run.path} has no learned gates yet; finish `pfs learn` "
+                       f"(or `pfs resume {shell_path(run.path)}`) first")
     if not isinstance(budget, (int, float)) or not 0 < budget <= 1:
         raise PfsError(f"--flops must be a fraction of the dense model's MACs in (0, 1], got {budget}")
     if trained(run) and not overwrite:
         raise RunError(f"{run.path} has been trained on its current structure; search a copy instead "
-                       f"(`pfs train {run.path} --out NEW ...` keeps several trainings) or add --overwrite "
+                       f"(`pfs train {shell_path(run.path)} --out NEW ...` keeps several trainings) or add --overwrite "
                        "to replace the structure and discard that training")
     net = load_gated_model(run.path)
     structure = search(net, budget, run.config.get("input_size"), min_channels=min_channels)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import RunError
+from engine.errors import RunError, shell_path
 from engine.runs.rundir import RunDir, read_json
 from engine.search import Structure
 
@@ -60,7 +60,8 @@ def load_structure(path: str | Path) -> Structure:
     if path.is_dir():
         path = path / "structure.json"
         if not path.is_file():
-            raise RunError(f"{path.parent} has no structure.json yet; run `pfs search {path.parent} --flops F`")
+            raise RunError(f"{path.parent} has no structure.json yet; "
+                           f"run `pfs search {shell_path(path.parent)} --flops F`")
     data = read_json(path)
     if not isinstance(data, dict):
         raise RunError(f"{path} is not a structure.json; re-create it with `pfs search RUN --flops F`")
@@ -75,7 +76,7 @@ def check_structure(structure: Structure, config: dict, source: str | Path = "st
     in-range channel indices per group, and match the run's class count and input size.
     Anything else would train a different network than the one the run's gates chose.
     """
-    fix = f"make it for this run with `pfs search {Path(source).parent} --flops F`"
+    fix = f"make it for this run with `pfs search {shell_path(Path(source).parent)} --flops F`"
     spec = config.get("model_spec") or {}
     if structure.model != config.get("model"):
         raise RunError(f"{source} is a structure of {structure.model!r}, but the run is a {config.get('model')!r} run; "

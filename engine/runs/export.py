@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.errors import PfsError, RunError
+from engine.errors import PfsError, RunError, shell_path
 from engine.gates import set_gates_enabled
 from engine.gating import strip_gates
 from engine.prune import pruned_model
@@ -55,12 +55,12 @@ def load_pruned(run_path: str | os.PathLike) -> nn.Module:
     """The trained pruned network of a run, in plain PyTorch (eval mode, no gates)."""
     run = RunDir.open(run_path)
     if not run.exists("structure.json"):
-        raise RunError(f"{run.path} has no structure.json; run `pfs search {run.path} --flops F` and "
-                       f"`pfs train {run.path}` first")
+        raise RunError(f"{run.path} has no structure.json; run `pfs search {shell_path(run.path)} --flops F` and "
+                       f"`pfs train {shell_path(run.path)}` first")
     structure = Structure.from_json(run.read_json("structure.json"))
     summary = run.read_json_or_empty("summary.json")
     if not run.exists(WEIGHTS) and not run.exists(TRAIN_CHECKPOINT):
-        raise RunError(f"{run.path} has no trained network yet; run `pfs train {run.path}` first")
+        raise RunError(f"{run.path} has no trained network yet; run `pfs train {shell_path(run.path)}` first")
     expand = float(summary.get("expand") or 1.0) if summary.get("stage") == "train" else 1.0
     model = pruned_model(structure, expand=expand, seed=0)
     set_gates_enabled(model, False)
@@ -71,8 +71,8 @@ def load_pruned(run_path: str | os.PathLike) -> nn.Module:
         try:
             weights = load_file(str(run.file(WEIGHTS)))
         except Exception:  # safetensors fails in its own types (SafetensorError, OSError): all mean damaged
-            raise RunError(f"{run.file(WEIGHTS)} is corrupt (not a safetensors file); `pfs train {run.path} "
-                           "--overwrite` writes it again") from None
+            raise RunError(f"{run.file(WEIGHTS)} is corrupt (not a safetensors file); "
+                           f"`pfs train {shell_path(run.path)} --overwrite` writes it again") from None
         _load(model, weights, run.file(WEIGHTS))
         return model
     state = run.load(TRAIN_CHECKPOINT)

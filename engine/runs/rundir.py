@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import RunError
+from engine.errors import RunError, shell_path
 from engine.events import Event, JsonlSink, read_events, strict_json
 from engine.runs.schema import check_config
 
@@ -146,7 +146,7 @@ class RunDir:
         if (self.path / "config.json").exists():
             if not overwrite:
                 raise RunError(f"{self.path} already holds a run; pick another --out, "
-                               f"or `pfs resume {self.path}` to continue it")
+                               f"or `pfs resume {shell_path(self.path)}` to continue it")
             self.check_not_in_use()
         elif self.path.is_dir() and any(self.path.iterdir()):
             raise RunError(f"{self.path} is a folder with other files, not a run; pick another --out")

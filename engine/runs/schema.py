@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import RunError
+from engine.errors import RunError, shell_path
 
 
 def _is_int(v) -> bool:
@@ -89,5 +89,5 @@ def check_train_summary(summary: dict, path: str | Path) -> dict:
     for key, (ok, expected) in TRAIN_SUMMARY_KEYS.items():
         if not ok(summary.get(key)):
             raise RunError(f"{path} is corrupt (key {key!r} is {summary.get(key)!r:.60}, expected {expected}); "
-                           f"`pfs train {Path(path).parent} --overwrite` trains the structure again")
+                           f"`pfs train {shell_path(Path(path).parent)} --overwrite` trains the structure again")
     return summary

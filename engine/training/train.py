@@ -23,7 +23,7 @@ from torch import nn
 
 from engine.data import Dataset, load_dataset, moved_data
 from engine.data.sources import MemorySource, steps_per_epoch
-from engine.errors import DivergedError, PfsError, StopRequested
+from engine.errors import DivergedError, PfsError, StopRequested, shell_path
 from engine.events import (
     CheckpointSaved,
     EpochEnd,
@@ -174,7 +174,8 @@ def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_e
     run.read_json_or_empty("summary.json")  # read again at the end: a damaged one is refused before any write
     if resume:
         if "train" not in config:
-            raise PfsError(f"{run.path} has no train stage to resume; start one with `pfs train {run.path}`")
+            raise PfsError(f"{run.path} has no train stage to resume; "
+                           f"start one with `pfs train {shell_path(run.path)}`")
         options = TrainOptions.from_json(config["train"])
     options = options or TrainOptions()
     options.validate()
@@ -182,7 +183,7 @@ def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_e
     options = replace(options, **{k: str(Path(v).resolve()) for k in ("structure", "from_checkpoint")
                                   if (v := getattr(options, k))})
     if out is None and not resume and "train" in config and run.exists(CHECKPOINT) and not overwrite:
-        raise PfsError(f"{run.path} already has a train stage; `pfs resume {run.path}` continues it, "
+        raise PfsError(f"{run.path} already has a train stage; `pfs resume {shell_path(run.path)}` continues it, "
                        "--overwrite starts it again")
     device = pick_device(options.device, distributed.from_env().local_rank)
     if options.amp and device.type != "cuda":
@@ -244,7 +245,8 @@ def _prepare(run: RunDir, config: dict, options: TrainOptions, device: torch.dev
     if options.structure and not Path(structure_file).is_file():
         raise PfsError(f"{structure_file} does not exist; give --structure a structure.json made by `pfs search`")
     if not Path(structure_file).is_file():
-        raise PfsError(f"{run.path} has no structure to train yet; run `pfs search {run.path} --flops F` first")
+        raise PfsError(f"{run.path} has no structure to train yet; "
+                       f"run `pfs search {shell_path(run.path)} --flops F` first")
     data_json = read_json(structure_file)
     if not isinstance(data_json, dict):
         raise PfsError(f"{structure_file} is not a structure.json; re-create it with `pfs search RUN --flops F`")
@@ -339,7 +341,7 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
                     save({"batch": i + 1, "sums": done})
                 distributed.barrier()
                 raise StopRequested(f"stopped at step {state['step']} (epoch {epoch + 1}), checkpoint saved; "
-                                    f"`pfs resume {run.path}` continues from there")
+                                    f"`pfs resume {shell_path(run.path)}` continues from there")
         skip, carried = 0, None
         seconds = time.perf_counter() - t0
         loss_sum, correct, seen = distributed.all_reduce_sum(sums.tolist(), device)
@@ -379,7 +381,7 @@ def _check_finite(loss: float, step: int, epoch: int, plan: Plan, run: RunDir, d
     if distributed.broadcast_flag(not math.isfinite(loss), device):
         raise DivergedError(f"the training loss became {loss} by step {step} (epoch {epoch + 1}), so the "
                             f"weights are no longer numbers; lower the learning rate (now {plan.lr:g}), e.g. "
-                            f"`pfs train {run.path} --overwrite --lr {plan.lr / 10:g}`")
+                            f"`pfs train {shell_path(run.path)} --overwrite --lr {plan.lr / 10:g}`")
 
 
 def train_step(net: nn.Module, optimizer, scaler, criterion, x: torch.Tensor, y: torch.Tensor, micro: int = 1,

@@ -421,3 +421,10 @@ def test_compare_refuses_runs_of_other_models_or_data_sets(trained, tmp_path, ca
     one_error_line(capsys.readouterr().err, "a resnet32 structure", "compare structures of one model")
     assert main(["compare", str(trained), str(fm)]) == 2
     one_error_line(capsys.readouterr().err, "fashion-mnist", "synthetic", "learned on one data set")
+
+
+def test_commands_suggested_in_messages_are_quoted_to_paste(run, tmp_path, capsys):
+    spaced = tmp_path / "my trained run"
+    shutil.copytree(run, spaced)
+    assert main(["search", str(spaced), "--flops", "0.4"]) == 2
+    one_error_line(capsys.readouterr().err, f"`pfs train '{spaced}' --out NEW ...`")
