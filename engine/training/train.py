@@ -13,7 +13,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -190,13 +190,17 @@ def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_e
         raise PfsError("--amp needs a CUDA device; drop --amp or run on a GPU")
     dist = distributed.setup(device.type)
     try:
-        with run.owned("train") if dist.is_main else nullcontext():
+        with ExitStack() as owner:  # the run being trained is owned: this one, or the --out branch
+            if dist.is_main and out is None:
+                owner.enter_context(run.owned("train"))
             # Everything is checked (structure, data, batch) before the first write, so a
             # refused start leaves the run exactly as it was: no event, no deleted checkpoint.
             job = _prepare(run, config, options, device, dist.world_size, data)
             if out is not None:
                 run = _branch(run, out, overwrite, dist.is_main)
                 config = {**run.config, **moved_data(run.config, data_root)}
+                if dist.is_main:
+                    owner.enter_context(run.owned("train"))
             emit = _event_sink(run, on_event, dist.is_main)
             try:
                 if dist.is_main and not resume:

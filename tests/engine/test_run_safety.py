@@ -428,3 +428,19 @@ def test_commands_suggested_in_messages_are_quoted_to_paste(run, tmp_path, capsy
     shutil.copytree(run, spaced)
     assert main(["search", str(spaced), "--flops", "0.4"]) == 2
     one_error_line(capsys.readouterr().err, f"`pfs train '{spaced}' --out NEW ...`")
+
+
+def test_train_out_owns_the_new_run_not_the_one_it_branches_from(make_run, tmp_path, one_thread):
+    from engine.events import StepEnd
+
+    make_run(tmp_path / "src", dataset="synthetic", input_size=(3, 32, 32))
+    owners = []
+
+    def look(event) -> None:
+        if isinstance(event, StepEnd):
+            owners.append(((tmp_path / "src" / "pid.json").exists(), (tmp_path / "new" / "pid.json").exists()))
+
+    train_run(tmp_path / "src", TrainOptions(epochs=1, batch_size=32, device="cpu", log_every=1),
+              data=synthetic_dataset(n_train=64, n_test=32), out=tmp_path / "new", on_event=look)
+    assert owners and set(owners) == {(False, True)}
+    assert not (tmp_path / "new" / "pid.json").exists()  # released when training ends
