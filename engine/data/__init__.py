@@ -18,10 +18,11 @@ from engine.data.datasets import (
     dataset_shape,
     load_dataset,
     moved_data,
+    shaped_data,
     synthetic_dataset,
 )
 from engine.data.memory import Dataset, augment_batch, batches
 
 __all__ = ["CIFAR10_CLASSES", "DATASETS", "DEBIAN_FASHION_MNIST", "FASHION_CLASSES", "FASHION_FILES", "SHAPES",
            "Dataset", "absolute_data_paths", "augment_batch", "batches", "dataset_names", "dataset_shape",
-           "load_dataset", "moved_data", "synthetic_dataset"]
+           "load_dataset", "moved_data", "shaped_data", "synthetic_dataset"]

@@ -11,6 +11,7 @@ import io
 import os
 import pickle
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,20 @@ def moved_data(config: dict, data_root: str | None) -> dict:
     if str(config.get("dataset", "")).startswith("imagefolder:"):
         return {"dataset": f"imagefolder:{root}"}
     return {"data_root": root}
+
+
+def shaped_data(ds, subset: int | None = None, image_size: int | None = None, workers: int | None = None):
+    """The data set cut to `subset` training images, cropped to `image_size` and decoded by
+    `workers` processes (the last two for image folders only), as learn and train take them."""
+    if subset:
+        ds = ds.subset(int(subset))
+    if image_size:
+        if isinstance(ds, Dataset):
+            raise DataError("--image-size only applies to imagefolder:PATH data sets")
+        ds = ds.with_image_size(int(image_size))
+    if workers is not None and not isinstance(ds, Dataset):
+        ds = replace(ds, workers=int(workers))
+    return ds
 
 
 # -- Fashion-MNIST --------------------------------------------------------------------

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from engine.data import Dataset, absolute_data_paths, load_dataset, moved_data
-from engine.errors import PfsError
+from engine.data import Dataset, absolute_data_paths, load_dataset, moved_data, shaped_data
 from engine.events import Event, RunFailed, RunFinished, RunStarted, failure_text, fanout
 from engine.learn import LearnConfig, LearnResult, check_batch_fits, learn_gates
 from engine.runs import RunDir, load_gated_model
@@ -44,7 +43,7 @@ def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, 
     RunDir(out).check_creatable(overwrite=overwrite)  # before loading data: a taken --out costs nothing
     data_root, dataset = absolute_data_paths(data_root, dataset)
     ds = data if data is not None else load_dataset(dataset, data_root, download=download)
-    ds = shaped_data(ds, data_options or {})
+    ds = shaped_data(ds, **(data_options or {}))
     check_batch_fits(learn, ds)  # before the run directory is made
     torch.manual_seed(learn.seed)
     net = build_model(model, in_channels=ds.input_size[0], num_classes=ds.num_classes, expand=expand,
@@ -68,19 +67,6 @@ def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, 
         return _learn(run, net, ds, learn, on_event, should_stop, resume=None)
 
 
-def shaped_data(ds, options: dict):
-    """The data set cut to `subset` images, cropped to `image_size`, decoded by `workers`."""
-    if options.get("subset"):
-        ds = ds.subset(int(options["subset"]))
-    if options.get("image_size"):
-        if isinstance(ds, Dataset):
-            raise PfsError("--image-size only applies to imagefolder:PATH data sets")
-        ds = ds.with_image_size(int(options["image_size"]))
-    if options.get("workers") is not None and not isinstance(ds, Dataset):
-        ds = replace(ds, workers=int(options["workers"]))
-    return ds
-
-
 def resume_learn(run_path: str | Path, *, on_event: Callable[[Event], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, data: Dataset | None = None,
                  data_root: str | None = None) -> LearnResult:
@@ -92,7 +78,7 @@ def resume_learn(run_path: str | Path, *, on_event: Callable[[Event], None] | No
     config = {**run.config, **moved_data(run.config, data_root)}
     learn = LearnConfig(**config["learn"])
     ds = data if data is not None else load_dataset(config["dataset"], config.get("data_root"))
-    ds = shaped_data(ds, config.get("data_options") or {})
+    ds = shaped_data(ds, **(config.get("data_options") or {}))
     net = load_gated_model(run.path, gates=False)
     state = run.load(CHECKPOINT) if run.exists(CHECKPOINT) else None
     with run.owned("learn"):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.data import Dataset, load_dataset, moved_data
+from engine.data import Dataset, load_dataset, moved_data, shaped_data
 from engine.data.sources import MemorySource, steps_per_epoch
 from engine.errors import DivergedError, PfsError, StopRequested, shell_path
 from engine.events import (
@@ -144,12 +144,7 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 def load_source(config: dict, options: TrainOptions, data=None):
     """The run's data set (or `data`) as a batch source (in memory, or streamed from folders)."""
     ds = data if data is not None else load_dataset(config["dataset"], config.get("data_root"))
-    if not isinstance(ds, Dataset) and options.image_size:
-        ds = ds.with_image_size(options.image_size)
-    elif options.image_size:
-        raise PfsError("--image-size only applies to imagefolder:PATH data sets")
-    if options.subset:
-        ds = ds.subset(options.subset)
+    ds = shaped_data(ds, subset=options.subset, image_size=options.image_size)
     if isinstance(ds, Dataset):
         return MemorySource(ds, test_limit=options.test_subset)
     return ds.source(workers=options.workers, test_limit=options.test_subset)
