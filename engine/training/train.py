@@ -319,6 +319,9 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
             sums += torch.as_tensor(carried, dtype=torch.float64, device=device)  # global sums of the done part
         batches = job.source.train_batches(epoch, plan.batch_size, seed=plan.seed, rank=dist.rank,
                                            world=dist.world_size, device=device)
+        # The epoch's record carries its last lr: set it here too, for a stop saved at the
+        # epoch's last batch resumes with every batch skipped.
+        lr = lr_at(plan, epoch, job.steps - 1, job.steps)
         for i, (x, y) in enumerate(batches):
             if i < skip:
                 continue  # done before the stop: drawn and dropped, so later batches and crops match
