@@ -23,6 +23,7 @@ from engine.errors import BudgetError, DataError, PfsError, RunError
 from engine.flops import count_macs, count_params, dense_macs, dense_params
 from engine.gates import ChannelGate, GatedBatchNorm2d, set_gates_enabled
 from engine.gating import create_model
+from engine.models.spec import allow_model_code  # trust the user code a run names (README)
 
 
 def __getattr__(name: str):
@@ -35,5 +36,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
-__all__ = ["BudgetError", "ChannelGate", "DataError", "GatedBatchNorm2d", "PfsError", "RunError", "create_model",
+__all__ = ["allow_model_code", "BudgetError", "ChannelGate", "DataError", "GatedBatchNorm2d", "PfsError", "RunError",
+           "create_model",
            "count_macs", "count_params", "dense_macs", "dense_params", "load_pruned", "set_gates_enabled"]

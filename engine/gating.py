@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,7 +22,15 @@ from engine.errors import PfsError
 from engine.gates import ChannelGate, GatedBatchNorm2d
 from engine.models.costs import CostTable
 from engine.models.graph import GraphPlan, build_graph, find_groups
-from engine.models.spec import ModelSpec, build_plain, default_input_size, first_conv_channels, parse_spec
+from engine.models.spec import (
+    ModelSpec,
+    allow_model_code,
+    build_plain,
+    default_input_size,
+    file_sha256,
+    first_conv_channels,
+    parse_spec,
+)
 
 
 class ForeignModel(nn.Module):
@@ -31,7 +40,7 @@ class ForeignModel(nn.Module):
                  input_size: Sequence[int] | None = None, prune_residual: bool = False,
                  net: nn.Module | None = None, plan: GraphPlan | None = None) -> None:
         super().__init__()
-        self.model_spec = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+        self.model_spec = recorded_spec(spec if isinstance(spec, ModelSpec) else parse_spec(spec))
         self.registry_name = self.model_spec.text
         self.num_classes = num_classes
         self.in_channels = in_channels
@@ -101,11 +110,21 @@ class ForeignModel(nn.Module):
         """Everything needed to rebuild this network (JSON-safe), as sample models' spec."""
         return {"name": self.registry_name, "num_classes": self.num_classes, "in_channels": self.in_channels,
                 "expand": 1.0, "widths": dict(self.widths),
-                "arch": {"prune_residual": self.prune_residual, "input_size": list(self.default_input_size)}}
+                "arch": {"prune_residual": self.prune_residual, "input_size": list(self.default_input_size)},
+                **({"sha256": self.model_spec.sha256} if self.model_spec.sha256 else {})}
 
     def graph_summary(self) -> dict:
         """Groups gated and not gated (with why), as listed to users."""
         return self.plan.summary()
+
+
+def recorded_spec(spec: ModelSpec) -> ModelSpec:
+    """A file spec as a run records it: absolute (a run opened from another folder finds the same
+    file) and with the file's sha256 (a file changed since is refused, not run)."""
+    if spec.kind != "file" or not Path(spec.source).expanduser().is_file():
+        return spec  # a missing file fails where it is built, with its own message
+    path = Path(spec.source).expanduser().resolve()
+    return ModelSpec(f"{path}:{spec.name}", "file", spec.name, str(path), spec.sha256 or file_sha256(path))
 
 
 def insert_gates(net: nn.Module, plan: GraphPlan) -> dict[str, ChannelGate]:
@@ -242,10 +261,17 @@ def model_entry(name: str):
         return sample_models.model_entry(name)
 
 
-def build_model(name: str, *, num_classes: int, in_channels: int, expand: float = 1.0,
+def build_model(name: str | ModelSpec, *, num_classes: int, in_channels: int, expand: float = 1.0,
                 input_size: Sequence[int] | None = None, **arch) -> nn.Module:
-    """Any model a spec names, gated: a sample model, or a ForeignModel around a foreign one."""
-    spec = parse_spec(name)
+    """Any model a spec names, gated: a sample model, or a ForeignModel around a foreign one.
+
+    A spec given as a string is the caller's own choice, so its code may run; a parsed
+    ModelSpec (what rebuild_model reads back from a run) runs only where engine.models.spec
+    allows it (see allow_model_code)."""
+    spec = name if isinstance(name, ModelSpec) else parse_spec(name)
+    if isinstance(name, str):
+        allow_model_code(spec)
+    name = spec.text
     if spec.is_sample:
         return create_model(name, num_classes=num_classes, in_channels=in_channels, expand=expand, **arch)
     if expand != 1.0:
@@ -266,7 +292,10 @@ def rebuild_model(spec: Mapping, widths: Mapping[str, int] | None = None) -> nn.
 
         with _model_errors():
             return gate_declared(sample_models.rebuild(spec, widths))
-    model = build_model(spec["name"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
+    named = parse_spec(spec["name"])
+    if named.kind == "file" and isinstance(spec.get("sha256"), str):
+        named = ModelSpec(named.text, named.kind, named.name, named.source, spec["sha256"])
+    model = build_model(named, num_classes=spec["num_classes"], in_channels=spec["in_channels"],
                         **spec.get("arch", {}))
     wanted = dict(widths if widths is not None else spec.get("widths", model.widths))
     if wanted != dict(model.widths):

@@ -29,6 +29,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--follow", metavar="RUN", default=None,
                    help="follow RUN read-only (or `latest`: the newest run under --runs): its curves, "
                         "histogram and structure, without learning; with --serve every browser tab follows it")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="let the explorer import the model code (file.py:factory, package.module:factory) that the "
+                        "runs it opens name; without it, only code you name (--model, Setup) runs")
     return p.parse_args(argv)
 
 
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the explorer (or serve it); the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
     from engine.errors import PfsError
-    from engine.models.spec import parse_spec
+    from engine.models.spec import allow_model_code, parse_spec
     from sample_models import list_models
 
     try:
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except PfsError as exc:
         print(f"pfs: error: {exc}", file=sys.stderr)
         return 2
+    allow_model_code(None if args.trust_model_code else spec)  # --model names the user's own code
     if spec.is_sample and args.model not in list_models():
         print(f"pfs: error: unknown model {args.model!r}; choose one of: {', '.join(list_models())}, or a spec "
               "such as torchvision:resnet18", file=sys.stderr)
@@ -67,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     settings, warning = preferences.load(prefs, Settings(model=args.model, dataset=args.dataset))
     if warning:
         print(f"pfs: warning: {warning}", file=sys.stderr)
+    try:
+        allow_model_code(settings.model)  # the user's own Setup, kept from their last session
+    except PfsError:
+        pass  # the setup page says what is wrong with it
     # A follower (one per browser tab) retrains nothing: it keeps no preferences either.
     session = Session(settings=settings, data_root=args.data_root, prefs_path=None if args.follow else prefs)
     if args.runs:

@@ -18,6 +18,7 @@ import torch
 
 from engine.analysis import keep_ratios, pairwise_correlations, uniform_structure
 from engine.errors import PfsError
+from engine.gating import is_foreign, rebuild_model
 from engine.runs import RunDir, load_structure
 from engine.search import Structure
 from sample_models import rebuild
@@ -104,8 +105,11 @@ def uniform_ratios(structure: Structure) -> np.ndarray:
     spec = structure.spec
     if not spec:
         return np.full(len(structure.dense_widths), math.nan)  # an old structure.json: no model to rebuild
-    with torch.device("meta"):  # shapes only: counting MACs needs no weights
-        model = rebuild(spec, widths=structure.dense_widths)
+    if is_foreign(spec):  # built for real through the engine, which runs its code only if trusted
+        model = rebuild_model({**spec, "widths": structure.dense_widths})
+    else:
+        with torch.device("meta"):  # shapes only: counting MACs needs no weights
+            model = rebuild(spec, widths=structure.dense_widths)
     uniform = uniform_structure(model, structure.budget, structure.input_size,
                                 min_channels=structure.min_channels)
     return keep_ratios(uniform)

@@ -190,7 +190,10 @@ def _build_foreign(spec: str, size, classes: int, expand: float = 1.0):
     (user code raises anything, and the explorer must say it, not crash)."""
     with _COST_LOCK, torch.no_grad():
         try:
-            return build_any_model(spec, in_channels=size[0], num_classes=classes, expand=expand, input_size=size)
+            # Parsed, not the string: the setting may come from a run opened here, whose code
+            # runs only if the user named it (Setup, --model) or trusts runs (--trust-model-code).
+            return build_any_model(parse_spec(spec), in_channels=size[0], num_classes=classes, expand=expand,
+                                   input_size=size)
         except PfsError:
             raise
         except Exception as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from engine.errors import PfsError
 from engine.events import Event, iter_events, read_events
+from engine.models.spec import model_code_allowed
 from engine.runs import RunDir
 from pfs_tui.session import LearnLog, Pauser, Session
 
@@ -168,7 +169,8 @@ def selected_gates(run_path: Path, log: LearnLog) -> None:
 def train_command(run_path: Path, epochs: int, device: str = "auto", overwrite: bool = False,
                   subset: int = 0) -> list[str]:
     """The `pfs train` command line for a run (the same module the `pfs` script runs)."""
-    cmd = [sys.executable, "-m", "engine", "train", str(run_path), "--epochs", str(epochs), "--device", device]
+    cmd = [sys.executable, "-m", "engine", "train", str(run_path), "--epochs", str(epochs), "--device", device,
+           *_trust_flag(run_path)]
     if subset:
         cmd += ["--subset", str(subset)]
     return cmd + ["--overwrite"] if overwrite else cmd
@@ -176,7 +178,19 @@ def train_command(run_path: Path, epochs: int, device: str = "auto", overwrite: 
 
 def resume_command(run_path: Path) -> list[str]:
     """The `pfs resume` command line: whatever stage the run stopped in continues."""
-    return [sys.executable, "-m", "engine", "resume", str(run_path), "--quiet"]
+    return [sys.executable, "-m", "engine", "resume", str(run_path), "--quiet", *_trust_flag(run_path)]
+
+
+def _trust_flag(run_path: Path) -> list[str]:
+    """`--trust-model-code` for a child process whose run names code this explorer may run
+    (the user named it, or started the explorer trusting runs): the child inherits the trust."""
+    spec = RunDir(run_path).read_json_or_empty("config.json").get("model_spec") or {}
+    name = spec.get("name") if isinstance(spec, dict) else None
+    try:
+        return ["--trust-model-code"] if isinstance(name, str) and model_code_allowed(name) and ":" in name \
+            and not name.startswith(("torchvision:", "timm:")) else []
+    except PfsError:
+        return []
 
 
 def launch_resume(run_path: Path) -> int:

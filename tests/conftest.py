@@ -13,6 +13,18 @@ def _deterministic():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _model_code_trust():
+    """Each test starts from the trust a fresh process has: only the code it names itself."""
+    from engine.models import spec
+
+    allowed, trust_all = set(spec._ALLOWED), dict(spec._TRUST_ALL)
+    yield
+    spec._ALLOWED.clear()
+    spec._ALLOWED.update(allowed)
+    spec._TRUST_ALL.update(trust_all)
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist():
     """The real data set (Debian's dataset-fashion-mnist); the test setup installs it."""

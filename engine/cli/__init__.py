@@ -31,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `pfs` command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if "--trust-model-code" in argv:  # accepted anywhere on the line: it is about the runs, not one command
+        argv.remove("--trust-model-code")
+        from engine.models.spec import allow_model_code
+
+        allow_model_code()
     with warnings.catch_warnings():
         warnings.simplefilter("always", PfsWarning)
         warnings.showwarning = _show_warning
@@ -52,6 +57,10 @@ def _main(argv: list[str], debug: bool) -> int:
         args, extra = build_parser().parse_known_args(argv)
         if extra:  # named here so the hint points at the command's own --help
             raise PfsError(f"unrecognized arguments: {' '.join(extra)} (see `pfs {args.command} --help`)")
+        if isinstance(getattr(args, "model", None), str):  # a model the user names here is theirs to run
+            from engine.models.spec import allow_model_code
+
+            allow_model_code(args.model)
         return int(args.func(args) or 0)
     except StopRequested as exc:  # Ctrl-C: the job saved its work where it stopped
         print(f"pfs: {exc}", file=sys.stderr)
@@ -74,7 +83,10 @@ def _main(argv: list[str], debug: bool) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The `pfs` parser with every command group's subcommands."""
     parser = Parser(prog="pfs", description="Pruning from Scratch: learn channel gates on a random "
-                    "network, search a FLOPs budget, train the pruned network.")
+                    "network, search a FLOPs budget, train the pruned network.",
+                    epilog="--trust-model-code (anywhere on the line): let this command import the model "
+                    "code (file.py:factory, package.module:factory) that the runs it opens name; without "
+                    "it, only code named on the command line itself runs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     for add in (*method.PARSERS, *training.PARSERS, *evidence.PARSERS, *export.PARSERS, _add_tui_parser):

@@ -33,6 +33,7 @@ from engine.events import RunFinished, RunStarted
 from engine.evidence.pretrain import pretrain, pretrained_weights, seconds_until
 from engine.jobs import resume_learn, search_run
 from engine.learn import LearnConfig
+from engine.models.spec import allow_model_code
 from engine.runs import RunDir
 from engine.search import uniform_structure
 from engine.training import TrainOptions
@@ -118,6 +119,7 @@ def make_baseline(out: str | Path, spec: BaselineSpec, *, data=None, weights_fro
     pre-training per seed across epoch counts); its time counts as the finding time.
     """
     spec.validate()
+    allow_model_code(spec.model)  # the caller names the model of the baseline: its code is theirs
     path = Path(out)
     ds = data
     if (path / "config.json").is_file():

@@ -8,9 +8,17 @@ Accepted forms (wherever a model name is accepted: CLI, Python API, explorer):
   `num_classes` (and `in_channels` when its signature takes it).
 The spec string and its arguments are what config.json records; `build_plain` rebuilds
 the same network from them (the same weights too when the seed is set the same).
+
+A run directory is data, never code: runs are shared (sent, copied, checked out), and the
+user code a run names is only imported when this process was told to trust it, by the
+user naming that spec (a command's model argument, the explorer's Setup) or passing
+`--trust-model-code` (Python: `allow_model_code()`). Sample models and installed
+torchvision/timm names are always allowed. A file spec is recorded as an absolute path
+with the file's sha256, and a file whose content changed since is refused.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -34,6 +42,7 @@ class ModelSpec:
     kind: str
     name: str
     source: str = ""  # file path or module path for user factories
+    sha256: str = ""  # a file spec read back from a run: the content it was recorded with
 
     @property
     def is_sample(self) -> bool:
@@ -63,6 +72,37 @@ def parse_spec(text: str) -> ModelSpec:
         return ModelSpec(text, "module", factory, source)
     raise PfsError(f"model spec {text!r} is not understood; use a sample model name, torchvision:NAME, "
                    "timm:NAME, path/to/file.py:factory or package.module:factory")
+
+
+_ALLOWED: set[str] = set()  # the user code (file paths, module names) this process may import
+_TRUST_ALL = {"on": False}
+
+
+def code_source(spec: ModelSpec) -> str:
+    """What a user-code spec imports: the file's absolute path, or the module's name."""
+    return str(Path(spec.source).expanduser().resolve()) if spec.kind == "file" else spec.source
+
+
+def allow_model_code(spec: str | ModelSpec | None = None) -> None:
+    """Let this process import the code one spec names (the user named it), or, with no spec,
+    the code any run names (`--trust-model-code`: the user trusts the runs they open)."""
+    if spec is None:
+        _TRUST_ALL["on"] = True
+        return
+    spec = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    if spec.kind in ("file", "module"):
+        _ALLOWED.add(code_source(spec))
+
+
+def model_code_allowed(spec: str | ModelSpec) -> bool:
+    """Whether building this spec may run its code here (always, for names pfs ships or installs)."""
+    spec = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    return spec.kind not in ("file", "module") or _TRUST_ALL["on"] or code_source(spec) in _ALLOWED
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a model file's bytes: what a run records to refuse a file changed since."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def build_plain(spec: ModelSpec, *, num_classes: int, in_channels: int) -> nn.Module:
@@ -137,11 +177,19 @@ def _user(spec: ModelSpec, num_classes: int, in_channels: int) -> nn.Module:
 
 
 def _load_factory(spec: ModelSpec):
+    if not model_code_allowed(spec):
+        what = "file" if spec.kind == "file" else "module"
+        raise PfsError(f"this run's model is code from the {what} {code_source(spec)} ({spec.text}); pfs does "
+                       "not import code a run names: add --trust-model-code if you trust it "
+                       "(Python: engine.allow_model_code())")
     if spec.kind == "file":
         path = Path(spec.source).expanduser()
         if not path.is_file():
             raise PfsError(f"model file {path} does not exist; give the path to a .py file defining "
                            f"{spec.name}()")
+        if spec.sha256 and file_sha256(path) != spec.sha256:
+            raise PfsError(f"model file {path.resolve()} changed since the run was made (its sha256 is not the "
+                           "recorded one); restore that file, or learn a new run from the changed one")
         module_name = f"pfs_user_model_{abs(hash(str(path.resolve())))}"
         module = sys.modules.get(module_name)
         if module is None:

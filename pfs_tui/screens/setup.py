@@ -9,6 +9,7 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from engine.data import dataset_names
 from engine.errors import PfsError
+from engine.models.spec import allow_model_code
 from pfs_tui.formatting import explorer_terms, human
 from pfs_tui.messages import ModelCostReady, ModelRowsReady
 from pfs_tui.screens.base import PageScreen
@@ -142,6 +143,10 @@ class SetupScreen(PageScreen):
         if not text:
             return
         self._note(f"checking {text}...")
+        try:
+            allow_model_code(text)  # typed here: the user's own code, theirs to run
+        except PfsError:
+            pass  # a malformed spec: count_model says why
         self.count_model(text, self.session.settings.dataset, typed=True)
 
     @on(Input.Changed, "#model-spec")

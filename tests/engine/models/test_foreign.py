@@ -17,6 +17,7 @@ from torch import nn
 from engine.errors import PfsError
 from engine.flops import count_macs, count_params, dense_macs
 from engine.gating import ForeignModel, build_model, prune_foreign, strip_gates, with_dropped_gates_zeroed
+from engine.models.spec import allow_model_code
 from engine.prune import extract, fold_gates
 from engine.search import search
 
@@ -28,6 +29,11 @@ GATED = {
     "grouped": {"head.0": 20},
     "no_bn": {"conv1": 8, "conv2": 6},
 }
+
+
+@pytest.fixture(autouse=True)
+def _our_own_code():
+    allow_model_code(f"{NETS}:residual")  # these tests name their own networks, as a user does
 
 
 def build(name: str, **kw) -> ForeignModel:
