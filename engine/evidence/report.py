@@ -104,6 +104,10 @@ def _baselines(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple
              _pm(r["finding_seconds"], "{:.1f}"), str(r["test_acc"]["n"])] for a, r in arms.items()]
     lines = _table(["arm", "test acc (final, mean ± sd)", "best test acc", "MACs", "of dense", "params",
                     "finding time (s)", "seeds"], rows)
+    paired = paired_differences(results)
+    if paired:
+        lines += ["", "Paired by seed (the same seed's cells of two arms share the data order and init):", "",
+                  *(f"- {verdict_line(d)}" for d in paired)]
     cost = _finding_cost(results)
     if cost:
         lines += ["", cost]
@@ -114,7 +118,58 @@ def _baselines(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple
                         results["groups"], keep_png)
     lines += ["", f"![accuracy versus MACs]({_rel(acc_png, md_dir)})", "",
               f"![per-layer keep ratios]({_rel(keep_png, md_dir)})"]
-    return lines, {"arms": arms, "figures": [str(acc_png), str(keep_png)], "finding_cost": cost}
+    return lines, {"arms": arms, "figures": [str(acc_png), str(keep_png)], "finding_cost": cost,
+                   "paired_differences": paired}
+
+
+# Student's t at 0.975 for 1..30 degrees of freedom (beyond: the normal's 1.96 is within 4%).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def paired_differences(results: dict, reference: str = "pfs") -> list[dict]:
+    """PFS's test accuracy minus each other arm's, paired by seed: `arm` (pfs) - `versus`.
+
+    Pairing removes what a seed shares across arms (data order, init draw), so the interval
+    is the one that decides whether the arms differ: mean, standard error and a 95% t
+    interval over the seeds both arms finished (None where fewer than two did).
+    """
+    by_arm: dict[str, dict[int, float]] = {}
+    for cell in results.get("cells", {}).values():
+        by_arm.setdefault(cell["arm"], {})[cell["seed"]] = cell["test_acc"]
+    if reference not in by_arm:
+        return []
+    out = []
+    for arm in (a for a in results.get("arms", by_arm) if a != reference and a in by_arm):
+        seeds = sorted(set(by_arm[reference]) & set(by_arm[arm]))
+        diffs = [by_arm[reference][s] - by_arm[arm][s] for s in seeds]
+        n = len(diffs)
+        if not n:
+            continue
+        mean = sum(diffs) / n
+        se = (sum((d - mean) ** 2 for d in diffs) / (n - 1) / n) ** 0.5 if n > 1 else None
+        t = _T975[n - 2] if 1 < n <= len(_T975) + 1 else 1.96
+        ci = [mean - t * se, mean + t * se] if se is not None else None
+        out.append({"arm": reference, "versus": arm, "n": n, "seeds": seeds, "mean": mean, "se": se, "ci95": ci,
+                    "verdict": _verdict(ci)})
+    return out
+
+
+def _verdict(ci: list[float] | None) -> str:
+    if ci is None:
+        return "too few seeds"
+    return "ahead" if ci[0] > 0 else "behind" if ci[1] < 0 else "level"
+
+
+def verdict_line(d: dict) -> str:
+    """"PFS - uniform = +0.8 +- 0.3 points (95% CI 0.2..1.4, 5 seeds): ahead", in accuracy points."""
+    head = f"{d['arm'].upper() if d['arm'] == 'pfs' else d['arm']} - {d['versus']} = {100 * d['mean']:+.2f}"
+    seeds = f"{d['n']} seed{'s' * (d['n'] != 1)}"
+    if d["ci95"] is None:
+        return f"{head} points ({seeds}): too few seeds to tell"
+    low, high = (100 * x for x in d["ci95"])
+    return f"{head} ± {100 * d['se']:.2f} points (95% CI {low:+.2f}..{high:+.2f}, {seeds}): {d['verdict']}"
 
 
 def _finding_cost(results: dict) -> str:
@@ -159,4 +214,4 @@ def _ticket(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple[li
 
 _SECTIONS = {"baselines": _baselines, "correlation": _correlation, "ticket": _ticket}
 
-__all__ = ["expected_cells", "write_report"]
+__all__ = ["expected_cells", "paired_differences", "verdict_line", "write_report"]

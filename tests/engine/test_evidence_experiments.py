@@ -128,6 +128,10 @@ def test_report_renders_tables_figures_and_json(interrupted, correlation, tmp_pa
     for arm in ("pfs", "uniform", "random"):
         acc = results["arms"][arm]["test_acc"]
         assert f"| {arm} | {acc['mean']:.4f} ± {acc['sd']:.4f} |" in md
+    paired = {d["versus"]: d for d in report["experiments"][0]["paired_differences"]}
+    assert set(paired) == {"uniform", "random"} and all(set(d) >= {"arm", "versus", "n", "mean", "se", "ci95"}
+                                                       for d in paired.values())
+    assert f"- PFS - uniform = {100 * paired['uniform']['mean']:+.2f}" in md
     corr = json.loads((correlation / "results.json").read_text())["correlation"]
     mean = corr["slimming"]["1"]["mean"]
     assert (f"{mean:.3f}" if mean is not None else "n/a") in md
@@ -197,3 +201,27 @@ def test_ticket_grid_trains_one_structure_three_ways(interrupted, fmnist, tmp_pa
     with pytest.raises(PfsError, match="does not fit"):
         run_experiment("ticket", tmp_path / "t2", {**settings, "pretrained": str(other)}, data=fmnist)
     assert not (tmp_path / "t2" / "cells").exists()
+
+
+def test_paired_differences_pair_by_seed_with_a_t_interval():
+    from engine.evidence.report import paired_differences, verdict_line
+
+    acc = {("pfs", 0): 0.90, ("pfs", 1): 0.88, ("pfs", 2): 0.86, ("uniform", 0): 0.89, ("uniform", 1): 0.87,
+           ("uniform", 2): 0.85, ("random", 0): 0.80, ("random", 1): 0.95, ("random", 2): 0.70}
+    cells = {f"{a}-s{s}": {"arm": a, "seed": s, "test_acc": v} for (a, s), v in acc.items()}
+    cells["slimming-s0"] = {"arm": "slimming", "seed": 0, "test_acc": 0.95}
+    arms = {a: {} for a in ("uniform", "pfs", "random", "slimming")}
+    got = {d["versus"]: d for d in paired_differences({"cells": cells, "arms": arms})}
+    # Uniform is 1 point behind in every seed: a spread of 0, yet a between-seed sd of 2 points.
+    uniform = got["uniform"]
+    assert uniform["n"] == 3 and uniform["mean"] == pytest.approx(0.01) and uniform["se"] == pytest.approx(0, abs=1e-12)
+    assert uniform["verdict"] == "ahead" and uniform["ci95"] == pytest.approx([0.01, 0.01])
+    random_ = got["random"]  # diffs +0.10, -0.07, +0.16: mean 0.0633, sd 0.1193, se 0.0689, t(2) 4.303
+    assert random_["mean"] == pytest.approx(0.19 / 3) and random_["se"] == pytest.approx(0.068880, rel=1e-4)
+    assert random_["ci95"] == pytest.approx([0.19 / 3 - 4.303 * 0.068880, 0.19 / 3 + 4.303 * 0.068880], rel=1e-4)
+    assert random_["verdict"] == "level"
+    assert got["slimming"]["n"] == 1 and got["slimming"]["ci95"] is None
+    assert verdict_line(uniform) == "PFS - uniform = +1.00 ± 0.00 points (95% CI +1.00..+1.00, 3 seeds): ahead"
+    assert verdict_line(got["slimming"]) == "PFS - slimming = -5.00 points (1 seed): too few seeds to tell"
+    assert [d["versus"] for d in paired_differences({"cells": cells, "arms": arms})] == \
+        ["uniform", "random", "slimming"]
