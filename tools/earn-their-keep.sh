@@ -27,11 +27,12 @@ exp() {  # exp NAME FLAGS...: one experiment, resumed where it stopped
 
 case "${1:-}" in
 reproduction)
-    # 0.5 of dense MACs: the paper's CIFAR budget, and the one a 2x-wide network can reach
-    # (its smallest structure is 0.082 of its dense MACs: 0.3 of 1x would be 0.075).
+    # 0.5 of dense MACs: the paper's CIFAR budget. (--flops is a fraction of the 1x network's
+    # dense MACs, expanded or not; the 2x network's smallest structure is 0.082 of them.)
     exp f50 --flops 0.5 --arms uniform pfs random l1-gates slimming --seeds 0 1 2 3 4 "${DEFAULT_LEARN[@]}"
-    # Gates learned on the 2x-wide network, at the same MACs: 0.5 of 1x dense = 0.1252 of 2x dense.
-    exp f50-x2 --flops 0.1252 --expand 2 --arms pfs --seeds 0 1 2 3 4 "${DEFAULT_LEARN[@]}"
+    # Gates learned on the 2x-wide network, at the same MACs: --flops is a fraction of the 1x
+    # dense network's MACs (structure.json's dense_macs), as in the paper, expanded or not.
+    exp f50-x2 --flops 0.5 --expand 2 --arms pfs --seeds 0 1 2 3 4 "${DEFAULT_LEARN[@]}"
     ;;
 study)
     # Seeds 0-2 pair with the reproduction's cells (its f50 is this study's lr 0.01 x 300 at 0.5).
