@@ -21,6 +21,9 @@ class ModelError(ValueError):
     """A bad model configuration (the engine reports it as a PfsError naming the fix)."""
 
 
+MAX_EXPAND = 16.0  # wider than anyone trains (the paper's widest is 5x); 1e6 would exhaust memory
+
+
 def scaled(channels: int, expand: float) -> int:
     """Channel count times an expansion factor, rounded, at least 1."""
     return max(1, int(round(channels * expand)))
@@ -35,8 +38,9 @@ class PrunableModel(nn.Module):
     def __init__(self, *, num_classes: int, in_channels: int, widths: Mapping[str, int] | None,
                  expand: float, arch: Mapping[str, object]) -> None:
         super().__init__()
-        if not expand > 0:
-            raise ModelError(f"expand must be > 0, got {expand}; use e.g. --expand 1.5")
+        if not 0 < expand <= MAX_EXPAND:
+            raise ModelError(f"expand must be in (0, {MAX_EXPAND:g}], got {expand:g}; use e.g. --expand 1.5 "
+                             "(the official code's widest is 5x)")
         dense = self.dense_widths(**arch)
         if widths is None:
             built = OrderedDict((g, scaled(c, expand)) for g, c in dense.items())

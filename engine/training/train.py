@@ -100,6 +100,8 @@ class TrainOptions:
         for flag, v in (("--wd", self.wd), ("--momentum", self.momentum), ("--workers", self.workers),
                         ("--slim-lambda", self.slim_lambda)):
             positive(flag, v, allow_zero=True)
+        if self.momentum is not None and not self.momentum < 1:  # at 1 or above SGD's steps grow without bound
+            raise PfsError(f"--momentum must be in [0, 1), got {self.momentum:g}; SGD's usual is 0.9")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise PfsError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.init not in INITS:

@@ -39,6 +39,7 @@ def run(tmp_path) -> RunDir:
     (["--batch-size", "256", "--subset", "100"], "only 100 training images for a batch of 256"),
     (["--structure", "missing.json"], "missing.json does not exist"),
     (["--image-size", "64"], "--image-size only applies to imagefolder"),
+    (["--momentum", "2"], "--momentum must be in [0, 1), got 2"),
 ])
 def test_bad_train_flags_give_one_clear_line_and_exit_2(run, capsys, flags, message):
     assert main(["train", str(run.path), *flags, "--quiet"]) == 2
@@ -135,3 +136,9 @@ def test_resume_finishes_a_stopped_learn_only_run(tmp_path, capsys, one_thread):
     assert RunDir(out).read_json("summary.json")["status"] == "finished"
     assert main(["resume", str(out)]) == 2  # nothing left: says what to run next
     assert "next: `pfs search" in capsys.readouterr().err
+
+
+def test_an_absurd_expansion_is_refused_before_building(capsys):
+    assert main(["flops", "resnet20", "--expand", "1e6"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expand must be in (0, 16], got 1e+06" in err
