@@ -25,6 +25,7 @@ from engine.cli.common import (
     quoted,
     warn_if_unconverged,
 )
+from engine.errors import PfsError
 
 
 def _add_train_args(p, prefix: str = "") -> None:
@@ -182,6 +183,9 @@ def _add_runs_parser(sub) -> None:
 def _cmd_runs(args) -> int:
     from engine.runs import list_runs
 
+    if args.dir and not Path(args.dir).is_dir():  # a typo must not read as "no runs yet"
+        what = "is a file, not a folder" if Path(args.dir).exists() else "does not exist"
+        raise PfsError(f"{quoted(args.dir)} {what}; give the folder that holds the runs (default ./runs)")
     infos = list_runs(args.dir)
     if args.json:
         print_json([i.to_json() for i in infos])

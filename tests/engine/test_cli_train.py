@@ -142,3 +142,13 @@ def test_an_absurd_expansion_is_refused_before_building(capsys):
     assert main(["flops", "resnet20", "--expand", "1e6"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "expand must be in (0, 16], got 1e+06" in err
+
+
+def test_runs_of_a_folder_that_does_not_exist_is_an_error(tmp_path, capsys):
+    assert main(["runs", str(tmp_path / "nosuch")]) == 2
+    assert "does not exist; give the folder that holds the runs" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["runs", str(tmp_path / "file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["runs", str(tmp_path / "empty")]) == 0
