@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -124,7 +125,7 @@ def recorded_spec(spec: ModelSpec) -> ModelSpec:
     if spec.kind != "file" or not Path(spec.source).expanduser().is_file():
         return spec  # a missing file fails where it is built, with its own message
     path = Path(spec.source).expanduser().resolve()
-    return ModelSpec(f"{path}:{spec.name}", "file", spec.name, str(path), spec.sha256 or file_sha256(path))
+    return replace(spec, text=f"{path}:{spec.name}", source=str(path), sha256=spec.sha256 or file_sha256(path))
 
 
 def insert_gates(net: nn.Module, plan: GraphPlan) -> dict[str, ChannelGate]:
@@ -294,7 +295,7 @@ def rebuild_model(spec: Mapping, widths: Mapping[str, int] | None = None) -> nn.
             return gate_declared(sample_models.rebuild(spec, widths))
     named = parse_spec(spec["name"])
     if named.kind == "file" and isinstance(spec.get("sha256"), str):
-        named = ModelSpec(named.text, named.kind, named.name, named.source, spec["sha256"])
+        named = replace(named, sha256=spec["sha256"])
     model = build_model(named, num_classes=spec["num_classes"], in_channels=spec["in_channels"],
                         **spec.get("arch", {}))
     wanted = dict(widths if widths is not None else spec.get("widths", model.widths))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.errors import PfsError
 from engine.events import Event, iter_events, read_events
-from engine.models.spec import model_code_allowed
+from engine.models.spec import is_user_code, model_code_allowed
 from engine.runs import RunDir
 from pfs_tui.session import LearnLog, Pauser, Session
 
@@ -187,8 +187,8 @@ def _trust_flag(run_path: Path) -> list[str]:
     spec = RunDir(run_path).read_json_or_empty("config.json").get("model_spec") or {}
     name = spec.get("name") if isinstance(spec, dict) else None
     try:
-        return ["--trust-model-code"] if isinstance(name, str) and model_code_allowed(name) and ":" in name \
-            and not name.startswith(("torchvision:", "timm:")) else []
+        return ["--trust-model-code"] if isinstance(name, str) and is_user_code(name) and model_code_allowed(name) \
+            else []
     except PfsError:
         return []
 

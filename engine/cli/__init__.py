@@ -57,10 +57,6 @@ def _main(argv: list[str], debug: bool) -> int:
         args, extra = build_parser().parse_known_args(argv)
         if extra:  # named here so the hint points at the command's own --help
             raise PfsError(f"unrecognized arguments: {' '.join(extra)} (see `pfs {args.command} --help`)")
-        if isinstance(getattr(args, "model", None), str):  # a model the user names here is theirs to run
-            from engine.models.spec import allow_model_code
-
-            allow_model_code(args.model)
         return int(args.func(args) or 0)
     except StopRequested as exc:  # Ctrl-C: the job saved its work where it stopped
         print(f"pfs: {exc}", file=sys.stderr)

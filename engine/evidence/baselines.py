@@ -119,7 +119,9 @@ def make_baseline(out: str | Path, spec: BaselineSpec, *, data=None, weights_fro
     pre-training per seed across epoch counts); its time counts as the finding time.
     """
     spec.validate()
-    allow_model_code(spec.model)  # the caller names the model of the baseline: its code is theirs
+    # The caller names the model: its code is theirs (needed here, not only where gated_network
+    # builds it, because a reopened cell rebuilds the network from its run directory).
+    allow_model_code(spec.model)
     path = Path(out)
     ds = data
     if (path / "config.json").is_file():

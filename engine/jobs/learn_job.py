@@ -38,10 +38,8 @@ def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, 
     (subset, image_size, workers, as `pfs train` takes them) shape it and are recorded.
     """
     from engine.gating import build_model
-    from engine.models.spec import allow_model_code
 
     learn.validate()
-    allow_model_code(model)  # the caller names the model of a new run: its code is theirs
     RunDir(out).check_creatable(overwrite=overwrite)  # before loading data: a taken --out costs nothing
     data_root, dataset = absolute_data_paths(data_root, dataset)
     ds = data if data is not None else load_dataset(dataset, data_root, download=download)

@@ -90,14 +90,19 @@ def allow_model_code(spec: str | ModelSpec | None = None) -> None:
         _TRUST_ALL["on"] = True
         return
     spec = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
-    if spec.kind in ("file", "module"):
+    if is_user_code(spec):
         _ALLOWED.add(code_source(spec))
+
+
+def is_user_code(spec: str | ModelSpec) -> bool:
+    """Whether a spec names the user's own code (a file or module), not a name pfs ships or installs."""
+    return (spec if isinstance(spec, ModelSpec) else parse_spec(spec)).kind in ("file", "module")
 
 
 def model_code_allowed(spec: str | ModelSpec) -> bool:
     """Whether building this spec may run its code here (always, for names pfs ships or installs)."""
     spec = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
-    return spec.kind not in ("file", "module") or _TRUST_ALL["on"] or code_source(spec) in _ALLOWED
+    return not is_user_code(spec) or _TRUST_ALL["on"] or code_source(spec) in _ALLOWED
 
 
 def file_sha256(path: str | Path) -> str:
@@ -178,8 +183,7 @@ def _user(spec: ModelSpec, num_classes: int, in_channels: int) -> nn.Module:
 
 def _load_factory(spec: ModelSpec):
     if not model_code_allowed(spec):
-        what = "file" if spec.kind == "file" else "module"
-        raise PfsError(f"this run's model is code from the {what} {code_source(spec)} ({spec.text}); pfs does "
+        raise PfsError(f"this run's model is code from the {spec.kind} {code_source(spec)} ({spec.text}); pfs does "
                        "not import code a run names: add --trust-model-code if you trust it "
                        "(Python: engine.allow_model_code())")
     if spec.kind == "file":

@@ -108,7 +108,7 @@ def test_listing_and_comparing_runs_import_nothing(hostile, capsys):
     run, _, marker = hostile
     assert main(["runs", str(run.parent), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [r["path"] for r in listed] == [str(run)] or len(listed) == 1
+    assert len(listed) == 1
     main(["compare", str(run), str(run)])
     capsys.readouterr()
     assert not marker.exists()
