@@ -19,22 +19,19 @@ pfs_tui or textual.
 """
 from __future__ import annotations
 
-from engine.errors import BudgetError, DataError, PfsError, RunError
-from engine.flops import count_macs, count_params, dense_macs, dense_params
-from engine.gates import ChannelGate, GatedBatchNorm2d, set_gates_enabled
-from engine.gating import create_model
-from engine.models.spec import allow_model_code  # trust the user code a run names (README)
+from engine.lazy import lazy_exports
 
-
-def __getattr__(name: str):
-    # engine.load_pruned(RUN): a run-layer reader, imported on first use so that
-    # `import engine` stays light (no torch-pruning, no run machinery).
-    if name == "load_pruned":
-        from engine.runs.export import load_pruned
-
-        return load_pruned
-    raise AttributeError(f"module 'engine' has no attribute {name!r}")
-
+# Every public name is imported on first use (engine.lazy): `import engine` must not load torch.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "BudgetError": "engine.errors", "DataError": "engine.errors", "PfsError": "engine.errors",
+    "RunError": "engine.errors",
+    "count_macs": "engine.flops", "count_params": "engine.flops", "dense_macs": "engine.flops",
+    "dense_params": "engine.flops",
+    "ChannelGate": "engine.gates", "GatedBatchNorm2d": "engine.gates", "set_gates_enabled": "engine.gates",
+    "create_model": "engine.gating",
+    "allow_model_code": "engine.models.spec",  # trust the user code a run names (README)
+    "load_pruned": "engine.runs.export",
+})
 
 __all__ = ["allow_model_code", "BudgetError", "ChannelGate", "DataError", "GatedBatchNorm2d", "PfsError", "RunError",
            "create_model",

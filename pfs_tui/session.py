@@ -25,7 +25,7 @@ from engine.flops import dense_macs, dense_params
 from engine.gating import build_model as build_any_model
 from engine.gating import is_foreign
 from engine.gating import model_entry as engine_model_entry
-from engine.learn import CONVERGED_EVAL_EVERY, CONVERGED_LR, CONVERGED_STEPS
+from engine.learn_schedule import LR, SHORT_EVAL_EVERY, SHORT_STEPS
 from engine.models.spec import parse_spec, torchvision_names
 from engine.search import Structure, search, uniform_structure
 from sample_models import list_models, model_entry
@@ -46,8 +46,8 @@ def dataset_shape(name: str, data_root: str | None = None) -> tuple[tuple[int, i
 @dataclass
 class Settings:
     """Everything the setup screen edits; the defaults are the paper's CIFAR settings, with
-    the learning schedule measured to converge on Fashion-MNIST, the explorer's data set
-    (engine.learn CONVERGED_*: open fraction <= r within minutes on a CPU; docs/learning.md)."""
+    `pfs learn`'s one default schedule on Fashion-MNIST, the explorer's data set
+    (engine.learn_schedule: Adam lr 0.01, 300 steps, about a minute on a CPU)."""
 
     model: str = "resnet20"
     dataset: str = "fashion-mnist"
@@ -55,8 +55,8 @@ class Settings:
     sparsity: float = 0.2
     gamma: float = 0.5
     reg: str = "mean"
-    steps: int = CONVERGED_STEPS
-    lr: float = CONVERGED_LR
+    steps: int = SHORT_STEPS
+    lr: float = LR
     epochs: int = 1
     batch_size: int = 128
     seed: int = 0
@@ -64,7 +64,7 @@ class Settings:
     train_epochs: int = 20
     train_subset: int = 0  # training images for `pfs train --subset` (0: all of them)
     # Live feedback: evaluate often on part of the held-out set, snapshot gates often.
-    eval_every: int = CONVERGED_EVAL_EVERY
+    eval_every: int = SHORT_EVAL_EVERY
     heldout_limit: int = 1000
     snapshot_every: int = 10
 

@@ -77,7 +77,7 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
     acc = result.heldout_acc
     detail = f"selected step {result.selected_step}" + (f", held-out {acc:.3f}" if acc == acc else "")
     if not result.converged:
-        detail += " - NOT converged (see the Learn page)"
+        detail += " - no step met r (see the Learn page)"
     log.set_status(status, detail)
     notify()
     return status, detail

@@ -116,20 +116,21 @@ def add_learn_args(p, prefix: str = "") -> None:
     p.add_argument("--gamma", type=number, default=0.5, metavar="G", help="regulariser weight (default 0.5)")
     p.add_argument("--reg", choices=["mean", "l1"], default="mean",
                    help="mean: gamma*(mean|g|-r)^2 (paper, default); l1: gamma*mean|g| (baseline)")
-    from engine.learn import CONVERGED_DATASETS, CONVERGED_EVAL_EVERY, CONVERGED_LR, CONVERGED_STEPS
+    from engine.learn_schedule import SHORT_DATASETS, SHORT_EVAL_EVERY, SHORT_STEPS
 
-    small = f"{', '.join(CONVERGED_DATASETS)}: measured to converge, see docs/learning.md"
+    short = f"{SHORT_STEPS} steps on {', '.join(SHORT_DATASETS)}"
     length = p.add_mutually_exclusive_group()
     length.add_argument(f"--{prefix}epochs", dest="epochs", type=number, metavar="E",
-                        help=f"epochs of gate learning (default 10; {CONVERGED_STEPS} steps on {small})")
+                        help=f"epochs of gate learning (default 10, the paper's; {short}: see docs/learning.md)")
     length.add_argument(f"--{prefix}steps", dest="steps", type=positive_int, metavar="N",
                         help="gate-learning steps (instead of epochs)")
     p.add_argument(f"--{prefix}batch-size", dest="batch_size", type=positive_int, default=128, metavar="N",
                    help="gate-learning batch size (default 128)")
     p.add_argument(f"--{prefix}lr", dest="lr", type=number, metavar="LR",
-                   help=f"Adam learning rate of the gates (default 0.01, the paper's; {CONVERGED_LR:g} on {small})")
+                   help="Adam learning rate of the gates (default 0.01, the paper's)")
     p.add_argument("--eval-every", type=positive_int, metavar="N",
-                   help=f"steps between held-out evaluations (default: per epoch; {CONVERGED_EVAL_EVERY} on {small})")
+                   help=f"steps between held-out evaluations (default: per epoch; {SHORT_EVAL_EVERY} on "
+                   f"{', '.join(SHORT_DATASETS)})")
     p.add_argument("--heldout-limit", type=positive_int, metavar="N", help="held-out images per evaluation "
                    "(default: all)")
     p.add_argument(f"--{prefix}expand", dest="expand", type=number, default=1.0, metavar="F",
@@ -180,14 +181,11 @@ def add_budget_args(p) -> None:
 
 def learn_config(args):
     """The validated LearnConfig of the learning flags (shared by learn, prune and run)."""
-    from engine.learn import LearnConfig, default_schedule
+    from engine.learn import LearnConfig
+    from engine.learn_schedule import resolve_schedule
 
-    schedule = default_schedule(args.dataset)  # for what the user leaves out
-    if args.epochs is not None:
-        schedule = {**schedule, "epochs": args.epochs, "steps": None}
-    elif args.steps is not None:
-        schedule = {**schedule, "steps": args.steps}
-    schedule.update({k: v for k, v in (("lr", args.lr), ("eval_every", args.eval_every)) if v is not None})
+    schedule = resolve_schedule(args.dataset, {"epochs": args.epochs, "steps": args.steps, "lr": args.lr,
+                                               "eval_every": args.eval_every})
     config = LearnConfig(sparsity=args.sparsity, gamma=args.gamma, reg=args.reg, **schedule,
                          batch_size=args.batch_size, heldout_limit=args.heldout_limit, seed=args.seed)
     config.validate()

@@ -16,13 +16,16 @@ def _add_learning_args(p) -> None:
     """Gate-learning flags of the arms that learn gates (pfs, pretrained-pfs, l1-gates)."""
     g = p.add_argument_group("gate learning (pfs, pretrained-pfs, l1-gates)")
     length = g.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=positive_int, metavar="N", help="gate-learning steps")
-    length.add_argument("--learn-epochs", type=number, metavar="E", help="gate-learning epochs (default 10)")
+    length.add_argument("--steps", type=positive_int, metavar="N",
+                        help="gate-learning steps (default: `pfs learn`'s, 300 on fashion-mnist)")
+    length.add_argument("--learn-epochs", type=number, metavar="E", help="gate-learning epochs (default 10 "
+                        "elsewhere, the paper's)")
     g.add_argument("--sparsity", type=number, metavar="R", help="target mean gate r (default 0.2)")
     g.add_argument("--gamma", type=number, metavar="G", help="regulariser weight (default 0.5)")
     g.add_argument("--learn-lr", type=number, metavar="LR", help="Adam learning rate of the gates (default 0.01)")
     g.add_argument("--learn-batch-size", type=positive_int, metavar="N", help="gate-learning batch (default 128)")
-    g.add_argument("--eval-every", type=positive_int, metavar="N", help="steps between held-out evaluations")
+    g.add_argument("--eval-every", type=positive_int, metavar="N", help="steps between held-out evaluations "
+                   "(default: `pfs learn`'s)")
     g.add_argument("--heldout-limit", type=positive_int, metavar="N", help="held-out images per evaluation")
 
 
@@ -89,12 +92,13 @@ def _add_baseline_parser(sub) -> None:
     p.set_defaults(func=_cmd_baseline)
 
 
-def _cmd_baseline(args) -> int:
-    from engine.events import fanout
-    from engine.evidence import BaselineSpec, make_baseline
+def baseline_spec(args):
+    """The BaselineSpec of `pfs baseline`'s flags; gate learning left out is `pfs learn`'s default."""
+    from engine.evidence import BaselineSpec
     from engine.learn import LearnConfig
+    from engine.learn_schedule import resolve_schedule
 
-    spec = BaselineSpec(
+    return BaselineSpec(
         kind=args.kind,
         model=args.model,
         dataset=args.dataset,
@@ -102,18 +106,28 @@ def _cmd_baseline(args) -> int:
         seed=args.seed,
         pretrain_epochs=args.pretrain_epochs,
         slim_lambda=args.slim_lambda,
-        learn=LearnConfig(**_learn_settings(args)),
+        learn=LearnConfig(**resolve_schedule(args.dataset, _learn_settings(args))),
         subset=args.subset,
         test_subset=args.test_subset,
         data_root=args.data_root,
         min_channels=args.min_channels,
         expand=args.expand,
     )
+
+
+def _cmd_baseline(args) -> int:
+    from engine.events import fanout
+    from engine.evidence import make_baseline
+
+    spec = baseline_spec(args)
     bar = progress(args)
     with graceful_stop() as should_stop:
         summary = make_baseline(args.out, spec, on_event=fanout(bar), should_stop=should_stop)
     if bar is not None:
         bar.close()
+    warning = summary.get("learn", {}).get("warning")
+    if warning:
+        print(f"pfs: warning: {warning}", file=sys.stderr)
     if args.json:
         print_json(summary)
     else:

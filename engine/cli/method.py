@@ -215,7 +215,7 @@ def _cmd_learn(args) -> int:
     else:
         print(f"{out}: gates from step {result.selected_step}, held-out accuracy {result.heldout_acc:.4f}, "
               f"{result.open_frac:.1%} open" + (" (stopped early)" if result.stopped else "")
-              + ("" if result.converged else " (NOT converged)"))
+              + ("" if result.converged else " (no step met r: last gates kept)"))
     if result.stopped:
         raise StopRequested(f"stopped at step {result.steps}, checkpoint saved; `pfs resume {quoted(out)}` "
                             "continues (the gates so far are kept in gates.pt)")

@@ -13,10 +13,14 @@ the other way round).
 """
 from __future__ import annotations
 
-from engine.evidence.baselines import BASELINES, KINDS, BaselineSpec, make_baseline
-from engine.evidence.experiments import EXPERIMENTS
-from engine.evidence.grids import run_experiment
-from engine.evidence.report import write_report
+from engine.evidence.arms import BASELINES, EXPERIMENTS, KINDS
+from engine.lazy import lazy_exports
+
+# Imported on first use (engine.lazy): the CLI's parsers read the arm names, torch-free.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "BaselineSpec": "engine.evidence.baselines", "make_baseline": "engine.evidence.baselines",
+    "run_experiment": "engine.evidence.grids", "write_report": "engine.evidence.report",
+})
 
 __all__ = ["BASELINES", "EXPERIMENTS", "KINDS", "BaselineSpec", "make_baseline", "run_experiment",
            "write_report"]

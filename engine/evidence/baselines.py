@@ -30,6 +30,7 @@ import torch
 from engine.data import load_dataset
 from engine.errors import PfsError, StopRequested
 from engine.events import RunFinished, RunStarted
+from engine.evidence.arms import BASELINES, KINDS, LEARNED, NEEDS_PRETRAIN
 from engine.evidence.pretrain import pretrain, pretrained_weights, seconds_until
 from engine.jobs import resume_learn, search_run
 from engine.learn import LearnConfig
@@ -38,10 +39,6 @@ from engine.runs import RunDir
 from engine.search import uniform_structure
 from engine.training import TrainOptions
 
-BASELINES = ("uniform", "random", "slimming", "pretrained-pfs", "l1-gates")
-KINDS = ("pfs", *BASELINES)
-NEEDS_PRETRAIN = ("slimming", "pretrained-pfs")
-LEARNED = ("pfs", "pretrained-pfs", "l1-gates")
 TIMING = "timing.json"  # seconds per structure-finding phase, kept across resumes
 
 

@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import PfsError, RunError
+from engine.evidence.arms import EXPERIMENTS
 from engine.runs import RunDir, atomic_write_json, read_json
 from engine.training import CHECKPOINT, TrainOptions, train_run
 
 FORMAT = "pfs-experiment"
-VERSION = 1
-EXPERIMENTS = ("baselines", "correlation", "ticket")
+# 2: settings["learn"] holds the whole gate-learning schedule, resolved when the grid was made
+# (engine.learn_schedule). 1: only the flags given; the rest meant LearnConfig's own defaults
+# then, and still does for such a grid, so that its cells go on learning as they began.
+VERSION = 2
+READABLE = (1, 2)
 
 
 @dataclass
@@ -29,6 +33,7 @@ class Experiment:
     path: Path
     kind: str
     settings: dict
+    version: int = VERSION
 
     @classmethod
     def open(cls, path: str | Path) -> Experiment:
@@ -45,32 +50,43 @@ class Experiment:
         if not isinstance(config, dict) or config.get("format") != FORMAT:
             raise PfsError(f"{path} is not a pfs experiment directory (config.json has no format "
                            f"{FORMAT!r}); pick another folder")
-        if config.get("version") != VERSION:
+        if config.get("version") not in READABLE:
             raise PfsError(f"{path} was written by another pfs version (experiment format "
                            f"{config.get('version')}, this pfs reads {VERSION}); rerun the experiment "
                            "into a new --out with this pfs")
         if config.get("kind") not in EXPERIMENTS or not isinstance(config.get("settings"), dict):
             raise PfsError(f"{path}/config.json lacks kind/settings (half-written?); rerun the `pfs "
                            "experiment` command into a new --out")
-        return cls(path, config["kind"], config["settings"])
+        return cls(path, config["kind"], config["settings"], config["version"])
 
     @classmethod
-    def open_or_create(cls, path: str | Path, kind: str, settings: dict) -> Experiment:
-        """The experiment at `path`, created when absent; a rerun must repeat the same settings."""
+    def open_or_create(cls, path: str | Path, kind: str, settings: dict, given_learn: dict | None = None) -> Experiment:
+        """The experiment at `path`, created when absent; a rerun must repeat the same settings,
+        except that it may add seeds (the grid grows; finished cells stay). `given_learn` (the
+        learning flags as given) is what a version-1 grid recorded instead of the whole schedule."""
         path = Path(path)
         if (path / "config.json").is_file():
             exp = cls.open(path)
+            if exp.version == 1 and "learn" in settings:
+                settings = {**settings, "learn": given_learn or {}}
+            if exp.kind == kind and _only_more_seeds(exp.settings, settings):
+                exp.settings = {**exp.settings, "seeds": settings["seeds"]}
+                exp._write_config()
             if exp.kind != kind or exp.settings != settings:
                 diff = sorted(k for k in {**exp.settings, **settings} if exp.settings.get(k) != settings.get(k))
                 what = f"a {exp.kind} experiment" if exp.kind != kind else f"other settings ({', '.join(diff)})"
                 raise PfsError(f"{path} holds {what}; repeat its own command to resume it "
-                               f"(see {path}/config.json), or pick another --out")
+                               f"(see {path}/config.json; --seeds may add seeds), or pick another --out")
             return exp
         if path.exists() and any(path.iterdir()):
             raise PfsError(f"{path} exists and is not a pfs experiment (no config.json); pick another --out")
-        atomic_write_json(path / "config.json", {"format": FORMAT, "version": VERSION, "kind": kind,
-                                                 "settings": settings})
-        return cls(path, kind, settings)
+        exp = cls(path, kind, settings)
+        exp._write_config()
+        return exp
+
+    def _write_config(self) -> None:
+        atomic_write_json(self.path / "config.json", {"format": FORMAT, "version": self.version, "kind": self.kind,
+                                                      "settings": self.settings})
 
     def cell(self, name: str) -> Path:
         return self.path / "cells" / name
@@ -100,6 +116,13 @@ class Experiment:
                                                        "cells": cells, **aggregate(cells)})
         if on_cell is not None:
             on_cell(name, result)
+
+
+def _only_more_seeds(old: dict, new: dict) -> bool:
+    """True when `new` repeats `old` but for seeds, listing every old seed first, in order."""
+    seeds = new.get("seeds") or []
+    return ({**old, "seeds": None} == {**new, "seeds": None} and len(seeds) > len(old["seeds"])
+            and seeds[:len(old["seeds"])] == old["seeds"])
 
 
 def cell_trained(path: Path) -> bool:

@@ -11,7 +11,7 @@ Cells run seed by seed, so a grid stopped early still has every arm for the firs
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from engine.evidence.baselines import KINDS, BaselineSpec, make_baseline
 from engine.evidence.experiments import EXPERIMENTS, Experiment, mean_sd, train_cell
 from engine.evidence.pretrain import pretrain
 from engine.learn import LearnConfig
+from engine.learn_schedule import resolve_schedule
 from engine.runs import RunDir, load_structure, load_tensors
 from engine.training import CHECKPOINT, TrainOptions
 
@@ -57,7 +58,9 @@ def normalise(kind: str, settings: dict) -> dict:
         bad = set(out["learn"]) - LEARN_KEYS
         if bad:
             raise PfsError(f"unknown learning setting(s): {', '.join(sorted(bad))}")
-        LearnConfig(**out["learn"]).validate()
+        config = LearnConfig(**resolve_schedule(out.get("dataset", "fashion-mnist"), out["learn"]))
+        config.validate()
+        out["learn"] = {k: v for k, v in asdict(config).items() if k in LEARN_KEYS}  # recorded whole
     if kind == "baselines":
         bad = [a for a in out["arms"] if a not in KINDS]
         if bad:
@@ -85,6 +88,19 @@ def _train_options(s: dict, seed: int, **extra) -> TrainOptions:
                         batch_size=s["train_batch_size"], seed=seed, **extra)
 
 
+LEARN_FACTS = ("steps", "selected_step", "heldout_acc", "open_frac", "converged")
+
+
+def _learn_facts(found: dict, path: Path) -> dict:
+    """What gate learning gave an arm that learns (pfs report says when no step met r, or the
+    gated network's held-out accuracy sat near chance): {"learn": {...}}, or {} for the others."""
+    learned = found.get("learn")
+    if not learned:
+        return {}
+    return {"learn": {**{k: learned.get(k) for k in LEARN_FACTS},
+                      "classes": RunDir.open(path).config.get("num_classes")}}
+
+
 def _structure_facts(path: Path) -> dict:
     st = load_structure(path)
     return {"keep_ratios": keep_ratios(st).round(6).tolist(), "groups": list(st.dense_widths),
@@ -102,7 +118,7 @@ def baselines(exp: Experiment, *, data=None, on_event=None, should_stop=None, on
         result = {"arm": arm, "seed": seed, "test_acc": summary["test_acc"],
                   "best_test_acc": summary["best_test_acc"], "finding_seconds": found["finding_seconds"],
                   "timing": found["timing"], "train_seconds": sum(h["seconds"] for h in summary["history"]),
-                  **_structure_facts(path)}
+                  **_learn_facts(found, path), **_structure_facts(path)}
         exp.record(name, result, _aggregate_baselines, on_cell)
 
 
@@ -237,8 +253,9 @@ def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_
     """Run (or resume) experiment `kind` with `settings` into `out`; returns results.json."""
     if kind not in EXPERIMENTS:
         raise PfsError(f"unknown experiment {kind!r}; choose one of: {', '.join(EXPERIMENTS)}")
+    given_learn = {k: v for k, v in (settings.get("learn") or {}).items() if v is not None}
     settings = normalise(kind, settings)
-    exp = Experiment.open_or_create(out, kind, settings)
+    exp = Experiment.open_or_create(out, kind, settings, given_learn)
     _GRIDS[kind](exp, data=data, on_event=on_event, should_stop=should_stop, on_cell=on_cell)
     return exp.results()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engine.errors import PfsError
 from engine.evidence import figures
+from engine.evidence.arms import LEARNED
 from engine.evidence.experiments import Experiment
 from engine.runs import atomic_write_bytes, atomic_write_json
 
@@ -108,6 +109,9 @@ def _baselines(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple
     if paired:
         lines += ["", "Paired by seed (the same seed's cells of two arms share the data order and init):", "",
                   *(f"- {verdict_line(d)}" for d in paired)]
+    learning = learning_lines(exp, results)
+    if learning:
+        lines += ["", "Gate learning (the arms that learn gates):", "", *(f"- {x}" for x in learning)]
     cost = _finding_cost(results)
     if cost:
         lines += ["", cost]
@@ -119,7 +123,35 @@ def _baselines(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple
     lines += ["", f"![accuracy versus MACs]({_rel(acc_png, md_dir)})", "",
               f"![per-layer keep ratios]({_rel(keep_png, md_dir)})"]
     return lines, {"arms": arms, "figures": [str(acc_png), str(keep_png)], "finding_cost": cost,
-                   "paired_differences": paired}
+                   "paired_differences": paired, "gate_learning": learning}
+
+
+def learning_lines(exp: Experiment, results: dict) -> list[str]:
+    """Per arm that learns gates: how many cells met r, and whether the gated random network's
+    held-out accuracy sat near chance (under twice chance), so that a weak PFS cell is named."""
+    lines = []
+    for arm in (a for a in exp.settings.get("arms", []) if a in LEARNED):
+        cells = [c for c in results.get("cells", {}).values() if c.get("arm") == arm]
+        facts = [c["learn"] for c in cells if c.get("learn")]
+        if not cells:
+            continue
+        if not facts:
+            lines.append(f"{arm}: gate learning not recorded for its {len(cells)} cell(s) (made before pfs "
+                         "recorded it)")
+            continue
+        chance = 1 / facts[0].get("classes", 10)
+        missed = sum(not f["converged"] for f in facts)
+        near = sum(f["heldout_acc"] is not None and f["heldout_acc"] < 2 * chance for f in facts)
+        accs = [f["heldout_acc"] for f in facts if f["heldout_acc"] is not None]
+        opens = [f["open_frac"] for f in facts if f["open_frac"] is not None]
+        lines.append(
+            f"{arm}: {missed} of {len(facts)} cells had no evaluated step with at most r open, so kept their "
+            f"last gates (open fraction {min(opens):.2f}-{max(opens):.2f}); held-out accuracy of the gated "
+            f"random network {min(accs):.2f}-{max(accs):.2f}, {near} of {len(facts)} near chance "
+            f"(under {2 * chance:.2f})" + (f"; {len(cells) - len(facts)} cell(s) not recorded"
+                                           if len(facts) < len(cells) else ""))
+    return lines
+
 
 
 # Student's t at 0.975 for 1..30 degrees of freedom (beyond: the normal's 1.96 is within 4%).

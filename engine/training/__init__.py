@@ -7,6 +7,10 @@ distributed (torchrun/DDP helpers).
 Layer: above runs (it writes checkpoints and events into a run directory), the method
 and data; below jobs and the CLI, which it never imports.
 """
-from engine.training.train import CHECKPOINT, TrainOptions, evaluate, resume_train, train_run
+from engine.lazy import lazy_exports
+
+# Imported on first use (engine.lazy): the CLI's parsers read engine.training.recipes, torch-free.
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(
+    ("CHECKPOINT", "TrainOptions", "evaluate", "resume_train", "train_run"), "engine.training.train"))
 
 __all__ = ["CHECKPOINT", "TrainOptions", "evaluate", "resume_train", "train_run"]

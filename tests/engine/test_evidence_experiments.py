@@ -80,6 +80,32 @@ def test_rerun_with_other_settings_or_version_is_refused(interrupted, tmp_path):
     assert (exp / "results.json").read_bytes() == before
 
 
+def test_a_grid_grows_by_seeds_and_a_version_1_grid_resumes_as_it_began(interrupted, tmp_path):
+    from engine.evidence.grids import normalise
+
+    exp, _, _, _ = interrupted
+    config = json.loads((exp / "config.json").read_text())
+    assert config["version"] == 2 and config["settings"]["learn"]["lr"] == 0.01  # the whole schedule recorded
+    assert config["settings"]["learn"]["steps"] == 4 and config["settings"]["learn"]["sparsity"] == 0.2
+    grown = tmp_path / "grown"
+    grown.mkdir()
+    (grown / "config.json").write_text(json.dumps(config))
+    more = normalise("baselines", {**BASELINES, "seeds": [0, 1, 2, 3]})
+    assert Experiment.open_or_create(grown, "baselines", more).settings["seeds"] == [0, 1, 2, 3]
+    assert json.loads((grown / "config.json").read_text())["settings"]["seeds"] == [0, 1, 2, 3]
+    for fewer in ([0, 1], [1, 0, 2, 3, 4]):  # dropping or reordering seeds is another grid
+        with pytest.raises(PfsError, match=r"other settings \(seeds\)"):
+            Experiment.open_or_create(grown, "baselines", normalise("baselines", {**BASELINES, "seeds": fewer}))
+    old = tmp_path / "v1"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({**config, "version": 1,
+                                                 "settings": {**config["settings"], "learn": LEARN}}))
+    reopened = Experiment.open_or_create(old, "baselines", normalise("baselines", BASELINES), LEARN)
+    assert reopened.version == 1 and reopened.settings["learn"] == LEARN  # its cells learn as they began
+    with pytest.raises(PfsError, match=r"other settings \(learn\)"):
+        Experiment.open_or_create(old, "baselines", normalise("baselines", BASELINES), {**LEARN, "steps": 5})
+
+
 def test_cli_bad_experiment_input_is_one_error_line(interrupted, tmp_path, capsys):
     exp, _, _, _ = interrupted
     code = main(["experiment", "baselines", "resnet20", "--flops", "0.3", "--train-epochs", "1", "--out", str(exp)])
@@ -132,6 +158,14 @@ def test_report_renders_tables_figures_and_json(interrupted, correlation, tmp_pa
     assert set(paired) == {"uniform", "random"} and all(set(d) >= {"arm", "versus", "n", "mean", "se", "ci95"}
                                                        for d in paired.values())
     assert f"- PFS - uniform = {100 * paired['uniform']['mean']:+.2f}" in md
+    learned = [c["learn"] for c in results["cells"].values() if c["arm"] == "pfs"]
+    assert len(learned) == 2 and all(f["steps"] == 4 and f["classes"] == 10 and 0 <= f["open_frac"] <= 1
+                                     for f in learned)
+    missed = sum(not f["converged"] for f in learned)
+    [line] = report["experiments"][0]["gate_learning"]
+    assert line.startswith(f"pfs: {missed} of 2 cells had no evaluated step with at most r open") and line in md
+    assert "near chance (under 0.20)" in line and not any(c.get("learn") for c in results["cells"].values()
+                                                          if c["arm"] != "pfs")
     corr = json.loads((correlation / "results.json").read_text())["correlation"]
     mean = corr["slimming"]["1"]["mean"]
     assert (f"{mean:.3f}" if mean is not None else "n/a") in md

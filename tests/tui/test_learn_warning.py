@@ -1,15 +1,18 @@
-"""The explorer learns the measured converged length by default and says when a run falls short."""
+"""The explorer learns `pfs learn`'s default schedule and says when no step met r."""
 from __future__ import annotations
 
 from engine.events import RunFinished, StepEnd
-from engine.learn import CONVERGED_LR, CONVERGED_STEPS, not_converged_message
+from engine.learn import not_converged_message
+from engine.learn_schedule import default_schedule
 from pfs_tui.session import Settings
 from pfs_tui.testing import make_app, text_of
 
 
-def test_explorer_default_schedule_is_the_converging_one():
+def test_explorer_learns_pfs_learns_default_schedule():
     kwargs = Settings().learn_kwargs()
-    assert (kwargs["steps"], kwargs["lr"]) == (CONVERGED_STEPS, CONVERGED_LR)
+    schedule = default_schedule("fashion-mnist")
+    assert (kwargs["steps"], kwargs["lr"], kwargs["eval_every"]) == (schedule["steps"], schedule["lr"],
+                                                                      schedule["eval_every"])
 
 
 async def test_learn_page_shows_the_not_converged_warning(runs_root):
@@ -23,8 +26,8 @@ async def test_learn_page_shows_the_not_converged_warning(runs_root):
         app.screen.redraw(force=True)
         await pilot.pause()
         stats = text_of(app, "#learn-stats")
-        assert "warning: gate learning did not converge: 47% of the gates are still open after 300 steps" in stats
+        assert "warning: no evaluated step met r: 47% of the gates are still open after 300 steps" in stats
         log.add(RunFinished(stage="learn", summary={"stage": "learn", "status": "finished", "converged": True}))
         app.screen.redraw(force=True)
         await pilot.pause()
-        assert "did not converge" not in text_of(app, "#learn-stats")
+        assert "no evaluated step met r" not in text_of(app, "#learn-stats")
