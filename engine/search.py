@@ -147,7 +147,10 @@ def search(model, budget: float, input_size: Sequence[int] | None = None, *, min
         raise BudgetError(
             f"FLOPs budget {limit:,} MACs is below the smallest structure ({smallest:,} MACs, "
             f"{smallest / dense:.4f} of dense, with min_channels={min_channels}); "
-            f"raise --flops to at least {np.ceil(smallest / dense * 1e4) / 1e4:.4f}")
+            + (f"lower --min-channels (the narrowest layer has {min(model.widths.values())} channels)"
+               if min_channels > 1 and smallest > dense * 0.999 else
+               f"raise --flops to at least {np.ceil(smallest / dense * 1e4) / 1e4:.4f}"
+               + (" or lower --min-channels" if min_channels > 1 else "")))
     lo, hi = 0, ranking.size  # invariant: macs_at(lo) <= limit
     while lo < hi:
         mid = (lo + hi + 1) // 2

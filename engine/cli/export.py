@@ -14,6 +14,8 @@ def _add_export_parser(sub) -> None:
                    help="onnx (checked against onnxruntime), safetensors (spec and kept channels in its metadata) "
                    "or torchscript")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (replaced atomically)")
+    p.add_argument("--unfinished", action="store_true",
+                   help="export a training that is not finished (its last checkpoint's weights)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(func=_cmd_export)
 
@@ -21,7 +23,7 @@ def _add_export_parser(sub) -> None:
 def _cmd_export(args) -> int:
     from engine.runs.export import export
 
-    out = export(args.run, args.format, args.out)
+    out = export(args.run, args.format, args.out, unfinished=args.unfinished)
     if args.json:
         print_json({"run": args.run, "format": args.format, "out": str(out), "bytes": out.stat().st_size})
     else:

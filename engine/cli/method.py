@@ -182,7 +182,7 @@ def _add_learn_parser(sub) -> None:
     p.set_defaults(func=_cmd_learn)
 
 
-def _learn_from_args(args):
+def _learn_from_args(args, budget: tuple[float, int] | None = None):
     from engine.events import fanout
     from engine.jobs import learn_run
 
@@ -194,7 +194,7 @@ def _learn_from_args(args):
                            download=args.download, expand=args.expand, arch=arch_args(args),
                            on_event=fanout(bar, input_note_printer, warn_if_unconverged),
                            should_stop=should_stop,
-                           overwrite=args.overwrite, data_options=learn_data_options(args))
+                           overwrite=args.overwrite, data_options=learn_data_options(args), budget=budget)
     if bar is not None:
         bar.close()
     return out, result
@@ -269,7 +269,7 @@ def _cmd_prune(args) -> int:
 
     if not 0 < args.flops <= 1:  # checked before learning so a typo costs no compute
         raise PfsError(f"--flops must be a fraction of the dense model's MACs in (0, 1], got {args.flops}")
-    out, result = _learn_from_args(args)
+    out, result = _learn_from_args(args, budget=(args.flops, args.min_channels))
     if result.stopped:
         raise StopRequested(f"stopped while learning gates at step {result.steps}, checkpoint saved; "
                             f"`pfs resume {quoted(out)}` continues, "

@@ -19,12 +19,13 @@ import numpy as np
 from engine.analysis import keep_ratios
 from engine.data import load_dataset
 from engine.errors import PfsError
-from engine.evidence.baselines import KINDS, BaselineSpec, make_baseline
+from engine.evidence.baselines import KINDS, BaselineSpec, gated_network, make_baseline
 from engine.evidence.experiments import EXPERIMENTS, Experiment, mean_sd, train_cell
 from engine.evidence.pretrain import pretrain
 from engine.learn import LearnConfig
 from engine.learn_schedule import resolve_schedule
 from engine.runs import RunDir, load_structure, load_tensors
+from engine.search import uniform_structure
 from engine.training import CHECKPOINT, TrainOptions
 
 COMMON = {"subset": None, "test_subset": None, "train_batch_size": None}
@@ -248,6 +249,12 @@ def _aggregate_ticket(cells: dict) -> dict:
                           "macs": cs[0]["macs"], "params": cs[0]["params"]} for k, cs in inits.items()}}
 
 
+def _check_budget(s: dict, ds) -> None:
+    """BudgetError (naming the fix) when even the smallest structure exceeds the grid's budget."""
+    net = gated_network(s["model"], s["seeds"][0], ds, s["expand"])
+    uniform_structure(net, s["flops"], ds.input_size, min_channels=s["min_channels"])
+
+
 def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_event=None,
                    should_stop=None, on_cell: Callable[[str, dict], None] | None = None) -> dict:
     """Run (or resume) experiment `kind` with `settings` into `out`; returns results.json."""
@@ -255,6 +262,9 @@ def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_
         raise PfsError(f"unknown experiment {kind!r}; choose one of: {', '.join(EXPERIMENTS)}")
     given_learn = {k: v for k, v in (settings.get("learn") or {}).items() if v is not None}
     settings = normalise(kind, settings)
+    if kind != "ticket":  # everything checked before the experiment directory is written
+        data = data if data is not None else load_dataset(settings["dataset"], settings["data_root"])
+        _check_budget(settings, data)
     exp = Experiment.open_or_create(out, kind, settings, given_learn)
     _GRIDS[kind](exp, data=data, on_event=on_event, should_stop=should_stop, on_cell=on_cell)
     return exp.results()

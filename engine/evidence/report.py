@@ -33,6 +33,12 @@ def write_report(experiments: list[str | Path], out: str | Path, *, markdown: st
     """Write report.md (or `markdown`), report.json and figures into `out`; returns the JSON."""
     out = Path(out)
     md_path = Path(markdown) if markdown else out / "report.md"
+    if out.exists() and not out.is_dir():
+        raise PfsError(f"--out {out} is a file; name a folder for report.json and the figures")
+    if md_path.is_dir():
+        raise PfsError(f"--markdown {md_path} is a folder; name the Markdown file to write")
+    if notes and not Path(notes).is_file():
+        raise PfsError(f"--notes {notes} does not exist (or is not a file); write it first or leave --notes out")
     loaded = []
     for path in experiments:
         exp = Experiment.open(path)

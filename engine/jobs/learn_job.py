@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 
 from engine.data import Dataset, absolute_data_paths, load_dataset, moved_data, shaped_data
-from engine.events import Event, RunFailed, RunFinished, RunStarted, failure_text, fanout
+from engine.events import CheckpointSaved, Event, RunFailed, RunFinished, RunStarted, failure_text, fanout
 from engine.learn import LearnConfig, LearnResult, check_batch_fits, learn_gates
 from engine.runs import RunDir, load_gated_model
+from engine.search import uniform_structure
 from engine.training import CHECKPOINT as TRAIN_CHECKPOINT
 
 CHECKPOINT = "checkpoints/learn.pt"
@@ -29,13 +30,16 @@ def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, 
               download: bool = False, expand: float = 1.0, arch: dict | None = None,
               on_event: Callable[[Event], None] | None = None, should_stop: Callable[[], bool] | None = None,
               overwrite: bool = False, data: Dataset | None = None,
-              extra_config: dict | None = None, data_options: dict | None = None) -> LearnResult:
+              extra_config: dict | None = None, data_options: dict | None = None,
+              budget: tuple[float, int] | None = None) -> LearnResult:
     """Learn gates on a frozen random `model` and record everything in run directory `out`.
 
     Writes config.json, init.pt (the random init, for ticket init and re-runs), events.jsonl,
     checkpoints/learn.pt every CHECKPOINT_EVERY steps, gates.pt (selected gates), summary.json.
     `data` skips loading when the caller already holds the data set; `data_options`
     (subset, image_size, workers, as `pfs train` takes them) shape it and are recorded.
+    `budget` = (flops, min_channels) the caller will search: refused before learning when even
+    the smallest structure exceeds it, so that an impossible budget costs no learning.
     """
     from engine.gating import build_model
 
@@ -48,6 +52,8 @@ def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, 
     torch.manual_seed(learn.seed)
     net = build_model(model, in_channels=ds.input_size[0], num_classes=ds.num_classes, expand=expand,
                       input_size=ds.input_size, **(arch or {}))
+    if budget is not None:
+        uniform_structure(net, budget[0], ds.input_size, min_channels=budget[1])  # BudgetError names the fix
     config = {"model": model, "dataset": dataset, "data_root": data_root,
               "expand": expand, "arch": dict(arch or {}), "model_spec": net.spec,
               "input_size": list(ds.input_size), "num_classes": ds.num_classes,
@@ -87,13 +93,19 @@ def resume_learn(run_path: str | Path, *, on_event: Callable[[Event], None] | No
         return _learn(run, net, ds, learn, on_event, should_stop, resume=state)
 
 
+def _checkpoint(run: RunDir, state: dict, emit) -> None:
+    """Save the learn state, then say so: `pfs runs` shows a killed run's progress as of here."""
+    run.save(CHECKPOINT, state)
+    emit(CheckpointSaved(stage="learn", path=str(run.file(CHECKPOINT)), step=state["step"]))
+
+
 def _learn(run: RunDir, net, ds: Dataset, learn: LearnConfig, on_event, should_stop, resume) -> LearnResult:
     sink = run.event_sink()
     emit = fanout(on_event, sink)
     try:
         emit(RunStarted(stage="learn", config=run.config))
         result = learn_gates(net, ds, learn, on_event=emit, should_stop=should_stop,
-                             checkpoint=lambda state: run.save(CHECKPOINT, state),
+                             checkpoint=lambda state: _checkpoint(run, state, emit),
                              checkpoint_every=CHECKPOINT_EVERY, resume=resume)
         run.save("gates.pt", result.gates)
         summary = {"stage": "learn", "status": "stopped" if result.stopped else "finished",

@@ -32,7 +32,7 @@ def pipeline_run(out: str | Path, *, model: str, dataset: str, learn, flops: flo
     result = learn_run(out, model=model, dataset=dataset, learn=learn, data_root=data_root,
                        download=download, expand=expand, arch=arch, on_event=on_event,
                        should_stop=should_stop, overwrite=overwrite, extra_config={"pipeline": plan},
-                       data_options=data_options)
+                       data_options=data_options, budget=(flops, min_channels))
     if result.stopped:
         raise StopRequested(f"stopped while learning gates, checkpoint saved; `pfs resume {shell_path(out)}` continues")
     run = RunDir.open(out)

@@ -7,6 +7,7 @@ from pathlib import Path
 from engine.errors import PfsError, RunError, shell_path
 from engine.events import Event, StructureFound
 from engine.runs import RunDir, load_gated_model
+from engine.runs.export import WEIGHTS
 from engine.search import Structure, search
 from engine.training import CHECKPOINT as TRAIN_CHECKPOINT
 
@@ -54,6 +55,7 @@ def _discard_training(run: RunDir) -> None:
     """Forget a training whose structure is being replaced (its checkpoint, options, summary)."""
     summary = run.read_json_or_empty("summary.json")  # first: a damaged one is refused before anything goes
     run.file(TRAIN_CHECKPOINT).unlink(missing_ok=True)
+    run.file(WEIGHTS).unlink(missing_ok=True)  # trained for the old structure: never exported again
     config = {k: v for k, v in run.config.items() if k != "train"}
     run.write_json("config.json", config)
     if summary.get("stage") == "train":

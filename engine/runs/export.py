@@ -51,20 +51,29 @@ def save_weights(run: RunDir, model: nn.Module) -> None:
     atomic_write_bytes(run.file(WEIGHTS), save(state))
 
 
-def load_pruned(run_path: str | os.PathLike) -> nn.Module:
-    """The trained pruned network of a run, in plain PyTorch (eval mode, no gates)."""
+def load_pruned(run_path: str | os.PathLike, *, unfinished: bool = False) -> nn.Module:
+    """The trained pruned network of a run, in plain PyTorch (eval mode, no gates).
+
+    Only a finished training's weights (model.safetensors), unless `unfinished`: then a
+    training still running or stopped gives its last checkpoint's, which are not the result.
+    """
     run = RunDir.open(run_path)
     if not run.exists("structure.json"):
         raise RunError(f"{run.path} has no structure.json; run `pfs search {shell_path(run.path)} --flops F` and "
                        f"`pfs train {shell_path(run.path)}` first")
     structure = Structure.from_json(run.read_json("structure.json"))
     summary = run.read_json_or_empty("summary.json")
-    if not run.exists(WEIGHTS) and not run.exists(TRAIN_CHECKPOINT):
+    finished = summary.get("stage") == "train" and summary.get("status") == "finished"
+    if not (finished and run.exists(WEIGHTS)) and not run.exists(TRAIN_CHECKPOINT):
         raise RunError(f"{run.path} has no trained network yet; run `pfs train {shell_path(run.path)}` first")
-    expand = float(summary.get("expand") or 1.0) if summary.get("stage") == "train" else 1.0
+    if not finished and not unfinished:
+        raise RunError(f"{run.path}'s training is not finished ({_checkpoint_epoch(run)} in its last checkpoint); "
+                       f"`pfs resume {shell_path(run.path)}` finishes it, or pass --unfinished to export "
+                       "those weights as they are")
+    expand = float(summary.get("expand") or run.config.get("train", {}).get("expand") or 1.0)
     model = pruned_model(structure, expand=expand, seed=0)
     set_gates_enabled(model, False)
-    if run.exists(WEIGHTS):
+    if finished and run.exists(WEIGHTS):  # else a run from before model.safetensors: its last checkpoint
         from safetensors.torch import load_file
 
         model = deployable(model)
@@ -80,6 +89,15 @@ def load_pruned(run_path: str | os.PathLike) -> nn.Module:
     return deployable(model)
 
 
+def _checkpoint_epoch(run: RunDir) -> str:
+    """'step S, epoch E of N' of the run's training, from its newest checkpoint event."""
+    saved = [e for e in run.events() if e.kind == "checkpoint" and getattr(e, "stage", "") == "train"]
+    epochs = run.config.get("train", {}).get("epochs")
+    if not saved:
+        return "no step recorded"
+    return f"step {saved[-1].step}, epoch {saved[-1].epoch}" + (f" of {epochs}" if epochs else "")
+
+
 def _load(model: nn.Module, state, source: Path) -> None:
     if not isinstance(state, dict):
         raise RunError(f"{source} holds no model weights; re-run `pfs train`")
@@ -90,17 +108,21 @@ def _load(model: nn.Module, state, source: Path) -> None:
                        "it was written for another structure: re-run `pfs train`") from None
 
 
-def export(run_path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> Path:
+def export(run_path: str | os.PathLike, fmt: str, out: str | os.PathLike, *, unfinished: bool = False) -> Path:
     """Write the run's trained pruned network to `out` as onnx, safetensors or torchscript."""
     if fmt not in FORMATS:
         raise PfsError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    run = RunDir.open(run_path)
-    model = load_pruned(run.path)
-    structure = run.read_json("structure.json")
-    x = torch.randn(1, *structure["input_size"])
     out = Path(out)
+    if not str(out) or out.is_dir():
+        raise PfsError(f"--out {str(out)!r} is a folder; name the file to write, e.g. --out {out / ('model.' + fmt)}")
     if out.parent and not out.parent.is_dir():
         raise PfsError(f"{out.parent} does not exist; create it or pick another --out")
+    if not os.access(out.parent or ".", os.W_OK):
+        raise PfsError(f"{out.parent} is not writable; pick another --out")
+    run = RunDir.open(run_path)
+    model = load_pruned(run.path, unfinished=unfinished)
+    structure = run.read_json("structure.json")
+    x = torch.randn(1, *structure["input_size"])
     fd, tmp = tempfile.mkstemp(dir=out.parent or ".", prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -225,9 +225,12 @@ class RunDir:
         """
         config = {k: v for k, v in self.config.items() if k not in ("train", "pipeline")}
         new = RunDir.create(dest, {**config, "branched_from": str(self.path)}, overwrite=overwrite)
-        for name in ("init.pt", "gates.pt", "structure.json", "events.jsonl"):
+        for name in ("init.pt", "gates.pt", "structure.json"):
             if self.exists(name):
                 atomic_write_bytes(new.file(name), self.file(name).read_bytes())
+        if self.exists("events.jsonl"):  # the learning's and search's events, never the parent's training
+            lines = self.file("events.jsonl").read_bytes().splitlines(keepends=True)
+            atomic_write_bytes(new.file("events.jsonl"), b"".join(x for x in lines if not _is_training(x)))
         summary = self.read_json_or_empty("summary.json")
         learn = summary.get("learn") if summary.get("stage") == "train" else summary
         for stale in ("summary.json", "checkpoints/last.pt"):
@@ -328,3 +331,11 @@ def _process_start(pid: int) -> int | None:
         return int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+def _is_training(line: bytes) -> bool:
+    """True for an events.jsonl line of a training stage (a torn line counts as training: dropped)."""
+    try:
+        return json.loads(line).get("stage") == "train"
+    except (ValueError, AttributeError):
+        return True

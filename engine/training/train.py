@@ -343,6 +343,8 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
                 done = distributed.all_reduce_sum(sums.tolist(), device)
                 if dist.is_main:
                     save({"batch": i + 1, "sums": done})
+                    emit(CheckpointSaved(stage="train", path=str(run.file(CHECKPOINT)), step=state["step"],
+                                         epoch=epoch + 1))
                 distributed.barrier()
                 raise StopRequested(f"stopped at step {state['step']} (epoch {epoch + 1}), checkpoint saved; "
                                     f"`pfs resume {shell_path(run.path)}` continues from there")

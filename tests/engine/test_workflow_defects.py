@@ -1,0 +1,123 @@
+"""The new-user trial's workflow defects (issue 18, item 3), each as it was reported."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.cli import main
+from engine.data import synthetic_dataset
+from engine.runs import RunDir
+from engine.training import TrainOptions, train_run
+
+SYNTH = ["--dataset", "synthetic", "--steps", "3", "--batch-size", "8", "--heldout-limit", "16", "--quiet"]
+
+
+def _stop_after(n: int):
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > n
+
+    return should_stop
+
+
+@pytest.fixture
+def trained(tmp_path, make_run, one_thread):
+    """A run trained for 2 epochs (finished), on synthetic 16x16 data."""
+    run, _, _ = make_run(tmp_path / "parent", dataset="synthetic", input_size=(1, 16, 16), expand=0.25)
+    data = synthetic_dataset(n_train=64, n_test=32, size=(1, 16, 16))
+    train_run(run.path, TrainOptions(epochs=2, batch_size=32, device="cpu"), data=data)
+    return run, data
+
+
+def test_a_branch_keeps_the_parents_learning_events_never_its_training(trained, tmp_path, capsys):
+    from engine.errors import StopRequested
+    from engine.runs import list_runs
+
+    parent, data = trained
+    branch = tmp_path / "branch"
+    with pytest.raises(StopRequested):
+        train_run(parent.path, TrainOptions(epochs=5, batch_size=32, device="cpu"), out=branch, data=data,
+                  should_stop=_stop_after(1))
+    stages = [getattr(e, "stage", None) for e in RunDir(branch).events()]
+    train_events = [e for e in RunDir(branch).events() if getattr(e, "stage", None) == "train"]
+    assert "train" in stages and all(e.kind != "finished" or e.summary.get("status") != "finished"
+                                     for e in train_events)  # none of the parent's finished training
+    [info] = [r for r in list_runs(tmp_path) if r.name == "branch"]
+    assert info.status == "stopped" and info.accuracy is None and info.epoch is None  # stopped in epoch 1
+
+
+def test_an_impossible_budget_is_refused_before_learning(tmp_path, capsys):
+    for cmd in (["prune", "resnet20", *SYNTH, "--flops", "0.01"],
+                ["run", "resnet20", "--dataset", "synthetic", "--learn-steps", "3", "--flops", "0.01"]):
+        out = tmp_path / cmd[0]
+        assert main([*cmd, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "raise --flops to at least 0.0478" in err[0], err
+        assert not out.exists()  # nothing learned, nothing written
+    assert main(["prune", "resnet20", *SYNTH, "--flops", "0.5", "--min-channels", "1000",
+                 "--out", str(tmp_path / "wide")]) == 2
+    err = capsys.readouterr().err
+    assert "lower --min-channels (the narrowest layer has 16 channels)" in err and "raise --flops" not in err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dataset", "nosuch"], "unknown data set 'nosuch'"),
+    (["--dataset", "synthetic", "--flops", "0.001"], "raise --flops to at least 0.0478"),
+])
+def test_a_refused_experiment_writes_nothing(tmp_path, capsys, flags, message):
+    out = tmp_path / "exp"
+    argv = ["experiment", "baselines", "resnet20", "--flops", "0.5", "--train-epochs", "1", *flags, "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not out.exists()
+
+
+def test_export_takes_finished_weights_only_and_names_an_unfinished_training(trained, tmp_path, capsys):
+    from engine.errors import StopRequested
+
+    parent, data = trained
+    stopped = tmp_path / "stopped"
+    with pytest.raises(StopRequested):
+        train_run(parent.path, TrainOptions(epochs=5, batch_size=32, device="cpu"), out=stopped, data=data,
+                  should_stop=_stop_after(3))
+    assert main(["export", str(stopped), "--format", "safetensors", "--out", str(tmp_path / "a.st")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "training is not finished (step 4, epoch 2 of 5 in its last checkpoint)" in err
+    assert "--unfinished" in err and not (tmp_path / "a.st").exists()
+    assert main(["export", str(stopped), "--format", "safetensors", "--out", str(tmp_path / "a.st"),
+                 "--unfinished"]) == 0
+    assert (tmp_path / "a.st").stat().st_size > 0
+    # A new structure discards the training: its weights are never exported again.
+    assert main(["search", str(parent.path), "--flops", "0.4", "--overwrite"]) == 0
+    assert not parent.exists("model.safetensors")
+    capsys.readouterr()
+    assert main(["export", str(parent.path), "--format", "onnx", "--out", str(tmp_path / "b.onnx")]) == 2
+    assert "has no trained network yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out, message", [(".", "is a folder; name the file to write"),
+                                          ("nodir/x.onnx", "nodir does not exist")])
+def test_export_to_a_folder_or_a_missing_one_is_one_line(trained, tmp_path, capsys, monkeypatch, out, message):
+    monkeypatch.chdir(tmp_path)
+    parent, _ = trained
+    assert main(["export", str(parent.path), "--format", "onnx", "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pfs: error:") and message in err[0]
+
+
+def test_report_out_a_file_or_missing_notes_is_one_line_and_writes_nothing(tmp_path, capsys):
+    grid = "docs/reproduction/grid/f30"  # committed cells: a real experiment on disk
+    taken = tmp_path / "file"
+    taken.write_text("mine")
+    assert main(["report", grid, "--out", str(taken)]) == 2
+    assert "is a file" in capsys.readouterr().err and taken.read_text() == "mine"
+    out = tmp_path / "rep"
+    assert main(["report", grid, "--out", str(out), "--notes", str(tmp_path / "missing.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.md does not exist" in err[0] and not out.exists()
+    assert main(["report", grid, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["experiments"][0]["paired_differences"][0]["versus"] == "uniform"
