@@ -71,8 +71,8 @@ def _main(argv: list[str], debug: bool) -> int:
     except Exception as exc:  # the one place that turns any failure into an exit status
         if debug:
             traceback.print_exc()
-        print(f"pfs: failed: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
-              file=sys.stderr)
+        hint = "" if debug else " (re-run with --debug for the traceback)"
+        print(f"pfs: failed: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return EXIT_FAILURE
 
 

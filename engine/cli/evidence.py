@@ -219,6 +219,7 @@ def _experiment_settings(args) -> dict:
 
 
 def _cmd_experiment(args) -> int:
+    from engine.errors import StopRequested
     from engine.evidence import run_experiment
 
     def on_cell(name: str, result: dict) -> None:
@@ -226,10 +227,17 @@ def _cmd_experiment(args) -> int:
             acc = f", test acc {result['test_acc']:.4f}" if result.get("test_acc") is not None else ""
             print(f"pfs: cell {name} done{acc}", file=sys.stderr, flush=True)
 
+    def on_start(text: str, number: int, total: int) -> None:
+        if not args.quiet:
+            print(f"pfs: {text}", file=sys.stderr, flush=True)
+
     with graceful_stop() as should_stop:
-        results = run_experiment(
-            args.experiment, args.out, _experiment_settings(args), should_stop=should_stop, on_cell=on_cell
-        )
+        try:
+            results = run_experiment(args.experiment, args.out, _experiment_settings(args), should_stop=should_stop,
+                                     on_cell=on_cell, on_start=on_start)
+        except StopRequested:  # the cell's own hint (`pfs resume CELL`) would leave the grid behind
+            raise StopRequested(f"stopped; repeat this `pfs experiment` command to continue {args.out} (finished "
+                                "cells are kept, the one in progress resumes from its checkpoint)") from None
     if args.json:
         print_json(results)
     else:

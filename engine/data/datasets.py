@@ -111,7 +111,7 @@ def _fashion_mnist(root, download: bool) -> Dataset:
         where = f"{root}" if root else f"{DEBIAN_FASHION_MNIST} or ./data"
         raise DataError(f"Fashion-MNIST not found in {where}; install it with "
                         "`apt-get install dataset-fashion-mnist`, pass --data-root DIR, "
-                        "or add --download (needs internet)")
+                        "or add --download (needs internet; `pfs learn`, `prune` and `run` take it)")
     parts = {split: _fashion_split(folder, img, lbl) for split, (img, lbl) in FASHION_FILES.items()}
     (trx, try_), (tex, tey) = parts["train"], parts["test"]
     return Dataset("fashion-mnist", torch.from_numpy(trx).unsqueeze(1), torch.from_numpy(try_).long(),
@@ -196,7 +196,8 @@ def _cifar(name: str, root, download: bool) -> Dataset:
         _download_torchvision(tv_name, base)
     if not folder.is_dir():
         raise DataError(f"{name} not found: expected {folder}/ (torchvision's layout); "
-                        "pass --data-root DIR holding it, or add --download (needs internet)")
+                        "pass --data-root DIR holding it, or add --download (needs internet; `pfs learn`, "
+                        "`prune` and `run` take it)")
     trx, try_ = _cifar_batches(folder, train_files, label_key, classes)
     tex, tey = _cifar_batches(folder, test_files, label_key, classes)
     return Dataset(name, trx, try_, tex, tey, classes, mean=mean, std=std, crop_padding=4, flip=True,

@@ -34,6 +34,7 @@ class Experiment:
     kind: str
     settings: dict
     version: int = VERSION
+    on_start: Callable[[str, int, int], None] | None = None  # told of each cell as it starts
 
     @classmethod
     def open(cls, path: str | Path) -> Experiment:
@@ -100,12 +101,17 @@ class Experiment:
         return read_json(p) if p.is_file() else {"kind": self.kind, "cells": {}}
 
     def pending(self, seeds: list[int], items: list[str]) -> Iterator[tuple[int, str, str, Path]]:
-        """(seed, item, cell name, cell path) of every cell not finished yet, seed by seed."""
-        for seed in seeds:
-            for item in items:
-                name = f"{item}-s{seed}"
-                if name not in self.results()["cells"]:
-                    yield seed, item, name, self.cell(name)
+        """(seed, item, cell name, cell path) of every cell not finished yet, seed by seed; tells
+        `on_start` (cell name, its number, how many) before each, and how many were already done."""
+        names = [(seed, item, f"{item}-s{seed}") for seed in seeds for item in items]
+        done = [n for _, _, n in names if n in self.results()["cells"]]
+        if done and self.on_start is not None:
+            self.on_start(f"{len(done)} of {len(names)} cells already finished, skipped", 0, len(names))
+        for number, (seed, item, name) in enumerate(names, 1):
+            if name not in self.results()["cells"]:
+                if self.on_start is not None:
+                    self.on_start(f"cell {number} of {len(names)}: {item} seed {seed}", number, len(names))
+                yield seed, item, name, self.cell(name)
 
     def record(self, name: str, result: dict, aggregate: Callable[[dict], dict],
                on_cell: Callable[[str, dict], None] | None = None) -> None:

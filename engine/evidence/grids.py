@@ -256,8 +256,10 @@ def _check_budget(s: dict, ds) -> None:
 
 
 def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_event=None,
-                   should_stop=None, on_cell: Callable[[str, dict], None] | None = None) -> dict:
-    """Run (or resume) experiment `kind` with `settings` into `out`; returns results.json."""
+                   should_stop=None, on_cell: Callable[[str, dict], None] | None = None,
+                   on_start: Callable[[str, int, int], None] | None = None) -> dict:
+    """Run (or resume) experiment `kind` with `settings` into `out`; returns results.json.
+    `on_start(text, number, total)` hears of each cell as it starts ("cell 3 of 12: pfs seed 1")."""
     if kind not in EXPERIMENTS:
         raise PfsError(f"unknown experiment {kind!r}; choose one of: {', '.join(EXPERIMENTS)}")
     given_learn = {k: v for k, v in (settings.get("learn") or {}).items() if v is not None}
@@ -266,6 +268,7 @@ def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_
         data = data if data is not None else load_dataset(settings["dataset"], settings["data_root"])
         _check_budget(settings, data)
     exp = Experiment.open_or_create(out, kind, settings, given_learn)
+    exp.on_start = on_start
     _GRIDS[kind](exp, data=data, on_event=on_event, should_stop=should_stop, on_cell=on_cell)
     return exp.results()
 

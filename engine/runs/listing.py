@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.events import (
+    CheckpointSaved,
     EpochEnd,
     EvalEnd,
     Event,
@@ -59,7 +60,7 @@ class RunInfo:
                 for k, v in self.__dict__.items()}
 
 
-FIELDS = ("stage", "ended", "status", "progress", "accuracy", "epoch", "heldout")
+FIELDS = ("stage", "ended", "status", "progress", "accuracy", "epoch", "heldout", "checkpoint", "total")
 
 
 @dataclass
@@ -77,11 +78,15 @@ class _Tail:
     accuracy: float | None = None
     epoch: EpochEnd | None = None
     heldout: float | None = None
+    checkpoint: CheckpointSaved | None = None  # the newest: where `pfs resume` continues a killed run
+    total: int | None = None  # total steps of the newest StepEnd's stage
     corrupt: bool = False
     found: set = field(default_factory=set)
 
     def done(self) -> bool:
-        return self.found >= set(FIELDS)
+        # Where a killed run resumes matters only to a log without a final event at its end.
+        needed = set(FIELDS) - ({"checkpoint", "total"} if self.ended else set())
+        return self.found >= needed
 
     def offer(self, e: Event) -> None:
         if isinstance(e, (StepEnd, EvalEnd, EpochEnd, RunFinished, RunFailed)):
@@ -90,14 +95,19 @@ class _Tail:
             self._set("ended", False)
         elif isinstance(e, (RunFinished, RunFailed, StructureFound)):
             self._set("ended", True)
+        if isinstance(e, CheckpointSaved):
+            self._set("checkpoint", e)
         if isinstance(e, StepEnd):
+            self._set("total", e.total_steps)
             self._set("status", "running")
             self._set("progress", e.step / max(1, e.total_steps))
         elif isinstance(e, EpochEnd):
             self._set("status", "running")
             self._set("progress", e.epoch / max(1, e.total_epochs))
             self._set("epoch", e)
-            if math.isfinite(e.test_acc):
+            if e.stage != "train":  # learning's epochs measure held-out gates, not the test split
+                self._set("accuracy", None)
+            elif math.isfinite(e.test_acc):
                 self._set("accuracy", e.test_acc)
         elif isinstance(e, EvalEnd) and e.stage != "train" and math.isfinite(e.accuracy):
             self._set("heldout", e.accuracy)
@@ -147,23 +157,33 @@ def run_info(path: str | os.PathLike) -> RunInfo:
         corrupt.append("structure.json")
         budget = macs = None
     status = tail.status or "stopped"
+    progress = tail.progress or 0.0
     mtime = _mtime(run.path)
     alive = run.owner_alive()
     if alive:
         status = "running"
     elif alive is False and (status == "running" or not tail.ended):
         status = "killed"  # its process died without a final event: `pfs resume` continues it
+        progress = _resumable(tail)
     elif alive is None and status == "running" and time.time() - mtime > STALE_S:
         status = "stopped"
     stage = tail.stage or config.get("stage", "learn")
     return RunInfo(name=run.name, path=str(run.path), model=_text(config.get("model")),
                    dataset=_text(config.get("dataset")), stage=stage if isinstance(stage, str) else "?",
-                   status=status, progress=tail.progress or 0.0, budget=budget, macs=macs,
+                   status=status, progress=progress, budget=budget, macs=macs,
                    accuracy=accuracy if accuracy is not None else tail.accuracy, updated=mtime, best_accuracy=best,
                    epoch=tail.epoch.epoch if tail.epoch else None,
                    total_epochs=tail.epoch.total_epochs if tail.epoch else None,
                    heldout_accuracy=heldout if heldout is not None else tail.heldout,
                    corrupt=", ".join(dict.fromkeys(corrupt)) or None)
+
+
+def _resumable(tail: _Tail) -> float:
+    """A killed run's progress as `pfs resume` will find it: its newest checkpoint's, not past it."""
+    ckpt = tail.checkpoint
+    if ckpt is None or ckpt.stage != tail.stage or not tail.total:
+        return 0.0  # no checkpoint of this stage: it starts again from its first step
+    return min(1.0, ckpt.step / tail.total)
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:

@@ -160,6 +160,9 @@ class RunDir:
     def open(cls, path: str | os.PathLike) -> RunDir:
         """An existing run directory; a folder without config.json is a RunError."""
         run = cls(path)
+        if run.path.is_file():
+            raise RunError(f"{run.path} is a file, not a run directory; pass the run's folder (list runs with "
+                           "`pfs runs`)")
         if not run.path.is_dir():
             raise RunError(f"run directory {run.path} does not exist; list runs with `pfs runs`")
         if not (run.path / "config.json").is_file():

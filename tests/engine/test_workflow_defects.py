@@ -121,3 +121,74 @@ def test_report_out_a_file_or_missing_notes_is_one_line_and_writes_nothing(tmp_p
     assert main(["report", grid, "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["experiments"][0]["paired_differences"][0]["versus"] == "uniform"
+
+
+def test_an_experiment_tells_each_cell_as_it_starts_and_a_stop_names_the_experiment(tmp_path, capsys, one_thread):
+    import engine.cli.evidence as cli_evidence
+
+    out = tmp_path / "exp"
+    argv = ["experiment", "baselines", "resnet20", "--dataset", "synthetic", "--flops", "0.5", "--arms", "uniform",
+            "random", "--seeds", "0", "--train-epochs", "1", "--expand", "0.25", "--subset", "64",
+            "--train-batch-size", "32", "--out", str(out)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "pfs: cell 1 of 2: uniform seed 0" in err and "pfs: cell 2 of 2: random seed 0" in err
+    more = [*argv[:argv.index("--seeds") + 1], "0", "1", *argv[argv.index("--seeds") + 2:]]
+    stops = iter([False] + [True] * 1000)  # stop inside the first new cell's training
+    real = cli_evidence.graceful_stop
+
+    def stopping():
+        from contextlib import contextmanager
+
+        @contextmanager
+        def ctx():
+            with real():
+                yield lambda: next(stops)
+        return ctx()
+
+    cli_evidence.graceful_stop = stopping
+    try:
+        assert main(more) == 130
+    finally:
+        cli_evidence.graceful_stop = real
+    err = capsys.readouterr().err
+    assert "pfs: 2 of 4 cells already finished, skipped" in err and "pfs: cell 3 of 4: uniform seed 1" in err
+    last = err.strip().splitlines()[-1]
+    assert "repeat this `pfs experiment` command to continue" in last and "pfs resume" not in last
+    assert main(more) == 0
+    err = capsys.readouterr().err
+    assert "pfs: 2 of 4 cells already finished, skipped" in err and "pfs: cell 3 of 4: uniform seed 1" in err
+    assert len(json.loads((out / "results.json").read_text())["cells"]) == 4
+
+
+def test_runs_shows_a_killed_learn_at_its_checkpoint_and_no_test_accuracy_for_learning(tmp_path, one_thread):
+    import os
+
+    from engine.events import CheckpointSaved, EpochEnd, RunStarted, StepEnd
+    from engine.runs import list_runs
+
+    run = RunDir.create(tmp_path / "killed", {"model": "resnet20", "dataset": "synthetic", "seed": 0})
+    with run.event_sink() as sink:
+        sink(RunStarted(stage="learn"))
+        for step in range(1, 8):
+            sink(StepEnd(stage="learn", step=step, total_steps=10, epoch=1, loss=1.0))
+            if step == 4:
+                sink(CheckpointSaved(stage="learn", path="checkpoints/learn.pt", step=4))
+        sink(EpochEnd(stage="learn", epoch=1, total_epochs=2, train_loss=1.0, train_acc=0.5, test_acc=0.31))
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    run.file("pid.json").write_text(json.dumps({"pid": dead, "host": __import__("socket").gethostname(),
+                                                  "stage": "learn", "started": 0, "time": 0}))
+    [info] = list_runs(tmp_path)
+    assert info.status == "killed" and info.progress == pytest.approx(0.4)  # the checkpoint's, not step 7's
+    assert info.accuracy is None  # learning's epochs measure held-out gates, not the test split
+
+
+def test_debug_does_not_ask_for_debug_and_a_file_is_not_a_missing_run(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["train", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a run directory" in capsys.readouterr().err
+    assert main(["--debug", "flops", "resnet20", "--input-size", "1", "1", "1"]) in (1, 2)
+    assert "re-run with --debug" not in capsys.readouterr().err
