@@ -246,8 +246,34 @@ class JsonlSink:
 
 
 def read_events(path: str | Path) -> list[Event]:
-    """Every complete event in a JSON-lines file (a torn last line is skipped)."""
-    return list(iter_events(Path(path).read_text(encoding="utf-8").splitlines()))
+    """Every complete event in a JSON-lines file (a torn last line is skipped), as if the run
+    had never been stopped (see as_uninterrupted)."""
+    return as_uninterrupted(iter_events(Path(path).read_text(encoding="utf-8").splitlines()))
+
+
+def as_uninterrupted(events: Iterable[Event]) -> list[Event]:
+    """The events with what a resume re-did replacing what the stopped attempt did past its
+    checkpoint: a resumed stage's RunStarted says `resumed_from_step` (and, for training,
+    `resumed_from_epoch`), and that stage's earlier step-, evaluation-, snapshot- and
+    epoch-events beyond it are dropped. The log itself stays append-only (followers tail it);
+    readers get one event per step."""
+    out: list[Event] = []
+    for e in events:
+        resumed = e.config.get("resumed_from_step") if isinstance(e, RunStarted) else None
+        if isinstance(resumed, int):
+            epoch = e.config.get("resumed_from_epoch")
+            out = [x for x in out if not _past(x, e.stage, resumed, epoch)]
+        out.append(e)
+    return out
+
+
+def _past(e: Event, stage: str, step: int, epoch) -> bool:
+    """Whether `e` belongs to `stage` beyond its checkpoint at `step` (epochs: beyond `epoch`)."""
+    if getattr(e, "stage", "learn") != stage:  # GateSnapshot has no stage: it is learning's
+        return False
+    if isinstance(e, EpochEnd):
+        return isinstance(epoch, int) and e.epoch > epoch
+    return isinstance(e, (StepEnd, EvalStarted, EvalEnd, GateSnapshot, CheckpointSaved)) and e.step > step
 
 
 def iter_events(lines: Iterable[str]) -> Iterator[Event]:

@@ -103,7 +103,8 @@ def _learn(run: RunDir, net, ds: Dataset, learn: LearnConfig, on_event, should_s
     sink = run.event_sink()
     emit = fanout(on_event, sink)
     try:
-        emit(RunStarted(stage="learn", config=run.config))
+        resumed = {"resumed_from_step": int(resume["step"])} if resume else {}
+        emit(RunStarted(stage="learn", config={**run.config, **resumed}))
         result = learn_gates(net, ds, learn, on_event=emit, should_stop=should_stop,
                              checkpoint=lambda state: _checkpoint(run, state, emit),
                              checkpoint_every=CHECKPOINT_EVERY, resume=resume)

@@ -28,7 +28,7 @@ from engine.events import (
     parse_event,
 )
 from engine.runs.rundir import DEFAULT_ROOT, STALE_S, RunDir
-from engine.runs.schema import config_problem
+from engine.runs.schema import config_problem, structure_problem
 
 TAIL_BLOCK = 64 * 1024  # bytes read per step backwards through events.jsonl
 WRITING_S = 10.0  # a log touched this recently may end in a line its writer is still finishing
@@ -153,7 +153,8 @@ def run_info(path: str | os.PathLike) -> RunInfo:
         corrupt.append("events.jsonl")
     structure = _json_object(run, "structure.json", corrupt)
     budget, macs = structure.get("budget"), structure.get("macs")
-    if not _number(budget) or not (macs is None or (isinstance(macs, int) and not isinstance(macs, bool))):
+    if (not _number(budget) or not (macs is None or (isinstance(macs, int) and not isinstance(macs, bool)))
+            or structure_problem(structure, config)):
         corrupt.append("structure.json")
         budget = macs = None
     status = tail.status or "stopped"

@@ -67,6 +67,26 @@ def config_problem(config: dict) -> str | None:
     return None
 
 
+def structure_problem(structure: dict, config: dict) -> str | None:
+    """What makes structure.json unfit for this run: another model's, or widths outside the
+    dense ones (each group keeps 1..dense channels, `keep` naming exactly that many); None if fit."""
+    model, own = structure.get("model"), config.get("model")
+    if isinstance(model, str) and isinstance(own, str) and model != own:
+        return f"structure.json is of {model}, the run is {own}"
+    widths, dense, keep = (structure.get(k) for k in ("widths", "dense_widths", "keep"))
+    if not all(isinstance(x, dict) for x in (widths, dense)):
+        return None if widths is None else "structure.json has no widths per group"
+    for group, width in widths.items():
+        full = dense.get(group)
+        if not (positive_int(width) and positive_int(full) and width <= full):
+            return f"structure.json keeps {width!r} of {full!r} channels in {group}"
+        kept = keep.get(group) if isinstance(keep, dict) else None
+        if kept is not None and not (isinstance(kept, list) and len(kept) == width
+                                     and all(_is_int(i) and 0 <= i < full for i in kept)):
+            return f"structure.json's kept channels of {group} are not {width} of 0..{full - 1}"
+    return None
+
+
 def check_config(config: dict, path: str | Path) -> dict:
     """`config` if sound; else a RunError naming the file and the key."""
     problem = config_problem(config)

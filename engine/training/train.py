@@ -303,7 +303,8 @@ def _train(run: RunDir, job: _Job, options: TrainOptions, device: torch.device, 
                                                   broadcast_buffers=False)
     emit(RunStarted(stage="train", config={"plan": asdict(plan), "macs": job.macs, "dense_macs": job.dense,
                                             "world_size": dist.world_size, "device": str(device),
-                                            "resumed_from_epoch": state["epoch"]}))
+                                            "resumed_from_epoch": state["epoch"],
+                                            **({"resumed_from_step": state["step"]} if resume else {})}))
     criterion = nn.CrossEntropyLoss(label_smoothing=plan.label_smoothing)
     bn_scales = bn_weights(model) if options.slim_lambda else []
 

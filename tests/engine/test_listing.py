@@ -137,7 +137,9 @@ def _forward(events) -> tuple:
             progress, status = e.step / max(1, e.total_steps), "running"
         elif isinstance(e, EpochEnd):
             progress, status, epoch = e.epoch / max(1, e.total_epochs), "running", (e.epoch, e.total_epochs)
-            if math.isfinite(e.test_acc):
+            if e.stage != "train":  # learning's epochs do not test
+                accuracy = None
+            elif math.isfinite(e.test_acc):
                 accuracy = e.test_acc
         elif isinstance(e, EvalEnd) and stage != "train" and math.isfinite(e.accuracy):
             heldout = e.accuracy

@@ -192,3 +192,50 @@ def test_debug_does_not_ask_for_debug_and_a_file_is_not_a_missing_run(tmp_path, 
     assert "is a file, not a run directory" in capsys.readouterr().err
     assert main(["--debug", "flops", "resnet20", "--input-size", "1", "1", "1"]) in (1, 2)
     assert "re-run with --debug" not in capsys.readouterr().err
+
+
+def test_events_read_back_after_a_resume_have_each_step_once(tmp_path, one_thread):
+    """A killed learn left steps past its checkpoint in the log; the resume re-does them and
+    readers see every step once, in order (the log itself stays append-only for followers)."""
+    from engine.events import EvalEnd, StepEnd
+    from engine.jobs import learn_run, resume_learn
+    from engine.learn import LearnConfig
+
+    data = synthetic_dataset(n_train=64, n_test=16, size=(1, 16, 16))
+    out = tmp_path / "learn"
+    config = LearnConfig(steps=8, batch_size=16, eval_every=3, seed=0)
+    result = learn_run(out, model="resnet20", dataset="synthetic", learn=config, data=data, expand=0.25,
+                       should_stop=_stop_after(5))
+    assert result.stopped and result.steps == 5
+    run = RunDir(out)
+    with run.event_sink() as sink:  # what a process killed after two more steps had written
+        for step in (6, 7):
+            sink(StepEnd(stage="learn", step=step, total_steps=8, epoch=2, loss=9.0))
+        sink(EvalEnd(stage="learn", step=6, accuracy=0.99, loss=0.1))
+    resume_learn(out, data=data)
+    steps = [e.step for e in run.events() if isinstance(e, StepEnd)]
+    assert steps == list(range(1, 9))
+    assert all(e.loss != 9.0 for e in run.events() if isinstance(e, StepEnd))  # the re-done ones, not the dead
+    assert 0.99 not in [e.accuracy for e in run.events() if isinstance(e, EvalEnd)]
+    raw = run.events_path.read_text().count('"type": "step"')
+    assert raw > 8  # nothing was rewritten: followers never see the file shrink
+
+
+@pytest.mark.parametrize("edit", ["model", "width", "keep"])
+def test_runs_flags_another_models_structure_or_impossible_widths(tmp_path, make_run, edit):
+    from engine.runs import list_runs
+
+    run, _, _ = make_run(tmp_path / "r")
+    structure = run.read_json("structure.json")
+    group = next(iter(structure["widths"]))
+    if edit == "model":
+        structure["model"] = "vgg16"
+    elif edit == "width":
+        structure["widths"][group] = structure["dense_widths"][group] + 5
+    else:
+        structure["keep"][group] = [structure["dense_widths"][group] + 3] * structure["widths"][group]
+    [before] = list_runs(tmp_path)
+    assert before.corrupt is None
+    run.write_json("structure.json", structure)
+    [after] = list_runs(tmp_path)
+    assert after.corrupt == "structure.json"
