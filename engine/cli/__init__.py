@@ -57,6 +57,10 @@ def _main(argv: list[str], debug: bool) -> int:
         args, extra = build_parser().parse_known_args(argv)
         if extra:  # named here so the hint points at the command's own --help
             raise PfsError(f"unrecognized arguments: {' '.join(extra)} (see `pfs {args.command} --help`)")
+        for flag in ("out", "markdown", "notes"):  # "" would mean the default, or the current folder
+            value = getattr(args, flag, None)
+            if value is not None and not str(value).strip():
+                raise PfsError(f"--{flag} is empty; name a path, or leave --{flag} out for the default")
         return int(args.func(args) or 0)
     except StopRequested as exc:  # Ctrl-C: the job saved its work where it stopped
         print(f"pfs: {exc}", file=sys.stderr)

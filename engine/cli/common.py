@@ -108,8 +108,7 @@ def progress(args):
 def add_learn_args(p, prefix: str = "") -> None:
     """Gate-learning flags; `pfs run` prefixes (`learn-`) those that training also has."""
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--dataset", default="fashion-mnist", metavar="NAME",
-                   help="fashion-mnist (default), cifar10, cifar100, synthetic, or imagefolder:PATH")
+    p.add_argument("--dataset", default="fashion-mnist", metavar="NAME", help=DATASET_HELP)
     p.add_argument("--data-root", metavar="DIR", help="folder holding the data set")
     p.add_argument("--download", action="store_true", help="download the data set with torchvision (needs internet)")
     p.add_argument("--sparsity", type=number, default=0.2, metavar="R", help="target mean gate r (default 0.2)")
@@ -152,6 +151,7 @@ def add_learn_args(p, prefix: str = "") -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+DATASET_HELP = "fashion-mnist (default), cifar10, cifar100, synthetic, or imagefolder:PATH"
 MODEL_HELP = ("model spec: a sample model (see `pfs models`), torchvision:NAME, timm:NAME, "
               "path/to/file.py:factory or package.module:factory")
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from engine.cli.common import graceful_stop, human, number, positive_int, print_json, progress
+from engine.cli.common import (
+    DATASET_HELP,
+    MODEL_HELP,
+    graceful_stop,
+    human,
+    number,
+    positive_int,
+    print_json,
+    progress,
+)
 
 
 def _add_learning_args(p) -> None:
@@ -45,13 +54,14 @@ def _learn_settings(args) -> dict:
 
 def _add_data_args(p, model: bool = True) -> None:
     if model:
-        p.add_argument("model", help="sample model name (see `pfs models`)")
-        p.add_argument(
-            "--dataset", default="fashion-mnist", metavar="NAME", help="fashion-mnist (default), cifar10, cifar100"
-        )
+        p.add_argument("model", help=MODEL_HELP)
+        p.add_argument("--dataset", default="fashion-mnist", metavar="NAME", help=DATASET_HELP)
         p.add_argument("--data-root", metavar="DIR", help="folder holding the data set")
         p.add_argument("--expand", type=number, default=1.0, metavar="F", help="width of the dense network (default 1)")
-    p.add_argument("--subset", type=positive_int, metavar="K", help="train (and pre-train) on the first K images")
+    learning = ("; gate learning sees the whole training split (cap its held-out evaluation with "
+                "--heldout-limit)") if model else ""
+    p.add_argument("--subset", type=positive_int, metavar="N", help=f"train (and pre-train) on the first N "
+                   f"images{learning}")
     p.add_argument("--test-subset", type=positive_int, metavar="N", help="test on the first N images")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 

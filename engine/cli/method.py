@@ -322,7 +322,7 @@ def _cmd_compare(args) -> int:
     result = {"structures": args.structures,
               "keep_ratios": {p: keep_ratios(s).round(4).tolist() for p, s in zip(args.structures, structures)},
               "correlation": [[None if v != v else round(float(v), 4) for v in row] for row in matrix],
-              "mean_correlation": mean_pairwise_correlation(structures)}
+              "mean_correlation": _finite_or_none(mean_pairwise_correlation(structures))}
     if args.json:
         print_json(result)
         return 0
@@ -332,9 +332,17 @@ def _cmd_compare(args) -> int:
         print(f"{g:<18}" + "".join(f"{keep_ratios(s)[k]:>8.2f}" for s in structures))
     print("correlation of keep ratios:")
     for i, row in enumerate(matrix):
-        print(f"{i:>3}" + "".join(f"{v:>8.2f}" for v in row) + f"  {args.structures[i]}")
-    print(f"mean pairwise correlation {result['mean_correlation']:.3f}")
+        print(f"{i:>3}" + "".join(f"{v:>8.2f}" if v == v else f"{'n/a':>8}" for v in row)
+              + f"  {args.structures[i]}")
+    mean = result["mean_correlation"]
+    print("mean pairwise correlation " + (f"{mean:.3f}" if mean is not None else
+                                          "n/a (a structure keeping every layer alike has no correlation)"))
     return 0
+
+
+def _finite_or_none(value: float) -> float | None:
+    """A correlation, or None where it is undefined (a constant keep-ratio vector): never NaN."""
+    return value if value == value else None
 
 
 PARSERS = (_add_models_parser, _add_flops_parser, _add_learn_parser, _add_search_parser,

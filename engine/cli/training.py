@@ -57,7 +57,8 @@ def _add_train_args(p, prefix: str = "") -> None:
                    help="micro-batches per step (BN sees each alone, like one DDP process)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    p.add_argument("--subset", type=positive_int, metavar="N", help="train on the first N images only")
+    subset = ("--subset", "--train-subset") if prefix else ("--subset",)  # pfs run: named as its stage
+    p.add_argument(*subset, dest="subset", type=positive_int, metavar="N", help="train on the first N images only")
     p.add_argument("--test-subset", type=positive_int, metavar="N", help="test on the first N images only")
     p.add_argument("--image-size", type=positive_int, metavar="PX", help="crop size for imagefolder data "
                    "(default 224)")

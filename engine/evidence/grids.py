@@ -73,6 +73,9 @@ def normalise(kind: str, settings: dict) -> dict:
         out["run"] = str(Path(out["run"]).resolve())
         if out["pretrained"]:
             out["pretrained"] = str(Path(out["pretrained"]).resolve())
+            if not Path(out["pretrained"]).is_file():
+                raise PfsError(f"--pretrained {out['pretrained']} is not a file; pass a trained dense model's "
+                               "weights, or leave --pretrained out to pre-train here")
     return out
 
 

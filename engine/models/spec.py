@@ -174,7 +174,11 @@ def _user(spec: ModelSpec, num_classes: int, in_channels: int) -> nn.Module:
         kwargs["in_channels"] = in_channels
     if "num_classes" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         raise PfsError(f"{spec.text}: the factory must take num_classes (and optionally in_channels)")
-    net = factory(**kwargs)
+    try:
+        net = factory(**kwargs)
+    except Exception as exc:  # the user's own code: say so, with its own words
+        raise PfsError(f"your model code {spec.text} raised {type(exc).__name__}: {exc} (fix it there; "
+                       "pfs called it with " + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")") from exc
     if not isinstance(net, nn.Module):
         raise PfsError(f"{spec.text} returned {type(net).__name__}, not a torch.nn.Module; "
                        "make the factory return the network")

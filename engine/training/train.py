@@ -114,6 +114,9 @@ class TrainOptions:
             raise PfsError("--init inherit needs --from CHECKPOINT (a trained model's weights)")
         if self.from_checkpoint and self.init != "inherit":
             raise PfsError("--from is only used with --init inherit; add --init inherit or drop --from")
+        if self.from_checkpoint and not Path(self.from_checkpoint).is_file():
+            raise PfsError(f"--from {self.from_checkpoint} is not a file; pass a trained dense model's weights "
+                           "(e.g. a baseline's pretrain/checkpoints/last.pt)")
         if self.init != "scratch" and self.expand != 1.0:
             raise PfsError(f"--init {self.init} copies weights and cannot widen the network; "
                            "use --expand only with --init scratch")

@@ -239,3 +239,51 @@ def test_runs_flags_another_models_structure_or_impossible_widths(tmp_path, make
     run.write_json("structure.json", structure)
     [after] = list_runs(tmp_path)
     assert after.corrupt == "structure.json"
+
+
+def test_compare_says_null_not_nan_for_a_structure_with_every_layer_alike(tmp_path, make_run, capsys):
+    learned, _, _ = make_run(tmp_path / "learned")
+    uniform, _, _ = make_run(tmp_path / "uniform")
+    structure = uniform.read_json("structure.json")
+    for g, full in structure["dense_widths"].items():
+        structure["widths"][g] = full // 2
+        structure["keep"][g] = list(range(full // 2))
+    uniform.write_json("structure.json", structure)
+    assert main(["compare", str(learned.path), str(uniform.path), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "NaN" not in out and json.loads(out)["mean_correlation"] is None
+    assert main(["compare", str(learned.path), str(uniform.path)]) == 0
+    text = capsys.readouterr().out
+    assert " nan" not in text and "mean pairwise correlation n/a" in text
+
+
+def test_help_and_words(capsys):
+    from engine.cli import build_parser
+
+    for argv in (["learn", "resnet20", "--out", ""], ["report", "x", "--notes", " "]):
+        assert main(argv) == 2
+        assert "is empty; name a path" in capsys.readouterr().err
+    args = build_parser().parse_args(["run", "resnet20", "--flops", "0.5", "--train-subset", "100"])
+    assert args.subset == 100
+    for command in (["baseline", "--help"], ["experiment", "baselines", "--help"]):
+        with pytest.raises(SystemExit):
+            main(command)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "torchvision:NAME, timm:NAME, path/to/file.py:factory" in text and "imagefolder:PATH" in text
+        assert "--subset N" in text and "--subset K" not in text
+
+
+def test_a_missing_checkpoint_is_named_missing_and_user_code_errors_are_named_theirs(trained, tmp_path, capsys):
+    parent, _ = trained
+    assert main(["train", str(parent.path), "--out", str(tmp_path / "x"), "--init", "inherit",
+                 "--from", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.pt is not a file; pass a trained dense model's weights" in err and "stage" not in err
+    assert main(["experiment", "ticket", str(parent.path), "--pretrained", str(tmp_path / "nope.pt"),
+                 "--train-epochs", "1", "--out", str(tmp_path / "t")]) == 2
+    assert "nope.pt is not a file" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    code = tmp_path / "mine.py"
+    code.write_text("def build(num_classes):\n    raise ValueError('my bug')\n")
+    assert main(["flops", f"{code}:build"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("pfs: error: your model code") and "raised ValueError: my bug" in line
