@@ -39,3 +39,8 @@ class PfsWarning(UserWarning):
 def shell_path(path) -> str:
     """A path as it must be typed in a shell, for the commands our messages suggest (paste-able)."""
     return shlex.quote(str(path))
+
+
+def plural(n: int, word: str) -> str:
+    """'1 cell', '3 cells': counts in messages read as words do."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

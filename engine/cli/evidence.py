@@ -19,6 +19,7 @@ from engine.cli.common import (
     print_json,
     progress,
 )
+from engine.errors import plural
 
 
 def _add_learning_args(p) -> None:
@@ -251,7 +252,7 @@ def _cmd_experiment(args) -> int:
     if args.json:
         print_json(results)
     else:
-        print(f"{args.out}: {len(results['cells'])} cells done; next: pfs report {args.out}")
+        print(f"{args.out}: {plural(len(results['cells']), 'cell')} done; next: pfs report {args.out}")
     return 0
 
 

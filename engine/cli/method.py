@@ -22,7 +22,7 @@ from engine.cli.common import (
     quoted,
     warn_if_unconverged,
 )
-from engine.errors import PfsError, StopRequested
+from engine.errors import PfsError, StopRequested, plural
 
 # -- models -----------------------------------------------------------------------------
 
@@ -93,9 +93,10 @@ def _cmd_flops(args) -> int:
     print(f"params {params:>15,}  ({human(params)}, {params / dparams:.1%} of dense {human(dparams)})")
     if "groups" in result:
         groups = result["groups"]
-        print(f"gated: {len(groups['gated'])} groups, {sum(g['channels'] for g in groups['gated']):,} channels")
+        print(f"gated: {plural(len(groups['gated']), 'group')}, "
+              f"{plural(sum(g['channels'] for g in groups['gated']), 'channel')}")
         for g in groups["not_gated"]:
-            print(f"not gated: {g['name']} ({g['channels']} channels): {g['why']}")
+            print(f"not gated: {g['name']} ({plural(g['channels'], 'channel')}): {g['why']}")
     return 0
 
 

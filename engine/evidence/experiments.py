@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import PfsError, RunError
+from engine.errors import PfsError, RunError, plural
 from engine.evidence.arms import EXPERIMENTS
 from engine.runs import RunDir, atomic_write_json, read_json
 from engine.training import CHECKPOINT, TrainOptions, train_run
@@ -106,7 +106,7 @@ class Experiment:
         names = [(seed, item, f"{item}-s{seed}") for seed in seeds for item in items]
         done = [n for _, _, n in names if n in self.results()["cells"]]
         if done and self.on_start is not None:
-            self.on_start(f"{len(done)} of {len(names)} cells already finished, skipped", 0, len(names))
+            self.on_start(f"{len(done)} of {plural(len(names), 'cell')} already finished, skipped", 0, len(names))
         for number, (seed, item, name) in enumerate(names, 1):
             if name not in self.results()["cells"]:
                 if self.on_start is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import PfsError
+from engine.errors import PfsError, plural
 from engine.evidence import figures
 from engine.evidence.arms import LEARNED
 from engine.evidence.experiments import Experiment
@@ -151,7 +151,7 @@ def learning_lines(exp: Experiment, results: dict) -> list[str]:
         accs = [f["heldout_acc"] for f in facts if f["heldout_acc"] is not None]
         opens = [f["open_frac"] for f in facts if f["open_frac"] is not None]
         lines.append(
-            f"{arm}: {missed} of {len(facts)} cells had no evaluated step with at most r open, so kept their "
+            f"{arm}: {missed} of {plural(len(facts), 'cell')} had no evaluated step with at most r open, so kept their "
             f"last gates (open fraction {min(opens):.2f}-{max(opens):.2f}); held-out accuracy of the gated "
             f"random network {min(accs):.2f}-{max(accs):.2f}, {near} of {len(facts)} near chance "
             f"(under {2 * chance:.2f})" + (f"; {len(cells) - len(facts)} cell(s) not recorded"

@@ -287,3 +287,9 @@ def test_a_missing_checkpoint_is_named_missing_and_user_code_errors_are_named_th
     assert main(["flops", f"{code}:build"]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("pfs: error: your model code") and "raised ValueError: my bug" in line
+
+
+def test_counts_read_as_words():
+    from engine.errors import plural
+
+    assert (plural(1, "epoch"), plural(0, "cell"), plural(3, "seed")) == ("1 epoch", "0 cells", "3 seeds")
