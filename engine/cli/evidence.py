@@ -237,6 +237,11 @@ def _cmd_experiment(args) -> int:
         if not args.quiet:
             acc = f", test acc {result['test_acc']:.4f}" if result.get("test_acc") is not None else ""
             print(f"pfs: cell {name} done{acc}", file=sys.stderr, flush=True)
+        learned = result.get("learn") or {}
+        if learned and not learned.get("converged", True):  # the learn warning, short: one per cell
+            print(f"pfs: warning: cell {name}: no evaluated step met r ({learned['open_frac']:.0%} of the gates "
+                  f"open after {learned['steps']} steps), its last gates were kept (docs/learning.md)",
+                  file=sys.stderr, flush=True)
 
     def on_start(text: str, number: int, total: int) -> None:
         if not args.quiet:

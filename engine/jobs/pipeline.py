@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import PfsError, StopRequested, shell_path
+from engine.errors import BudgetError, PfsError, StopRequested, shell_path
 from engine.events import Event
 from engine.jobs.learn_job import learn_run, resume_learn
 from engine.jobs.search_job import search_run
@@ -89,7 +89,11 @@ def _rest(run: RunDir, on_event, should_stop, data_root: str | None = None) -> d
     """Search (unless structure.json exists), then train (resuming a started training)."""
     plan = run.config["pipeline"]
     if not run.exists("structure.json"):
-        search_run(run.path, plan["flops"], min_channels=plan.get("min_channels", 1), on_event=on_event)
+        try:
+            search_run(run.path, plan["flops"], min_channels=plan.get("min_channels", 1), on_event=on_event)
+        except BudgetError as exc:  # `pfs resume` has no --flops: name the commands that take one
+            raise BudgetError(f"{exc}; the gates are learned: `pfs search {shell_path(run.path)} --flops F`, "
+                              f"then `pfs train {shell_path(run.path)}`") from None
     started = "train" in run.config and run.exists(CHECKPOINT)
     options = None if started else TrainOptions.from_json(plan["train"])
     return train_run(run.path, options, on_event=on_event, should_stop=should_stop, resume=started,

@@ -246,6 +246,11 @@ class _Job:
 def _prepare(run: RunDir, config: dict, options: TrainOptions, device: torch.device, world: int, data) -> _Job:
     """Check and build everything the loop needs; reads the run, writes nothing."""
     structure_file = options.structure or run.file("structure.json")
+    if options.structure and Path(structure_file).is_dir():
+        inside = Path(structure_file) / "structure.json"
+        raise PfsError(f"--structure {structure_file} is a folder; name the file"
+                       + (f" (--structure {shell_path(inside)})" if inside.is_file() else
+                          ", a structure.json made by `pfs search`"))
     if options.structure and not Path(structure_file).is_file():
         raise PfsError(f"{structure_file} does not exist; give --structure a structure.json made by `pfs search`")
     if not Path(structure_file).is_file():

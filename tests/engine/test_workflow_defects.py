@@ -133,6 +133,7 @@ def test_an_experiment_tells_each_cell_as_it_starts_and_a_stop_names_the_experim
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "pfs: cell 1 of 2: uniform seed 0" in err and "pfs: cell 2 of 2: random seed 0" in err
+    assert "warning" not in err  # no arm here learns gates
     more = [*argv[:argv.index("--seeds") + 1], "0", "1", *argv[argv.index("--seeds") + 2:]]
     stops = iter([False] + [True] * 1000)  # stop inside the first new cell's training
     real = cli_evidence.graceful_stop
@@ -293,3 +294,27 @@ def test_counts_read_as_words():
     from engine.errors import plural
 
     assert (plural(1, "epoch"), plural(0, "cell"), plural(3, "seed")) == ("1 epoch", "0 cells", "3 seeds")
+
+
+def test_resume_hints_name_commands_that_take_the_flag_and_a_folder_is_not_a_structure(tmp_path, make_run, capsys):
+    run, _, _ = make_run(tmp_path / "piped")
+    run.write_json("config.json", {**run.config, "pipeline": {"flops": 0.001, "min_channels": 1, "train": {}}})
+    run.write_json("summary.json", {"stage": "learn", "status": "finished", "heldout_acc": 0.2})
+    run.file("structure.json").unlink()
+    assert main(["resume", str(run.path)]) == 2
+    err = capsys.readouterr().err
+    assert f"`pfs search {run.path} --flops F`, then `pfs train {run.path}`" in err
+    other, _, _ = make_run(tmp_path / "other")
+    assert main(["train", str(other.path), "--structure", str(other.path), "--out", str(tmp_path / "n")]) == 2
+    assert f"is a folder; name the file (--structure {other.path}/structure.json)" in capsys.readouterr().err
+
+
+def test_baseline_and_experiment_print_the_learn_warning(tmp_path, capsys, one_thread):
+    common = ["resnet20", "--dataset", "synthetic", "--flops", "0.5", "--expand", "0.25", "--steps", "2",
+              "--learn-batch-size", "8", "--heldout-limit", "16"]
+    assert main(["baseline", "pfs", *common, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert "pfs: warning: no evaluated step met r" in capsys.readouterr().err
+    assert main(["experiment", "baselines", *common, "--arms", "pfs", "--seeds", "0", "--train-epochs", "1",
+                 "--subset", "64", "--train-batch-size", "32", "--out", str(tmp_path / "e")]) == 0
+    err = capsys.readouterr().err
+    assert "pfs: warning: cell pfs-s0: no evaluated step met r (" in err and "after 2 steps" in err
