@@ -124,6 +124,8 @@ def make_baseline(out: str | Path, spec: BaselineSpec, *, data=None, weights_fro
     if (path / "config.json").is_file():
         run = _reopen(path, spec)
         summary = run.read_json_or_empty("summary.json")
+        if summary.get("stage") == "train":  # trained since (a grid cell): the baseline's record is inside
+            summary = summary.get("learn") or {}
         if summary.get("stage") == "baseline" and summary.get("status") == "finished":
             return summary
     else:

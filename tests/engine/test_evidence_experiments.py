@@ -106,6 +106,33 @@ def test_a_grid_grows_by_seeds_and_a_version_1_grid_resumes_as_it_began(interrup
         Experiment.open_or_create(old, "baselines", normalise("baselines", BASELINES), {**LEARN, "steps": 5})
 
 
+def test_copied_cells_are_adopted_and_a_foreign_one_is_refused(interrupted, fmnist, tmp_path):
+    """Issue 15's grids outlive a machine: finished cells copied in (git, rsync) are not re-run,
+    and a copied cell made with other settings is refused with one line naming it."""
+    import shutil
+
+    exp, _, _, _ = interrupted
+    clone = tmp_path / "clone"
+    shutil.copytree(exp, clone, ignore=shutil.ignore_patterns("checkpoints", "*.pt", "*.safetensors", "events.jsonl"))
+    results = json.loads((clone / "results.json").read_text())
+    del results["cells"]["uniform-s1"]  # its record was lost in the copy; its folder came along
+    (clone / "results.json").write_text(json.dumps(results))
+    stamp = (clone / "cells" / "uniform-s1" / "summary.json").stat().st_mtime_ns
+    started = []
+    run_experiment("baselines", clone, BASELINES, data=fmnist, on_start=lambda text, n, total: started.append(text))
+    assert started == ["5 of 6 cells already finished, skipped", "cell 5 of 6: uniform seed 1"]
+    assert (clone / "cells" / "uniform-s1" / "summary.json").stat().st_mtime_ns == stamp  # adopted, not re-run
+    assert len(json.loads((clone / "results.json").read_text())["cells"]) == 6
+    other = tmp_path / "other"
+    run_experiment("baselines", other, {**BASELINES, "seeds": [0], "arms": ["uniform"]}, data=fmnist)
+    shutil.rmtree(other / "cells" / "uniform-s0")
+    (other / "results.json").unlink()
+    shutil.copytree(exp / "cells" / "uniform-s0", other / "cells" / "uniform-s0")
+    (other / "config.json").write_text((other / "config.json").read_text().replace('"flops": 0.05', '"flops": 0.06'))
+    with pytest.raises(PfsError, match=r"uniform-s0 holds a uniform baseline made with other settings \(flops\)"):
+        run_experiment("baselines", other, {**BASELINES, "seeds": [0], "arms": ["uniform"], "flops": 0.06}, data=fmnist)
+
+
 def test_cli_bad_experiment_input_is_one_error_line(interrupted, tmp_path, capsys):
     exp, _, _, _ = interrupted
     code = main(["experiment", "baselines", "resnet20", "--flops", "0.3", "--train-epochs", "1", "--out", str(exp)])

@@ -293,3 +293,27 @@ def test_fashion_mnist_longer_learning_keeps_its_gain(fashion_mnist):
     assert result.heldout_acc > 0.17
     per_layer = _per_layer_open(result.gates)
     assert max(per_layer) - min(per_layer) > 0.2
+
+
+def test_gates_are_judged_with_train_mode_bn_as_the_official_code_does(monkeypatch):
+    """heldout_accuracy's docstring says train-mode BN (batch statistics, momentum 0); checked here
+    at every evaluation of a real learning run, since issue 15 doubted it."""
+    import engine.learn as learn
+    from engine.data import synthetic_dataset
+    from engine.gating import create_model
+
+    ds = synthetic_dataset(n_train=64, n_test=16, size=(1, 16, 16))
+    net = create_model("resnet20", num_classes=10, in_channels=1, expand=0.25)
+    seen, real = [], learn.heldout_accuracy
+
+    def spy(model, *args, **kwargs):
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        seen.append(all(m.training for m in bns))
+        before = [m.running_mean.clone() for m in bns]
+        out = real(model, *args, **kwargs)
+        assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns))  # evaluating moved nothing
+        return out
+
+    monkeypatch.setattr(learn, "heldout_accuracy", spy)
+    learn.learn_gates(net, ds, LearnConfig(steps=4, batch_size=16, eval_every=2))
+    assert seen == [True, True]
