@@ -3,6 +3,7 @@
 #
 #   tools/earn-their-keep.sh reproduction   # lane 1: every arm x 5 seeds at 0.3 of dense MACs
 #   tools/earn-their-keep.sh study          # lane 2: learning schedules x budgets, 3 seeds
+#   tools/earn-their-keep.sh study-more     # lane 2, then: the study grown to 5 seeds
 #
 # Each lane runs its experiments one after another into docs/reproduction/grid/; a rerun
 # (after a kill, or on another machine after `git pull`) skips every finished cell and
@@ -46,6 +47,20 @@ study)
         exp "study-lr0.01-10ep-f$f" --flops 0.$f --arms pfs --seeds 0 1 2 --learn-lr 0.01 --learn-epochs 10
     done
     ;;
+study-more)
+    # The study made bigger (3 seeds could not separate its schedules): seeds 3-4, paired with
+    # f50's 5 seeds first, then f30's (which grows its uniform and pfs arms to 5 seeds too).
+    S=(--seeds 0 1 2 3 4)
+    exp study-lr0.2-300-f50   --flops 0.50 --arms pfs "${S[@]}" --learn-lr 0.2 --steps 300
+    exp study-lr0.05-300-f50  --flops 0.50 --arms pfs "${S[@]}" --learn-lr 0.05 --steps 300
+    exp study-lr0.01-1000-f50 --flops 0.50 --arms pfs "${S[@]}" --learn-lr 0.01 --steps 1000
+    exp f30 --flops 0.3 --arms uniform pfs "${S[@]}" "${DEFAULT_LEARN[@]}"
+    exp study-lr0.2-300-f30   --flops 0.30 --arms pfs "${S[@]}" --learn-lr 0.2 --steps 300
+    exp study-lr0.05-300-f30  --flops 0.30 --arms pfs "${S[@]}" --learn-lr 0.05 --steps 300
+    exp study-lr0.01-1000-f30 --flops 0.30 --arms pfs "${S[@]}" --learn-lr 0.01 --steps 1000
+    exp study-lr0.01-10ep-f50 --flops 0.50 --arms pfs "${S[@]}" --learn-lr 0.01 --learn-epochs 10
+    exp study-lr0.01-10ep-f30 --flops 0.30 --arms pfs "${S[@]}" --learn-lr 0.01 --learn-epochs 10
+    ;;
 *)
-    echo "usage: $0 reproduction|study" >&2; exit 2 ;;
+    echo "usage: $0 reproduction|study|study-more" >&2; exit 2 ;;
 esac
