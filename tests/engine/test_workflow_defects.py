@@ -32,15 +32,21 @@ def trained(tmp_path, make_run, one_thread):
     return run, data
 
 
-def test_a_branch_keeps_the_parents_learning_events_never_its_training(trained, tmp_path, capsys):
+def _stopped_branch(trained, out, steps: int) -> None:
+    """Train the parent of `trained` into the branch `out`, stopped after `steps` steps of 5 epochs."""
     from engine.errors import StopRequested
-    from engine.runs import list_runs
 
     parent, data = trained
-    branch = tmp_path / "branch"
     with pytest.raises(StopRequested):
-        train_run(parent.path, TrainOptions(epochs=5, batch_size=32, device="cpu"), out=branch, data=data,
-                  should_stop=_stop_after(1))
+        train_run(parent.path, TrainOptions(epochs=5, batch_size=32, device="cpu"), out=out, data=data,
+                  should_stop=_stop_after(steps))
+
+
+def test_a_branch_keeps_the_parents_learning_events_never_its_training(trained, tmp_path, capsys):
+    from engine.runs import list_runs
+
+    branch = tmp_path / "branch"
+    _stopped_branch(trained, branch, 1)
     stages = [getattr(e, "stage", None) for e in RunDir(branch).events()]
     train_events = [e for e in RunDir(branch).events() if getattr(e, "stage", None) == "train"]
     assert "train" in stages and all(e.kind != "finished" or e.summary.get("status") != "finished"
@@ -76,13 +82,9 @@ def test_a_refused_experiment_writes_nothing(tmp_path, capsys, flags, message):
 
 
 def test_export_takes_finished_weights_only_and_names_an_unfinished_training(trained, tmp_path, capsys):
-    from engine.errors import StopRequested
-
-    parent, data = trained
+    parent, _ = trained
     stopped = tmp_path / "stopped"
-    with pytest.raises(StopRequested):
-        train_run(parent.path, TrainOptions(epochs=5, batch_size=32, device="cpu"), out=stopped, data=data,
-                  should_stop=_stop_after(3))
+    _stopped_branch(trained, stopped, 3)
     assert main(["export", str(stopped), "--format", "safetensors", "--out", str(tmp_path / "a.st")]) == 2
     err = capsys.readouterr().err.strip()
     assert "training is not finished (step 4, epoch 2 of 5 in its last checkpoint)" in err
