@@ -8,6 +8,7 @@ the same command skips finished cells and resumes the one that was interrupted.
 """
 from __future__ import annotations
 
+import shutil
 import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -111,6 +112,11 @@ class Experiment:
             if name not in self.results()["cells"]:
                 if self.on_start is not None:
                     self.on_start(f"cell {number} of {len(names)}: {item} seed {seed}", number, len(names))
+                if _copied_unfinished(self.cell(name)):
+                    if self.on_start is not None:
+                        self.on_start(f"{name} was copied unfinished, without its weights: started again",
+                                      number, len(names))
+                    shutil.rmtree(self.cell(name))
                 yield seed, item, name, self.cell(name)
 
     def record(self, name: str, result: dict, aggregate: Callable[[dict], dict],
@@ -129,6 +135,14 @@ def _only_more_seeds(old: dict, new: dict) -> bool:
     seeds = new.get("seeds") or []
     return ({**old, "seeds": None} == {**new, "seeds": None} and len(seeds) > len(old["seeds"])
             and seeds[:len(old["seeds"])] == old["seeds"])
+
+
+def _copied_unfinished(path: Path) -> bool:
+    """True for a cell whose structure was being found elsewhere and that was copied without its
+    weights (git carries records, not init.pt): it cannot continue, only start again. A cell
+    with a structure goes on without init.pt (a scratch training does not need it)."""
+    return (path.is_dir() and not (path / "init.pt").is_file() and not (path / "structure.json").is_file()
+            and not cell_trained(path))
 
 
 def cell_trained(path: Path) -> bool:
