@@ -133,6 +133,47 @@ def test_copied_cells_are_adopted_and_a_foreign_one_is_refused(interrupted, fmni
         run_experiment("baselines", other, {**BASELINES, "seeds": [0], "arms": ["uniform"], "flops": 0.06}, data=fmnist)
 
 
+def test_a_copied_cell_counts_only_the_settings_its_arm_uses(interrupted, fmnist, tmp_path):
+    """A uniform cell is the same whatever the grid's gate-learning schedule, so a grid that
+    learns longer adopts it; a cell trained otherwise than the grid trains is refused."""
+    import shutil
+
+    exp, _, _, _ = interrupted
+    longer = {**BASELINES, "seeds": [0], "arms": ["uniform"], "learn": {**LEARN, "steps": 6}}
+    for out, settings in (("longer", longer), ("other-training", {**longer, "train_epochs": 2})):
+        shutil.copytree(exp / "cells" / "uniform-s0", tmp_path / out / "cells" / "uniform-s0",
+                        ignore=shutil.ignore_patterns("checkpoints", "*.pt", "*.safetensors", "events.jsonl"))
+    stamp = (tmp_path / "longer" / "cells" / "uniform-s0" / "summary.json").stat().st_mtime_ns
+    results = run_experiment("baselines", tmp_path / "longer", longer, data=fmnist)
+    assert (tmp_path / "longer" / "cells" / "uniform-s0" / "summary.json").stat().st_mtime_ns == stamp  # adopted
+    original = json.loads((exp / "results.json").read_text())["cells"]["uniform-s0"]
+    assert results["cells"]["uniform-s0"]["test_acc"] == original["test_acc"]
+    with pytest.raises(PfsError, match=r"uniform-s0 was trained with other settings \(epochs\)"):
+        run_experiment("baselines", tmp_path / "other-training", {**longer, "train_epochs": 2}, data=fmnist)
+
+
+def test_a_cell_copied_unfinished_without_its_weights_starts_again(interrupted, fmnist, tmp_path):
+    """A checkout carries a half-learned cell's config but not its init.pt: it is started again
+    (said once), not a missing-file error that stops the grid."""
+    import shutil
+
+    exp, _, _, _ = interrupted
+    clone = tmp_path / "clone"
+    shutil.copytree(exp, clone, ignore=shutil.ignore_patterns("checkpoints", "*.pt", "*.safetensors", "events.jsonl"))
+    results = json.loads((clone / "results.json").read_text())
+    del results["cells"]["pfs-s1"]
+    (clone / "results.json").write_text(json.dumps(results))
+    cell = clone / "cells" / "pfs-s1"
+    for name in ("structure.json", "summary.json", "timing.json"):  # as if copied while still learning
+        (cell / name).unlink(missing_ok=True)
+    started = []
+    run_experiment("baselines", clone, BASELINES, data=fmnist, on_start=lambda text, n, total: started.append(text))
+    assert started == ["5 of 6 cells already finished, skipped", "cell 4 of 6: pfs seed 1",
+                       "pfs-s1 was copied unfinished, without its weights: started again"]
+    again = json.loads((clone / "results.json").read_text())["cells"]["pfs-s1"]
+    assert again["keep_ratios"] == json.loads((exp / "results.json").read_text())["cells"]["pfs-s1"]["keep_ratios"]
+
+
 def test_cli_bad_experiment_input_is_one_error_line(interrupted, tmp_path, capsys):
     exp, _, _, _ = interrupted
     code = main(["experiment", "baselines", "resnet20", "--flops", "0.3", "--train-epochs", "1", "--out", str(exp)])
