@@ -320,3 +320,14 @@ def test_baseline_and_experiment_print_the_learn_warning(tmp_path, capsys, one_t
                  "--subset", "64", "--train-batch-size", "32", "--out", str(tmp_path / "e")]) == 0
     err = capsys.readouterr().err
     assert "pfs: warning: cell pfs-s0: no evaluated step met r (" in err and "after 2 steps" in err
+
+
+def test_runs_of_a_missing_folder_exits_2_and_download_is_offered_where_it_is_taken(tmp_path, capsys):
+    assert main(["runs", str(tmp_path / "nonexist")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    empty = tmp_path / "no-cifar"
+    empty.mkdir()
+    assert main(["learn", "resnet20", "--dataset", "cifar10", "--data-root", str(empty), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--download" in err and "`pfs learn`, `prune` and `run` take it" in err
+    assert list(empty.iterdir()) == []  # nothing written, nothing downloaded
