@@ -226,6 +226,8 @@ def test_report_renders_tables_figures_and_json(interrupted, correlation, tmp_pa
     assert set(paired) == {"uniform", "random"} and all(set(d) >= {"arm", "versus", "n", "mean", "se", "ci95"}
                                                        for d in paired.values())
     assert f"- PFS - uniform = {100 * paired['uniform']['mean']:+.2f}" in md
+    not_ahead = [a for a in ("uniform", "random") if paired[a]["verdict"] != "ahead"]
+    assert (f"**PFS is not ahead of {', '.join(not_ahead)}** at this budget" in md) == bool(not_ahead)
     learned = [c["learn"] for c in results["cells"].values() if c["arm"] == "pfs"]
     assert len(learned) == 2 and all(f["steps"] == 4 and f["classes"] == 10 and 0 <= f["open_frac"] <= 1
                                      for f in learned)
