@@ -274,9 +274,15 @@ def _aggregate_ticket(cells: dict) -> dict:
                           "macs": cs[0]["macs"], "params": cs[0]["params"]} for k, cs in inits.items()}}
 
 
+def grid_settings(kind: str, settings: dict, out) -> dict:
+    """The settings an experiment at `out` records: `normalise`d, and (but for ticket) with
+    the cells' model options recorded whole (the shortcut a CIFAR ResNet gets by default
+    included), or, for a version-1 grid, left out as it recorded them."""
+    s = normalise(kind, settings)
+    return s if kind == "ticket" else _record_arch(s, out)
+
+
 def _record_arch(s: dict, out) -> dict:
-    """The settings with the cells' model options recorded whole (the shortcut a CIFAR ResNet
-    gets by default included), or, for a version-1 grid, left out as it recorded them."""
     given = dict(s.get("arch") or {})
     config = Path(out) / "config.json"
     if config.is_file() and Experiment.open(out).version == 1:
@@ -303,9 +309,7 @@ def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_
     if kind not in EXPERIMENTS:
         raise PfsError(f"unknown experiment {kind!r}; choose one of: {', '.join(EXPERIMENTS)}")
     given_learn = {k: v for k, v in (settings.get("learn") or {}).items() if v is not None}
-    settings = normalise(kind, settings)
-    if kind != "ticket":
-        settings = _record_arch(settings, out)
+    settings = grid_settings(kind, settings, out)
     if kind != "ticket":  # everything checked before the experiment directory is written
         data = data if data is not None else load_dataset(settings["dataset"], settings["data_root"])
         _check_budget(settings, data)
@@ -317,4 +321,5 @@ def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_
 
 _GRIDS = {"baselines": baselines, "correlation": correlation, "ticket": ticket}
 
-__all__ = ["baselines", "correlation", "correlation_matrix", "normalise", "run_experiment", "ticket"]
+__all__ = ["baselines", "correlation", "correlation_matrix", "grid_settings", "normalise", "run_experiment",
+           "ticket"]

@@ -61,7 +61,7 @@ def test_an_impossible_budget_is_refused_before_learning(tmp_path, capsys):
         out = tmp_path / cmd[0]
         assert main([*cmd, "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "raise --flops to at least 0.0478" in err[0], err
+        assert len(err) == 1 and "raise --flops to at least 0.0539" in err[0], err
         assert not out.exists()  # nothing learned, nothing written
     assert main(["prune", "resnet20", *SYNTH, "--flops", "0.5", "--min-channels", "1000",
                  "--out", str(tmp_path / "wide")]) == 2
@@ -71,7 +71,7 @@ def test_an_impossible_budget_is_refused_before_learning(tmp_path, capsys):
 
 @pytest.mark.parametrize("flags, message", [
     (["--dataset", "nosuch"], "unknown data set 'nosuch'"),
-    (["--dataset", "synthetic", "--flops", "0.001"], "raise --flops to at least 0.0478"),
+    (["--dataset", "synthetic", "--flops", "0.001"], "raise --flops to at least 0.0539"),
 ])
 def test_a_refused_experiment_writes_nothing(tmp_path, capsys, flags, message):
     out = tmp_path / "exp"
