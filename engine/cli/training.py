@@ -135,8 +135,8 @@ def _add_race_parser(sub) -> None:
                         "(random gates), or another run's structure.json; all at RUN's budget")
     _add_train_args(p)
     p.add_argument("--demo", action="store_true",
-                   help=f"the workshop size: {DEMO['epochs']} epochs on {DEMO['subset']:,} images, tested on "
-                        f"{DEMO['test_subset']:,} (flags given win)")
+                   help=f"the workshop size: {DEMO['epochs']} epochs on {DEMO['subset']:,} images at batch "
+                        f"{DEMO['batch_size']}, tested on {DEMO['test_subset']:,} (flags given win)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of both arms' init and data order (default: the run's)")
     p.add_argument("--dense", action="store_true", help="also train the dense network at this size once, "
                    "kept beside RUN as dense-MODEL-DATA-KEY for later races (the reference line)")
@@ -154,6 +154,7 @@ def _cmd_race(args) -> int:
         args.train_epochs = args.train_epochs or DEMO["epochs"]
         args.subset = args.subset or DEMO["subset"]
         args.test_subset = args.test_subset or DEMO["test_subset"]
+        args.train_batch_size = args.train_batch_size or DEMO["batch_size"]
     race = prepare_race(args.run, args.vs, options=_train_options(args, args.seed), out=args.out,
                         overwrite=args.overwrite)
     bar = progress(args)
@@ -199,10 +200,11 @@ def _report_race(race, summaries: dict, dense: dict, as_json: bool) -> None:
         return
     images = f"{opts['subset']:,} images" if opts["subset"] else "all images"
     tested = f", tested on {opts['test_subset']:,}" if opts["test_subset"] else ""
-    print(f"race {race.path}: {images}{tested}, seed {opts['seed']}")
+    epochs = f"{opts['epochs']} epoch{'s' * (opts['epochs'] != 1)}" if opts["epochs"] else "the recipe's epochs"
+    print(f"race {race.path}: {epochs} on {images}{tested}, seed {opts['seed']}")
     for name, a in arms.items():
         print(f"{name:<10} test accuracy {a['test_acc']:.4f}  {human(a['macs'])} MACs ({a['macs_ratio']:.3f} of "
-              f"dense)  {human(a['params'])} params  {a['epochs']} epochs  {a['run']}")
+              f"dense)  {human(a['params'])} params  {a['run']}")
     print(f"gap        {gap:+.4f} ({race.arms[0]} - {race.arms[1]})")
     if dense["test_acc"] is None:
         print(f"dense      unknown: add --dense to train it once (kept as {dense['run']})")

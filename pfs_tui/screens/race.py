@@ -7,8 +7,6 @@ follower tab and in the recorded demo; the race is started from the Structure pa
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
@@ -82,13 +80,13 @@ class RaceScreen(PageScreen):
             self.set_status("no race")
             return
         race = state.race
-        lines = [f"[b]{escape(race.arms[0])}[/b] vs [b]{escape(race.arms[1])}[/b] at the same MACs · "
+        lines = [f"[b]{escape(race.arms[0])}[/b] vs [b]{escape(race.arms[1])}[/b], same MACs · "
                  f"{_size(race.options)} · seed {race.options.get('seed')}"]
         for arm, color in zip(state.arms, COLORS):
             acc = f"{arm.last:.3f}" if arm.last is not None else "-"
-            cost = (f"MACs {human(arm.macs)} ({arm.macs_ratio:.2f})  params {human(arm.params)}"
-                    if arm.macs is not None else "")
-            where = f"epoch {arm.epochs[-1] if arm.epochs else 0}/{race.options.get('epochs') or '?'}"
+            cost = f"{human(arm.macs)} MACs ({arm.macs_ratio:.2f})  {human(arm.params)} params" if arm.macs else ""
+            where = (f"step {arm.step}/{arm.total_steps}" if arm.status == "running" and arm.total_steps
+                     else f"epoch {arm.epochs[-1] if arm.epochs else 0}/{race.options.get('epochs') or '?'}")
             lines.append(f"[{color}]■ {escape(arm.name):<8}[/] test [b]{acc}[/b]  {cost}  {where} · "
                          f"{escape(arm.status)}" + (f" [red]{escape(arm.error)}[/]" if arm.error else ""))
         gap = state.gap
@@ -96,8 +94,8 @@ class RaceScreen(PageScreen):
                 + (" (learned ahead)" if gap > 0 else " (learned behind)" if gap < 0 else " (level)")
                 if gap is not None else "gap: after both arms' first epoch")
         dense = state.dense
-        line += (f"   [{DENSE_COLOR}]─ dense {dense[0]:.3f}[/] ({escape(Path(dense[1]).name)})" if dense
-                 else "   dense: not known at this size (`pfs race RUN --dense` trains it once)")
+        line += (f"   [{DENSE_COLOR}]─ dense {dense[0]:.3f}[/]" if dense
+                 else "   dense: not known at this size (pfs race --dense)")
         lines.append(line)
         head.update("\n".join(lines))
         series = [(color, arm.epochs, arm.accuracy) for arm, color in zip(state.arms, COLORS)]
@@ -105,11 +103,13 @@ class RaceScreen(PageScreen):
         if dense:
             series.append((DENSE_COLOR, [1, max(2, epochs)], [dense[0], dense[0]]))
         self.query_one(CurvePlot).show(series)
-        self.set_status(" · ".join(f"{a.name} {a.status}" for a in state.arms))
+        statuses = {a.status for a in state.arms}
+        self.set_status("race " + (statuses.pop() if len(statuses) == 1 else "running"))
 
 
 def _size(options: dict) -> str:
     """The training size in words: epochs, images, test images."""
     images = f"{options['subset']:,} images" if options.get("subset") else "all images"
     tested = f"{options['test_subset']:,} test images" if options.get("test_subset") else "all test images"
-    return f"{options.get('epochs') or 'recipe'} epochs on {images}, {tested}"
+    batch = f" (batch {options['batch_size']})" if options.get("batch_size") else ""
+    return f"{options.get('epochs') or 'recipe'} epochs × {images}{batch}, {tested}"

@@ -51,9 +51,11 @@ async def test_v_on_structure_starts_both_trainings_and_the_race_page_follows_th
             flags = dict(zip(command[5::2], command[6::2]))
             assert flags["--epochs"] == str(DEMO["epochs"]) and flags["--subset"] == str(DEMO["subset"])
             assert flags["--test-subset"] == str(DEMO["test_subset"]) and flags["--seed"] == "0"
+            assert flags["--batch-size"] == str(DEMO["batch_size"])
             assert env["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 2) // 2))
         head = text_of(app, "#race-head")
-        assert f"{DEMO['epochs']} epochs on {DEMO['subset']:,} images, {DEMO['test_subset']:,} test images" in head
+        assert (f"{DEMO['epochs']} epochs × {DEMO['subset']:,} images (batch {DEMO['batch_size']}), "
+                f"{DEMO['test_subset']:,} test images") in head
         assert "learned" in head and "uniform" in head and "MACs" in head and "params" in head
         assert "gap learned - uniform: +0.000 (level)" in head
         for arm in ("learned", "uniform"):
@@ -76,7 +78,7 @@ async def test_the_race_page_shows_the_gap_sign_and_the_dense_line_of_a_recorded
         head = text_of(app, "#race-head")
         assert "gap learned - uniform: +0.040 (learned ahead)" in head
         assert "test 0.780" in head and "test 0.740" in head
-        assert "dense: not known at this size" in head
+        assert "dense: not known at this size (pfs race --dense)" in head
 
 
 async def test_a_follower_sees_the_presenters_race_and_cannot_start_one(runs_root):
