@@ -42,7 +42,8 @@ class RaceScreen(PageScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="race-head")
-        yield CurvePlot("test accuracy per epoch", id="race-plot", marker="dot", zero_based=True)
+        # Braille and the data's own range: a gap of a point must be visible, not one text row.
+        yield CurvePlot("test accuracy per epoch", id="race-plot")
 
     def on_mount(self) -> None:
         self.set_interval(POLL_S, self.poll)
@@ -98,7 +99,8 @@ class RaceScreen(PageScreen):
                  else "   dense: not known at this size (pfs race --dense)")
         lines.append(line)
         head.update("\n".join(lines))
-        series = [(color, arm.epochs, arm.accuracy) for arm, color in zip(state.arms, COLORS)]
+        # Copies: the plot compares with what it drew, and the reader appends to the arms' lists.
+        series = [(color, list(arm.epochs), list(arm.accuracy)) for arm, color in zip(state.arms, COLORS)]
         epochs = race.options.get("epochs") or max([e for a in state.arms for e in a.epochs], default=1)
         if dense:
             series.append((DENSE_COLOR, [1, max(2, epochs)], [dense[0], dense[0]]))
