@@ -125,7 +125,7 @@ def _cmd_train(args) -> int:
 
 
 def _add_race_parser(sub) -> None:
-    from engine.jobs.race import DEMO
+    from engine.training.recipes import DEMO_RACE as DEMO
 
     p = sub.add_parser("race", help="train a run's learned structure and another of the same MACs alike, "
                        "and compare their test accuracy")
@@ -148,7 +148,8 @@ def _add_race_parser(sub) -> None:
 
 
 def _cmd_race(args) -> int:
-    from engine.jobs.race import DEMO, prepare_race, train_arm
+    from engine.jobs.race import prepare_race, train_arm
+    from engine.training.recipes import DEMO_RACE as DEMO
 
     if args.demo:
         args.train_epochs = args.train_epochs or DEMO["epochs"]

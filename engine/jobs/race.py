@@ -22,15 +22,11 @@ from engine.errors import PfsError, RunError, shell_path
 from engine.runs import RunDir, check_structure, load_gated_model, load_structure, read_json
 from engine.search import Structure, uniform_structure
 from engine.training import CHECKPOINT, TrainOptions, train_run
+from engine.training.recipes import DEMO_RACE as DEMO
 
 RACE_FILE = "race.json"
 VS_KINDS = ("uniform", "random")  # or the path of another run with a structure.json
 LEARNED = "learned"
-# The demo size: resnet20 at half the MACs on Fashion-MNIST, both arms at once on 2 loaded
-# CPU cores, reached 0.80 and 0.81 test accuracy in 173 s (docs/explorer.md has the
-# measurements; 3 x 4,000 images at batch 128 stopped at 0.72, 5 x 6,000 at batch 64 at 0.80
-# in 205 s). Batch 64: twice the steps of the recipe's 128 on so few images.
-DEMO = {"epochs": 3, "subset": 10_000, "test_subset": 1_000, "batch_size": 64}
 
 
 @dataclass(frozen=True)
