@@ -53,6 +53,8 @@ class RaceScreen(PageScreen):
         self.poll()
 
     def poll(self) -> None:
+        if not self.is_current:
+            return  # read again when shown (on_screen_resume)
         path = race_dir(self.session.run_path)
         if self.state is None or self.state.path != path:
             self.state = RaceState(path, roots=(self.session.runs_root,)) if path is not None else None
