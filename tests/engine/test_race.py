@@ -92,3 +92,12 @@ def test_a_run_without_a_structure_is_refused_with_the_search_to_run(tmp_path, m
     assert main(["race", str(run.path), "--quiet"]) == 2
     assert "run `pfs search" in capsys.readouterr().err
     assert not (run.path / "race").exists()
+
+
+def test_demo_fills_the_sizes_not_given(tmp_path, make_run, capsys, one_thread):
+    from engine.training.recipes import DEMO_RACE
+
+    run, _, _ = make_run(tmp_path / "runs" / "r1")
+    out = _race(capsys, str(run.path), "--demo", "--epochs", "1", "--subset", "64", "--quiet", "--json")
+    assert (out["epochs"], out["subset"], out["test_subset"]) == (1, 64, DEMO_RACE["test_subset"])
+    assert Race.load(run.path / "race").options["batch_size"] == DEMO_RACE["batch_size"]
