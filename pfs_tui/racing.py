@@ -123,8 +123,12 @@ class RaceState:
     dense: tuple[float, Path] | None = None
     error: str = ""
     roots: tuple[Path, ...] = ()
+    _stamp: tuple | None = None
 
     def poll(self) -> bool:
+        stamp = _stamp(self.path / RACE_FILE)
+        if stamp != self._stamp:  # a new race replaced the one read (the presenter raced again)
+            self.race, self.arms, self.dense, self._stamp = None, [], None, stamp
         if self.race is None and not self._open():
             return False
         moved = False
@@ -164,6 +168,14 @@ class RaceState:
             return None
         n = min(len(a.accuracy), len(b.accuracy))
         return a.accuracy[n - 1] - b.accuracy[n - 1]
+
+
+def _stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def _read_cost(arm: ArmState) -> None:

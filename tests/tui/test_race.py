@@ -110,3 +110,20 @@ def test_each_arm_is_a_plain_pfs_train_with_the_race_size_and_seed(tmp_path):
     assert arm_command(race, "uniform")[1:] == [
         "-m", "engine", "train", str(tmp_path / "race" / "uniform"), "--quiet", "--overwrite", "--seed", "7",
         "--epochs", "3", "--subset", "500", "--test-subset", "100"]
+
+
+def test_a_race_run_again_is_read_afresh(runs_root):
+    from pfs_tui.racing import RaceState
+
+    run = tiny_learned_run(runs_root)
+    search_run(run, 0.5)
+    race = prepare_race(run, options=TrainOptions(epochs=2, subset=64, test_subset=32))
+    _finish_arm(race.arm("learned"), [0.6, 0.7])
+    _finish_arm(race.arm("uniform"), [0.5, 0.6])
+    state = RaceState(run / "race")
+    assert state.poll() and state.gap == 0.7 - 0.6
+    race = prepare_race(run, options=TrainOptions(epochs=1, subset=64, test_subset=32), overwrite=True)
+    _finish_arm(race.arm("learned"), [0.4])
+    _finish_arm(race.arm("uniform"), [0.45])
+    state.poll()
+    assert [a.accuracy for a in state.arms] == [[0.4], [0.45]] and state.race.options["epochs"] == 1
