@@ -40,6 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the explorer (or serve it); the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.demo and (args.replay or args.follow):
+        print("pfs: error: --demo opens its own recording; use it without --replay and --follow", file=sys.stderr)
+        return 2
     from engine.errors import PfsError
     from engine.models.spec import allow_model_code, parse_spec
     from sample_models import list_models
@@ -57,9 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.follow and args.follow != "latest" and not (Path(args.follow) / "config.json").is_file():
         print(f"pfs: error: {args.follow} is not a run (no config.json); give a run folder, or "
               "`--follow latest` to follow the newest run under --runs", file=sys.stderr)
-        return 2
-    if args.demo and (args.replay or args.follow):
-        print("pfs: error: --demo opens its own recording; use it without --replay and --follow", file=sys.stderr)
         return 2
     if args.serve:
         try:
@@ -105,17 +105,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_demo(args: argparse.Namespace, session) -> int:
     """The explorer on a temporary copy of the bundled recording (so labels, exports or a new
-    race never touch the installed package): Learn replays it, Race shows its race."""
+    race never touch the installed package): Learn replays it, Race shows its race.
+
+    The copy is removed on quit, unless a race started in it still trains (its detached
+    `pfs train` processes write there): then it is kept and named.
+    """
+    import shutil
     import tempfile
 
     from pfs_tui.app import PfsApp
     from pfs_tui.demo import copy_recording
+    from pfs_tui.tasks import TRAIN_PID, train_process_alive
 
-    with tempfile.TemporaryDirectory(prefix="pfs-demo-") as tmp:
-        run = copy_recording(Path(tmp))
-        session.runs_root, session.prefs_path = Path(tmp), None  # a demo changes nobody's Setup
-        app = PfsApp(session, start=args.page or "learn", replay=str(run))
-        app.run()
+    tmp = Path(tempfile.mkdtemp(prefix="pfs-demo-"))
+    try:
+        run = copy_recording(tmp)
+        session.runs_root, session.prefs_path = tmp, None  # a demo changes nobody's Setup
+        PfsApp(session, start=args.page or "learn", replay=str(run)).run()
+    finally:
+        if any(train_process_alive(p.parent) for p in tmp.rglob(TRAIN_PID)):
+            print(f"pfs: the race started in the demo still trains in {tmp}; it is kept there", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -84,3 +84,12 @@ async def test_the_demo_replays_learning_then_structure_and_race_work_without_co
             assert arm.accuracy == [h["test_acc"] for h in summary["history"]] and arm.status == "finished"
         head = text_of(app, "#race-head")
         assert "dense" in head and f"{screen.state.dense[0]:.3f}" in head
+
+
+@pytest.mark.parametrize("flag", ["--replay", "--follow"])
+def test_demo_with_another_recording_is_refused_in_one_line(flag, capsys):
+    from pfs_tui.__main__ import main
+
+    assert main(["--demo", flag, "runs/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pfs: error: --demo opens its own recording") and err.count("\n") == 1
