@@ -104,7 +104,7 @@ class RaceScreen(PageScreen):
         # Copies: the plot compares with what it drew, and the reader appends to the arms' lists.
         series = [(color, list(arm.epochs), list(arm.accuracy)) for arm, color in zip(state.arms, COLORS)]
         epochs = race.options.get("epochs") or max([e for a in state.arms for e in a.epochs], default=1)
-        if dense:
+        if dense and any(arm.accuracy for arm in state.arms):  # alone, it would set the plot's range
             series.append((DENSE_COLOR, [1, max(2, epochs)], [dense[0], dense[0]]))
         self.query_one(CurvePlot).show(series)
         statuses = {a.status for a in state.arms}
