@@ -202,7 +202,8 @@ def _report_race(race, summaries: dict, dense: dict, as_json: bool) -> None:
     images = f"{opts['subset']:,} images" if opts["subset"] else "all images"
     tested = f", tested on {opts['test_subset']:,}" if opts["test_subset"] else ""
     epochs = f"{opts['epochs']} epoch{'s' * (opts['epochs'] != 1)}" if opts["epochs"] else "the recipe's epochs"
-    print(f"race {race.path}: {epochs} on {images}{tested}, seed {opts['seed']}")
+    batch = f" at batch {opts['batch_size']}" if opts["batch_size"] else ""
+    print(f"race {race.path}: {epochs} on {images}{batch}{tested}, seed {opts['seed']}")
     for name, a in arms.items():
         print(f"{name:<10} test accuracy {a['test_acc']:.4f}  {human(a['macs'])} MACs ({a['macs_ratio']:.3f} of "
               f"dense)  {human(a['params'])} params  {a['run']}")
