@@ -1,0 +1,284 @@
+"""Measured speed of a run's dense and pruned networks: `pfs bench RUN` -> RUN/speed.json.
+
+Fewer MACs need not mean faster ("FLOPs are not latency"), so the pruned network is timed
+against the dense one it came from, in PyTorch (eval, channels_last, torch.compile kept
+where it is faster) and in onnxruntime on the exported ONNX. The two networks are timed in
+one process, interleaved call by call (so a busy neighbour slows both alike), and every
+figure is a median over repeats with warm-up calls excluded. A structure without trained
+weights is timed at a fresh init: the time of a forward pass does not depend on the values.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.errors import PfsError
+from engine.prune import pruned_model
+from engine.runs import RunDir, load_structure
+from engine.runs.artifacts import check_structure
+from engine.runs.export import WEIGHTS, deployable, load_pruned
+from engine.runs.speed_record import SPEED_FILE
+from engine.search import Structure
+
+DEVICES = ("cpu", "cuda")
+FRESH_NOTE = "fresh init: the structure has no trained weights yet, and timing does not depend on their values"
+
+
+def check_device(device: str) -> None:
+    """Refuse a device name pfs cannot time on, or CUDA where PyTorch sees none."""
+    if device not in DEVICES:
+        raise PfsError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PfsError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
+
+
+@dataclass
+class BenchOptions:
+    """How `pfs bench` times: device, batch sizes (the smallest gives latency), threads, repeats."""
+
+    device: str = "cpu"
+    batch_sizes: tuple[int, ...] = (1, 64)
+    threads: int | None = None  # default: torch's current count (OMP_NUM_THREADS)
+    repeats: int = 20
+    warmup: int = 3
+    compile: bool = True  # try torch.compile and keep it where it is faster
+    onnx: bool = True
+
+    def check(self) -> None:
+        check_device(self.device)
+        if not self.batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
+                                       for b in self.batch_sizes):
+            raise PfsError(f"--batch-sizes must be positive whole numbers, got {list(self.batch_sizes)}")
+        if self.threads is not None and self.threads < 1:
+            raise PfsError(f"--threads must be a positive whole number, got {self.threads}")
+        if self.repeats < 3:
+            raise PfsError(f"--repeats must be at least 3 (a median of fewer is noise), got {self.repeats}")
+
+
+def bench_run(run_path: str | os.PathLike, options: BenchOptions | None = None, *,
+              on_progress: Callable[[str], None] | None = None) -> dict:
+    """Time the run's dense and pruned networks and write RUN/speed.json; returns its payload."""
+    options = options or BenchOptions()
+    options.check()
+    say = on_progress or (lambda _text: None)
+    run = RunDir.open(run_path)
+    structure = load_structure(run.path)
+    check_structure(structure, run.config, run.file("structure.json"))
+    run.check_not_in_use()  # a training beside the benchmark would time the training
+    dense, pruned, weights = _networks(run, structure)
+    with _threads(options.threads) as threads:
+        results, skipped = [], {}
+        for batch in sorted(set(options.batch_sizes)):
+            say(f"torch, batch {batch}")
+            results.append(_torch_row(dense, pruned, structure.input_size, batch, options))
+        if options.onnx:
+            rows, why = _onnx_rows(dense, pruned, structure.input_size, options, threads, say)
+            results += rows
+            if why:
+                skipped["onnxruntime"] = why
+        payload = {"version": 1, "created": time.time(), "device": options.device, "weights": weights,
+                   "input_size": list(structure.input_size),
+                   "macs": {"dense": structure.dense_macs, "pruned": structure.macs},
+                   "macs_ratio": structure.dense_macs / structure.macs,
+                   "repeats": options.repeats, "warmup": options.warmup,
+                   "machine": machine(options.device, threads), "results": results, "skipped": skipped}
+    with run.owned("bench"):
+        run.write_json(SPEED_FILE, payload)
+    return payload
+
+
+def _networks(run: RunDir, structure: Structure) -> tuple[nn.Module, nn.Module, str]:
+    """(dense, pruned, where the pruned weights come from), both plain eval networks on the CPU.
+
+    The dense network is the run's model at its dense widths, built as the pruned one is;
+    model code a run names runs only when trusted (the builders check it).
+    """
+    summary = run.read_json_or_empty("summary.json")
+    trained = summary.get("stage") == "train" and summary.get("status") == "finished" and run.exists(WEIGHTS)
+    torch.manual_seed(0)
+    full = {g: list(range(w)) for g, w in structure.dense_widths.items()}
+    dense = deployable(pruned_model(replace(structure, widths=dict(structure.dense_widths), keep=full)))
+    if trained:
+        return dense, load_pruned(run.path), "trained (model.safetensors)"
+    return dense, deployable(pruned_model(structure, seed=0)), FRESH_NOTE
+
+
+@contextmanager
+def _threads(threads: int | None):
+    """torch's intra-op thread count set for the block (and restored), yielding the count used."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+# -- timing -------------------------------------------------------------------------------
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: int,
+                     sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+    """Seconds per call of each callable, called in turn each repeat (order reversed every
+    other repeat, so neither always runs first), after `warmup` untimed calls of each."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            sync()
+            start = time.perf_counter()
+            calls[name]()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def stats(seconds: Sequence[float], batch: int) -> dict:
+    """Median and p90 milliseconds per call, and images per second at the median."""
+    median = float(np.median(seconds))
+    return {"median_ms": median * 1e3, "p90_ms": float(np.percentile(seconds, 90)) * 1e3,
+            "images_per_s": batch / median, "repeats": len(seconds)}
+
+
+def _sync(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+
+def prepared(model: nn.Module, device: str) -> nn.Module:
+    """A copy of the network as it is timed in PyTorch: eval, on the device, channels_last."""
+    return copy.deepcopy(model).eval().to(device=device, memory_format=torch.channels_last)
+
+
+def _forward(model: Callable, x: torch.Tensor) -> Callable[[], object]:
+    def call():
+        with torch.no_grad():
+            return model(x)
+    return call
+
+
+def median_latency_ms(model: nn.Module, input_size: Sequence[int], *, batch_size: int = 1, device: str = "cpu",
+                      repeats: int = 20, warmup: int = 3) -> float:
+    """Median milliseconds of one eager forward pass (eval, channels_last) of `model`."""
+    net = prepared(model, device)
+    x = torch.randn(batch_size, *input_size, device=device).contiguous(memory_format=torch.channels_last)
+    seconds = time_interleaved({"net": _forward(net, x)}, repeats, warmup, _sync(device))["net"]
+    return float(np.median(seconds)) * 1e3
+
+
+def _torch_row(dense: nn.Module, pruned: nn.Module, input_size: Sequence[int], batch: int,
+               options: BenchOptions) -> dict:
+    """One batch size in PyTorch: eager and (where it compiles) compiled, the faster kept per network."""
+    device = options.device
+    x = torch.randn(batch, *input_size, device=device).contiguous(memory_format=torch.channels_last)
+    calls, notes = {}, {}
+    for name, model in (("dense", dense), ("pruned", pruned)):
+        net = prepared(model, device)
+        calls[f"{name}/eager"] = _forward(net, x)
+        if options.compile:
+            compiled, note = _compiled(net, x)
+            if compiled is not None:
+                calls[f"{name}/compiled"] = compiled
+            notes[name] = note
+    times = time_interleaved(calls, options.repeats, options.warmup, _sync(device))
+    row = {"engine": "torch", "batch_size": batch}
+    for name in ("dense", "pruned"):
+        tried = {mode.split("/")[1]: float(np.median(t)) * 1e3 for mode, t in times.items()
+                 if mode.startswith(name + "/")}
+        mode = min(tried, key=tried.get)
+        row[name] = {**stats(times[f"{name}/{mode}"], batch), "mode": mode, "tried_ms": tried,
+                     **({"compile": notes[name]} if name in notes else {})}
+    row["speedup"] = row["dense"]["median_ms"] / row["pruned"]["median_ms"]
+    return row
+
+
+def _compiled(net: nn.Module, x: torch.Tensor) -> tuple[Callable | None, str]:
+    """torch.compile's forward of `net` at x's shape, compiled now, and what happened ('12.3 s' or why not)."""
+    start = time.perf_counter()
+    try:
+        fn = _forward(torch.compile(net, dynamic=False), x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fn()
+    except Exception as exc:  # no C++ compiler, an unsupported op, ...: eager it is, and the reason is kept
+        return None, f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    return fn, f"compiled in {time.perf_counter() - start:.1f} s"
+
+
+def _onnx_rows(dense: nn.Module, pruned: nn.Module, input_size: Sequence[int], options: BenchOptions,
+               threads: int, say: Callable[[str], None]) -> tuple[list[dict], str]:
+    """Rows for onnxruntime on each network's exported ONNX, or ([], why it was skipped)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return [], "onnxruntime is not installed (pip install onnxruntime)"
+    provider = "CUDAExecutionProvider" if options.device == "cuda" else "CPUExecutionProvider"
+    if provider not in ort.get_available_providers():
+        return [], f"this onnxruntime has no {provider} (pip install onnxruntime-gpu)"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pfs-bench-") as tmp:
+        sessions = {name: _session(ort, model, input_size, Path(tmp) / f"{name}.onnx", provider, threads)
+                    for name, model in (("dense", dense), ("pruned", pruned))}
+        for batch in sorted(set(options.batch_sizes)):
+            say(f"onnxruntime, batch {batch}")
+            x = np.random.default_rng(0).standard_normal((batch, *input_size)).astype(np.float32)
+            calls = {name: (lambda s=s, x=x: s.run(None, {"input": x})) for name, s in sessions.items()}
+            times = time_interleaved(calls, options.repeats, options.warmup)
+            row = {"engine": "onnxruntime", "batch_size": batch, "provider": provider,
+                   **{name: stats(times[name], batch) for name in sessions}}
+            row["speedup"] = row["dense"]["median_ms"] / row["pruned"]["median_ms"]
+            rows.append(row)
+    return rows, ""
+
+
+def _session(ort, model: nn.Module, input_size: Sequence[int], path: Path, provider: str, threads: int):
+    """An onnxruntime session on the network exported to `path` (batch axis dynamic)."""
+    x = torch.randn(1, *input_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(copy.deepcopy(model).cpu().eval(), (x,), str(path), dynamo=False, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=[provider])
+
+
+def machine(device: str, threads: int) -> dict:
+    """What the numbers were measured on: CPU model, threads, library versions, GPU, load."""
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "threads": threads, "torch": torch.__version__,
+            "onnxruntime": ort_version, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+            "python": platform.python_version(), "load_average": list(os.getloadavg())}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
