@@ -3,17 +3,17 @@ budget, and the whole pipeline (learn -> search -> train) with resume across sta
 measure a run's speed and search by latency.
 
 learn_job (learn_run, resume_learn), search_job (search_run), pipeline (pipeline_run,
-resume_run), speed (bench_run: RUN/speed.json), latency_search (latency_search,
-latency_search_run). Each job reads and writes a run directory, so whatever started it, a later
-command or the explorer picks up where it ended.
+resume_run), speed (bench_run: RUN/speed.json), latency_search (search_by_latency,
+latency_search_run, dense_latency_ms). Each job reads and writes a run directory, so
+whatever started it, a later command or the explorer picks up where it ended.
 
 Layer: above training, runs, the method and data; below the CLI, which it never imports.
 """
-from engine.jobs.latency_search import LatencyResult, latency_search, latency_search_run
+from engine.jobs.latency_search import LatencyResult, dense_latency_ms, latency_search_run, search_by_latency
 from engine.jobs.learn_job import CHECKPOINT_EVERY, learn_run, resume_learn
 from engine.jobs.pipeline import pipeline_run, resume_run
 from engine.jobs.search_job import search_run
 from engine.jobs.speed import BenchOptions, bench_run
 
-__all__ = ["CHECKPOINT_EVERY", "BenchOptions", "LatencyResult", "bench_run", "latency_search", "latency_search_run",
-           "learn_run", "pipeline_run", "resume_learn", "resume_run", "search_run"]
+__all__ = ["CHECKPOINT_EVERY", "BenchOptions", "LatencyResult", "bench_run", "dense_latency_ms", "search_by_latency",
+           "latency_search_run", "learn_run", "pipeline_run", "resume_learn", "resume_run", "search_run"]

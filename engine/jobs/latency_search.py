@@ -52,7 +52,7 @@ class LatencyResult:
                 "threads": self.threads, "backend": BACKEND, "probes": self.probes, "seconds": self.seconds}
 
 
-def latency_search(model, latency_ms: float, input_size=None, *, device: str = "cpu", batch_size: int = 1,
+def search_by_latency(model, latency_ms: float, input_size=None, *, device: str = "cpu", batch_size: int = 1,
                    min_channels: int = 1, gates: Mapping[str, torch.Tensor] | None = None,
                    repeats: int = REPEATS, should_stop: Callable[[], bool] = lambda: False,
                    on_probe: Callable[[int, Structure, float], None] | None = None,
@@ -106,6 +106,16 @@ def latency_search(model, latency_ms: float, input_size=None, *, device: str = "
                          threads=torch.get_num_threads(), seconds=time.perf_counter() - started)
 
 
+def dense_latency_ms(model, input_size=None, *, device: str = "cpu", batch_size: int = 1,
+                     repeats: int = REPEATS) -> float:
+    """Median latency of the gated `model`'s network with every channel kept (a latency target's 1.0)."""
+    _check(1.0, device, batch_size)
+    ones = {g: torch.ones(w) for g, w in model.widths.items()}  # every channel is kept: values do not matter
+    candidates = Candidates(model, input_size, gates=ones)
+    dense = deployable(pruned_model(candidates.structure(candidates.size), seed=0))
+    return median_latency_ms(dense, candidates.input_size, batch_size=batch_size, device=device, repeats=repeats)
+
+
 def latency_search_run(run_path: str | os.PathLike, latency_ms: float, *, device: str = "cpu", batch_size: int = 1,
                        threads: int | None = None, min_channels: int = 1, overwrite: bool = False,
                        on_probe: Callable[[int, Structure, float], None] | None = None) -> LatencyResult:
@@ -120,7 +130,7 @@ def latency_search_run(run_path: str | os.PathLike, latency_ms: float, *, device
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        result = latency_search(net, latency_ms, run.config.get("input_size"), device=device,
+        result = search_by_latency(net, latency_ms, run.config.get("input_size"), device=device,
                                 batch_size=batch_size, min_channels=min_channels, on_probe=on_probe)
     finally:
         torch.set_num_threads(before)

@@ -19,8 +19,8 @@ from engine.runs.rundir import (
     read_json,
     save_tensors,
 )
-from engine.runs.speed_record import SPEED_FILE, SpeedSummary, speed_summary
+from engine.runs.speed_record import SPEED_FILE, SpeedSummary, measured_speed, speed_summary
 
 __all__ = ["DEFAULT_ROOT", "SPEED_FILE", "RunDir", "RunInfo", "SpeedSummary", "atomic_write_bytes",
            "atomic_write_json", "check_structure", "list_runs", "load_gated_model", "load_gates", "load_structure",
-           "load_tensors", "read_json", "run_info", "save_tensors", "speed_summary"]
+           "load_tensors", "measured_speed", "read_json", "run_info", "save_tensors", "speed_summary"]

@@ -6,8 +6,11 @@ gives None, and the listing names it corrupt.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 SPEED_FILE = "speed.json"
 ENGINES = ("torch", "onnxruntime")
@@ -45,6 +48,14 @@ def speed_summary(data) -> SpeedSummary | None:
     speedups = {r["engine"]: float(r["speedup"]) for r in rows if r["batch_size"] == batch}
     ordered = {e: speedups[e] for e in ENGINES if e in speedups}
     return SpeedSummary(macs_ratio=macs["dense"] / macs["pruned"], batch_size=batch, speedups=ordered)
+
+
+def measured_speed(run_path: str | os.PathLike) -> SpeedSummary | None:
+    """The headline of RUN/speed.json; None when the run has none or it cannot be read."""
+    try:
+        return speed_summary(json.loads((Path(run_path) / SPEED_FILE).read_bytes()))
+    except (OSError, ValueError, RecursionError):
+        return None
 
 
 def _positive(v) -> bool:

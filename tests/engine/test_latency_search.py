@@ -12,7 +12,7 @@ import pytest
 
 from engine.cli import main
 from engine.errors import BudgetError
-from engine.jobs import latency_search, latency_search_run
+from engine.jobs import latency_search_run, search_by_latency
 from engine.runs import load_structure, run_info
 from engine.runs.artifacts import check_structure
 from engine.search import Candidates, search
@@ -26,7 +26,7 @@ def _macs_ms(structure) -> float:
 def test_with_macs_for_latency_it_finds_what_the_flops_search_finds(make_run, tmp_path, fraction):
     _, net, _ = make_run(tmp_path / "run")
     probes = []
-    result = latency_search(net, fraction * Candidates(net, (1, 28, 28)).dense_macs / 1e6, (1, 28, 28),
+    result = search_by_latency(net, fraction * Candidates(net, (1, 28, 28)).dense_macs / 1e6, (1, 28, 28),
                             measure=_macs_ms, on_probe=lambda k, s, ms: probes.append(k))
     flops = search(net, fraction, (1, 28, 28))
     assert result.structure.keep == flops.keep and result.structure.macs == flops.macs
@@ -39,7 +39,7 @@ def test_a_budget_below_the_smallest_structure_names_its_latency(make_run, tmp_p
     _, net, _ = make_run(tmp_path / "run")
     smallest = Candidates(net, (1, 28, 28)).macs_at(0) / 1e6
     with pytest.raises(BudgetError, match=f"measured latency \\({smallest:.3f} ms"):
-        latency_search(net, smallest * 0.99, (1, 28, 28), measure=_macs_ms)
+        search_by_latency(net, smallest * 0.99, (1, 28, 28), measure=_macs_ms)
 
 
 def test_the_run_records_the_latency_beside_the_macs(make_run, tmp_path, one_thread):
