@@ -37,12 +37,14 @@ def _cmd_bench(args) -> int:
     m = speed["machine"]
     print(f"{m['gpu'] or m['cpu']}, {m['threads']} threads, torch {m['torch']}, onnxruntime {m['onnxruntime']}")
     print(f"pruned weights: {speed['weights']}")
-    print(f"{'engine':<13}{'batch':>6}{'dense':>22}{'pruned':>22}{'speed-up':>10}{'/MACs':>7}  torch mode")
+    print(f"{'engine':<13}{'batch':>6}{'dense':>22}{'pruned':>22}{'speed-up':>10}{'/MACs':>7}{'CPU time':>10}"
+          "  torch mode")
     for row in speed["results"]:
         modes = "/".join(row[n].get("mode", "") for n in ("dense", "pruned")).strip("/")
+        cpu = f"{row['cpu_speedup']:.2f}x" if row.get("cpu_speedup") else "-"
         print(f"{row['engine']:<13}{row['batch_size']:>6}{_cell(row['dense'], row['batch_size']):>22}"
               f"{_cell(row['pruned'], row['batch_size']):>22}{row['speedup']:>9.2f}x"
-              f"{row['speedup'] / speed['macs_ratio']:>7.2f}  {modes}")
+              f"{row['speedup'] / speed['macs_ratio']:>7.2f}{cpu:>10}  {modes}")
     for engine, why in speed["skipped"].items():
         print(f"{engine}: skipped, {why}")
     summary = speed_summary(speed)

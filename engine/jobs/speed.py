@@ -130,31 +130,53 @@ def _threads(threads: int | None):
 # -- timing -------------------------------------------------------------------------------
 
 
+@dataclass
+class Samples:
+    """Seconds per timed call: wall clock, and this process's CPU time over the same call.
+
+    Wall time is the latency a user sees. CPU time is the cross-check on a shared machine:
+    with one thread it is the latency an idle core would give, untouched by the time the
+    process waited for a core (with more threads it sums them, and is not a latency).
+    """
+
+    wall: list[float]
+    cpu: list[float]
+
+
 def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: int,
-                     sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
-    """Seconds per call of each callable, called in turn each repeat (order reversed every
-    other repeat, so neither always runs first), after `warmup` untimed calls of each."""
+                     sync: Callable[[], None] = lambda: None) -> dict[str, Samples]:
+    """Each callable's timed calls, called in turn each repeat (order reversed every other
+    repeat, so neither always runs first), after `warmup` untimed calls of each."""
     for call in calls.values():
         for _ in range(warmup):
             call()
     sync()
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    times = {name: Samples([], []) for name in calls}
     names = list(calls)
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
             sync()
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             calls[name]()
             sync()
-            times[name].append(time.perf_counter() - start)
+            times[name].cpu.append(time.process_time() - cpu)
+            times[name].wall.append(time.perf_counter() - wall)
     return times
 
 
-def stats(seconds: Sequence[float], batch: int) -> dict:
-    """Median and p90 milliseconds per call, and images per second at the median."""
-    median = float(np.median(seconds))
-    return {"median_ms": median * 1e3, "p90_ms": float(np.percentile(seconds, 90)) * 1e3,
-            "images_per_s": batch / median, "repeats": len(seconds)}
+def stats(samples: Samples, batch: int) -> dict:
+    """Median and p90 milliseconds per call, images per second at the median, median CPU ms."""
+    median = float(np.median(samples.wall))
+    return {"median_ms": median * 1e3, "p90_ms": float(np.percentile(samples.wall, 90)) * 1e3,
+            "images_per_s": batch / median, "cpu_median_ms": float(np.median(samples.cpu)) * 1e3,
+            "repeats": len(samples.wall)}
+
+
+def _speedups(row: dict) -> dict:
+    """The row with dense/pruned ratios of the median wall time and of the median CPU time."""
+    dense, pruned = row["dense"], row["pruned"]
+    return {**row, "speedup": dense["median_ms"] / pruned["median_ms"],
+            "cpu_speedup": dense["cpu_median_ms"] / pruned["cpu_median_ms"] if pruned["cpu_median_ms"] > 0 else None}
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -178,8 +200,8 @@ def median_latency_ms(model: nn.Module, input_size: Sequence[int], *, batch_size
     """Median milliseconds of one eager forward pass (eval, channels_last) of `model`."""
     net = prepared(model, device)
     x = torch.randn(batch_size, *input_size, device=device).contiguous(memory_format=torch.channels_last)
-    seconds = time_interleaved({"net": _forward(net, x)}, repeats, warmup, _sync(device))["net"]
-    return float(np.median(seconds)) * 1e3
+    samples = time_interleaved({"net": _forward(net, x)}, repeats, warmup, _sync(device))["net"]
+    return float(np.median(samples.wall)) * 1e3
 
 
 def _torch_row(dense: nn.Module, pruned: nn.Module, input_size: Sequence[int], batch: int,
@@ -199,13 +221,12 @@ def _torch_row(dense: nn.Module, pruned: nn.Module, input_size: Sequence[int], b
     times = time_interleaved(calls, options.repeats, options.warmup, _sync(device))
     row = {"engine": "torch", "batch_size": batch}
     for name in ("dense", "pruned"):
-        tried = {mode.split("/")[1]: float(np.median(t)) * 1e3 for mode, t in times.items()
+        tried = {mode.split("/")[1]: float(np.median(t.wall)) * 1e3 for mode, t in times.items()
                  if mode.startswith(name + "/")}
         mode = min(tried, key=tried.get)
         row[name] = {**stats(times[f"{name}/{mode}"], batch), "mode": mode, "tried_ms": tried,
                      **({"compile": notes[name]} if name in notes else {})}
-    row["speedup"] = row["dense"]["median_ms"] / row["pruned"]["median_ms"]
-    return row
+    return _speedups(row)
 
 
 def _compiled(net: nn.Module, x: torch.Tensor) -> tuple[Callable | None, str]:
@@ -240,10 +261,8 @@ def _onnx_rows(dense: nn.Module, pruned: nn.Module, input_size: Sequence[int], o
             x = np.random.default_rng(0).standard_normal((batch, *input_size)).astype(np.float32)
             calls = {name: (lambda s=s, x=x: s.run(None, {"input": x})) for name, s in sessions.items()}
             times = time_interleaved(calls, options.repeats, options.warmup)
-            row = {"engine": "onnxruntime", "batch_size": batch, "provider": provider,
-                   **{name: stats(times[name], batch) for name in sessions}}
-            row["speedup"] = row["dense"]["median_ms"] / row["pruned"]["median_ms"]
-            rows.append(row)
+            rows.append(_speedups({"engine": "onnxruntime", "batch_size": batch, "provider": provider,
+                                   **{name: stats(times[name], batch) for name in sessions}}))
     return rows, ""
 
 

@@ -39,6 +39,8 @@ def test_bench_times_dense_and_pruned_in_torch_and_onnxruntime(tmp_path, make_ru
             assert s["repeats"] == 3 and 0 < s["median_ms"] <= s["p90_ms"]
             assert s["images_per_s"] == pytest.approx(row["batch_size"] / s["median_ms"] * 1e3)
         assert row["speedup"] == pytest.approx(row["dense"]["median_ms"] / row["pruned"]["median_ms"])
+        if row["pruned"]["cpu_median_ms"] > 0:  # CPU time, the cross-check on a shared machine
+            assert row["cpu_speedup"] == pytest.approx(row["dense"]["cpu_median_ms"] / row["pruned"]["cpu_median_ms"])
         if row["engine"] == "torch":  # not compiled here: eager is the one mode tried, and recorded
             assert row["dense"]["mode"] == row["pruned"]["mode"] == "eager"
             assert row["dense"]["tried_ms"] == {"eager": row["dense"]["median_ms"]}
@@ -63,7 +65,7 @@ def test_calls_are_interleaved_in_alternating_order_after_warmup():
     times = time_interleaved({"dense": lambda: calls.append("d"), "pruned": lambda: calls.append("p")},
                              repeats=4, warmup=2)
     assert calls == ["d", "d", "p", "p"] + ["d", "p", "p", "d"] * 2  # warm-up first, never timed
-    assert {k: len(v) for k, v in times.items()} == {"dense": 4, "pruned": 4}
+    assert {k: (len(v.wall), len(v.cpu)) for k, v in times.items()} == {"dense": (4, 4), "pruned": (4, 4)}
 
 
 def test_the_headline_puts_the_speedups_next_to_the_macs_ratio():
