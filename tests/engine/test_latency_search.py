@@ -9,6 +9,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from engine.cli import main
 from engine.errors import BudgetError
@@ -88,3 +89,12 @@ def test_cli_reports_both_timings(make_run, tmp_path, capsys, one_thread):
     out = json.loads(capsys.readouterr().out)
     assert out["latency"]["measured_ms"] > 0 and out["latency"]["search_ms"] > 0
     assert out["widths"] == out["dense_widths"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_latency_search_on_cuda_records_the_device(make_run, tmp_path):
+    run, _, _ = make_run(tmp_path / "run")
+    result = latency_search_run(run.path, 1e5, device="cuda")
+    assert result.device == "cuda" and result.measured_ms > 0
+    assert json.loads(run.file("structure.json").read_text())["latency"]["device"] == "cuda"
