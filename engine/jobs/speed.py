@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import PfsError
+from engine.errors import PfsError, PfsWarning
 from engine.prune import pruned_model
 from engine.runs import RunDir, load_structure
 from engine.runs.artifacts import check_structure
@@ -33,6 +33,7 @@ from engine.runs.speed_record import SPEED_FILE
 from engine.search import Structure
 
 DEVICES = ("cpu", "cuda")
+BUSY_SHARE = 0.7  # below this CPU/wall share the machine was busy enough to distort wall-clock times
 FRESH_NOTE = "fresh init: the structure has no trained weights yet, and timing does not depend on their values"
 
 
@@ -88,15 +89,30 @@ def bench_run(run_path: str | os.PathLike, options: BenchOptions | None = None, 
             results += rows
             if why:
                 skipped["onnxruntime"] = why
+        share = cpu_share(results, threads, options.device)
+        if share is not None and share < BUSY_SHARE:
+            warnings.warn(f"while timing, this process got {share:.0%} of a core (load average "
+                          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): wall-clock times are inflated; "
+                          "trust the CPU-time speed-ups, or time again on a quieter machine", PfsWarning, stacklevel=2)
         payload = {"version": 1, "created": time.time(), "device": options.device, "weights": weights,
                    "input_size": list(structure.input_size),
                    "macs": {"dense": structure.dense_macs, "pruned": structure.macs},
                    "macs_ratio": structure.dense_macs / structure.macs,
                    "repeats": options.repeats, "warmup": options.warmup,
-                   "machine": machine(options.device, threads), "results": results, "skipped": skipped}
+                   "machine": machine(options.device, threads), "cpu_share": share,
+                   "results": results, "skipped": skipped}
     with run.owned("bench"):
         run.write_json(SPEED_FILE, payload)
     return payload
+
+
+def cpu_share(results: list[dict], threads: int, device: str) -> float | None:
+    """CPU time over wall time of the median calls, one thread on the CPU: 1.0 on an idle core,
+    lower when the process waited for a core (None where CPU time is not a latency)."""
+    if device != "cpu" or threads != 1 or not results:
+        return None
+    stats_ = [row[n] for row in results for n in ("dense", "pruned")]
+    return sum(s["cpu_median_ms"] for s in stats_) / sum(s["median_ms"] for s in stats_)
 
 
 def _networks(run: RunDir, structure: Structure) -> tuple[nn.Module, nn.Module, str]:

@@ -155,3 +155,11 @@ def test_bench_on_cuda_times_both_networks(tmp_path, make_run):
     assert speed["device"] == "cuda" and speed["machine"]["gpu"]
     assert {(r["engine"], r["batch_size"]) for r in speed["results"]} >= {("torch", 1), ("torch", 64)}
     assert all(r["dense"]["median_ms"] > 0 and r["pruned"]["median_ms"] > 0 for r in speed["results"])
+
+
+def test_the_cpu_share_says_how_much_of_a_core_the_timing_got():
+    from engine.jobs.speed import cpu_share
+
+    rows = [{"dense": {"median_ms": 10.0, "cpu_median_ms": 4.0}, "pruned": {"median_ms": 6.0, "cpu_median_ms": 2.4}}]
+    assert cpu_share(rows, 1, "cpu") == pytest.approx(0.4)
+    assert cpu_share(rows, 2, "cpu") is None and cpu_share(rows, 1, "cuda") is None  # CPU time is no latency there
