@@ -2,10 +2,11 @@
 
 The same global gate ranking as the FLOPs search (engine.search.Candidates), bisected over
 the number of kept channels; each probe is the pruned network built at fresh init (timing
-does not depend on the weights) and timed (eager PyTorch, eval, channels_last, a median
-over repeats after warm-up). Latency is not exactly monotonic in the kept channels, so
-medians over enough repeats keep the bisection stable, and the structure found is timed
-again at the end: both numbers are reported and recorded in structure.json.
+does not depend on the weights) and timed (eager PyTorch, eval, channels_last, medians
+over repeats after warm-up) in turn with the dense network, so that a machine whose load
+changes during the search still ranks the probes as an idle one would. The structure
+found is timed again on its own at the end: both numbers are reported and recorded in
+structure.json.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import torch
 
 from engine.errors import BudgetError, PfsError, StopRequested
 from engine.jobs.search_job import check_searchable, write_structure
-from engine.jobs.speed import check_device, median_latency_ms
+from engine.jobs.speed import check_device, median_latency_ms, median_time_ratio
 from engine.prune import pruned_model
 from engine.runs import RunDir, load_gated_model
 from engine.runs.export import deployable
@@ -53,24 +54,33 @@ class LatencyResult:
 
 
 def search_by_latency(model, latency_ms: float, input_size=None, *, device: str = "cpu", batch_size: int = 1,
-                   min_channels: int = 1, gates: Mapping[str, torch.Tensor] | None = None,
-                   repeats: int = REPEATS, should_stop: Callable[[], bool] = lambda: False,
-                   on_probe: Callable[[int, Structure, float], None] | None = None,
-                   measure: Callable[[Structure], float] | None = None) -> LatencyResult:
+                      min_channels: int = 1, gates: Mapping[str, torch.Tensor] | None = None,
+                      repeats: int = REPEATS, should_stop: Callable[[], bool] = lambda: False,
+                      on_probe: Callable[[int, Structure, float], None] | None = None,
+                      measure: Callable[[Structure], float] | None = None) -> LatencyResult:
     """The largest structure of the gated `model` whose median latency is <= `latency_ms`.
 
-    `measure` gives a structure's latency in ms; by default its network is built and timed.
+    `measure` gives a structure's latency in ms. By default each probe is timed in turn with
+    the dense network, and its latency is the dense network's median times the median
+    per-repeat ratio: a load that rises or falls during the search slows both alike, so
+    it cannot reorder the probes. The structure found is then timed again on its own.
     """
     _check(latency_ms, device, batch_size)
     started = time.perf_counter()
     candidates = Candidates(model, input_size, min_channels=min_channels, gates=gates)
-    probes = 0
+    size, probes = candidates.input_size, 0
+    timing = {"batch_size": batch_size, "device": device, "repeats": repeats}
+    if measure is None:
+        reference = _built(candidates.structure(candidates.size))
+        dense_ms = median_latency_ms(reference, size, **timing)
 
-    def timed(structure: Structure) -> float:
-        return median_latency_ms(deployable(pruned_model(structure, seed=0)), candidates.input_size,
-                                 batch_size=batch_size, device=device, repeats=repeats)
+        def measure(structure: Structure) -> float:
+            return dense_ms * median_time_ratio(_built(structure), reference, size, **timing)
 
-    measure = measure or timed
+        def again(structure: Structure) -> float:
+            return median_latency_ms(_built(structure), size, **timing)
+    else:
+        again = measure
 
     def latency_at(k: int) -> float:
         nonlocal probes
@@ -100,10 +110,15 @@ def search_by_latency(model, latency_ms: float, input_size=None, *, device: str 
         else:
             hi = mid - 1
     structure = candidates.structure(lo)
-    final = measure(structure)
+    final = again(structure)
     return LatencyResult(structure=structure, budget_ms=float(latency_ms), search_ms=lo_ms, measured_ms=final,
                          dense_ms=dense, smallest_ms=smallest, probes=probes, device=device, batch_size=batch_size,
                          threads=torch.get_num_threads(), seconds=time.perf_counter() - started)
+
+
+def _built(structure: Structure):
+    """The structure's network as it is deployed (fresh init: timing does not depend on the values)."""
+    return deployable(pruned_model(structure, seed=0))
 
 
 def dense_latency_ms(model, input_size=None, *, device: str = "cpu", batch_size: int = 1,
@@ -112,8 +127,8 @@ def dense_latency_ms(model, input_size=None, *, device: str = "cpu", batch_size:
     _check(1.0, device, batch_size)
     ones = {g: torch.ones(w) for g, w in model.widths.items()}  # every channel is kept: values do not matter
     candidates = Candidates(model, input_size, gates=ones)
-    dense = deployable(pruned_model(candidates.structure(candidates.size), seed=0))
-    return median_latency_ms(dense, candidates.input_size, batch_size=batch_size, device=device, repeats=repeats)
+    return median_latency_ms(_built(candidates.structure(candidates.size)), candidates.input_size,
+                             batch_size=batch_size, device=device, repeats=repeats)
 
 
 def latency_search_run(run_path: str | os.PathLike, latency_ms: float, *, device: str = "cpu", batch_size: int = 1,
@@ -131,7 +146,7 @@ def latency_search_run(run_path: str | os.PathLike, latency_ms: float, *, device
         torch.set_num_threads(threads)
     try:
         result = search_by_latency(net, latency_ms, run.config.get("input_size"), device=device,
-                                batch_size=batch_size, min_channels=min_channels, on_probe=on_probe)
+                                   batch_size=batch_size, min_channels=min_channels, on_probe=on_probe)
     finally:
         torch.set_num_threads(before)
     write_structure(run, result.structure, {"latency": result.record()})

@@ -211,20 +211,33 @@ def _forward(model: Callable, x: torch.Tensor) -> Callable[[], object]:
     return call
 
 
+def _input(batch_size: int, input_size: Sequence[int], device: str) -> torch.Tensor:
+    return torch.randn(batch_size, *input_size, device=device).contiguous(memory_format=torch.channels_last)
+
+
 def median_latency_ms(model: nn.Module, input_size: Sequence[int], *, batch_size: int = 1, device: str = "cpu",
                       repeats: int = 20, warmup: int = 3) -> float:
     """Median milliseconds of one eager forward pass (eval, channels_last) of `model`."""
-    net = prepared(model, device)
-    x = torch.randn(batch_size, *input_size, device=device).contiguous(memory_format=torch.channels_last)
-    samples = time_interleaved({"net": _forward(net, x)}, repeats, warmup, _sync(device))["net"]
+    x = _input(batch_size, input_size, device)
+    samples = time_interleaved({"net": _forward(prepared(model, device), x)}, repeats, warmup, _sync(device))["net"]
     return float(np.median(samples.wall)) * 1e3
+
+
+def median_time_ratio(model: nn.Module, reference: nn.Module, input_size: Sequence[int], *, batch_size: int = 1,
+                      device: str = "cpu", repeats: int = 20, warmup: int = 3) -> float:
+    """Median over repeats of `model`'s time over `reference`'s, the two called in turn (eager,
+    eval, channels_last): a load that changes while they are timed slows both alike."""
+    x = _input(batch_size, input_size, device)
+    calls = {"reference": _forward(prepared(reference, device), x), "model": _forward(prepared(model, device), x)}
+    times = time_interleaved(calls, repeats, warmup, _sync(device))
+    return float(np.median(np.array(times["model"].wall) / np.array(times["reference"].wall)))
 
 
 def _torch_row(dense: nn.Module, pruned: nn.Module, input_size: Sequence[int], batch: int,
                options: BenchOptions) -> dict:
     """One batch size in PyTorch: eager and (where it compiles) compiled, the faster kept per network."""
     device = options.device
-    x = torch.randn(batch, *input_size, device=device).contiguous(memory_format=torch.channels_last)
+    x = _input(batch, input_size, device)
     calls, notes = {}, {}
     for name, model in (("dense", dense), ("pruned", pruned)):
         net = prepared(model, device)
