@@ -20,7 +20,7 @@ import torch
 
 from engine.errors import BudgetError, PfsError, StopRequested
 from engine.jobs.search_job import check_searchable, write_structure
-from engine.jobs.speed import check_device, median_latency_ms, median_time_ratio
+from engine.jobs.speed import check_device, median_latency_ms, median_time_ratio, torch_threads
 from engine.prune import pruned_model
 from engine.runs import RunDir, load_gated_model
 from engine.runs.export import deployable
@@ -141,14 +141,9 @@ def latency_search_run(run_path: str | os.PathLike, latency_ms: float, *, device
     run = RunDir.open(run_path)
     check_searchable(run, overwrite)
     net = load_gated_model(run.path)
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         result = search_by_latency(net, latency_ms, run.config.get("input_size"), device=device,
                                    batch_size=batch_size, min_channels=min_channels, on_probe=on_probe)
-    finally:
-        torch.set_num_threads(before)
     write_structure(run, result.structure, {"latency": result.record()})
     return result
 

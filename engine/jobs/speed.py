@@ -79,7 +79,7 @@ def bench_run(run_path: str | os.PathLike, options: BenchOptions | None = None, 
     check_structure(structure, run.config, run.file("structure.json"))
     run.check_not_in_use()  # a training beside the benchmark would time the training
     dense, pruned, weights = _networks(run, structure)
-    with _threads(options.threads) as threads:
+    with torch_threads(options.threads) as threads:
         results, skipped = [], {}
         for batch in sorted(set(options.batch_sizes)):
             say(f"torch, batch {batch}")
@@ -90,10 +90,7 @@ def bench_run(run_path: str | os.PathLike, options: BenchOptions | None = None, 
             if why:
                 skipped["onnxruntime"] = why
         share = cpu_share(results, threads, options.device)
-        if share is not None and share < BUSY_SHARE:
-            warnings.warn(f"while timing, this process got {share:.0%} of a core (load average "
-                          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): wall-clock times are inflated; "
-                          "trust the CPU-time speed-ups, or time again on a quieter machine", PfsWarning, stacklevel=2)
+        _warn_if_busy(share)
         payload = {"version": 1, "created": time.time(), "device": options.device, "weights": weights,
                    "input_size": list(structure.input_size),
                    "macs": {"dense": structure.dense_macs, "pruned": structure.macs},
@@ -111,8 +108,15 @@ def cpu_share(results: list[dict], threads: int, device: str) -> float | None:
     lower when the process waited for a core (None where CPU time is not a latency)."""
     if device != "cpu" or threads != 1 or not results:
         return None
-    stats_ = [row[n] for row in results for n in ("dense", "pruned")]
-    return sum(s["cpu_median_ms"] for s in stats_) / sum(s["median_ms"] for s in stats_)
+    timed = [row[n] for row in results for n in ("dense", "pruned")]
+    return sum(s["cpu_median_ms"] for s in timed) / sum(s["median_ms"] for s in timed)
+
+
+def _warn_if_busy(share: float | None) -> None:
+    if share is not None and share < BUSY_SHARE:
+        warnings.warn(f"while timing, this process got {share:.0%} of a core (load average "
+                      f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): wall-clock times are inflated; "
+                      "trust the CPU-time speed-ups, or time again on a quieter machine", PfsWarning, stacklevel=3)
 
 
 def _networks(run: RunDir, structure: Structure) -> tuple[nn.Module, nn.Module, str]:
@@ -132,7 +136,7 @@ def _networks(run: RunDir, structure: Structure) -> tuple[nn.Module, nn.Module, 
 
 
 @contextmanager
-def _threads(threads: int | None):
+def torch_threads(threads: int | None):
     """torch's intra-op thread count set for the block (and restored), yielding the count used."""
     before = torch.get_num_threads()
     if threads is not None:
