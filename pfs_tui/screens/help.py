@@ -58,7 +58,8 @@ correlation side by side on the Compare page.
 - Learn: `s` start, `space` pause/resume, `x` stop, `i` explains the numbers; in a
   replay `[` and `]` change speed and `j` jumps to a step.
 - Structure: `+`/`-` move the FLOPs target, `e` export structure.json, `t` retrain,
-  `i` explains threshold, ties and the uniform comparison.
+  `i` explains threshold, ties and the uniform comparison, `l` switches the target
+  between MACs and measured latency (a fraction of the dense network's, timed on the CPU).
 - Runs: `Enter` opens a run; there `g` loads its gates, `r` replays it, `t` retrains,
   `c` resumes a stopped or killed run, `n` names it.
 - Compare: `space` marks runs (two or more, of one model and data set), `o` adds a run or an

@@ -16,6 +16,9 @@ from engine.jobs import BenchOptions, bench_run
 from engine.jobs.speed import FRESH_NOTE, time_interleaved
 from engine.runs import run_info, speed_summary
 
+# the machine is shared: the "got N% of a core" warning is expected here, and beside the point
+pytestmark = pytest.mark.filterwarnings("ignore:while timing:engine.errors.PfsWarning")
+
 QUICK = BenchOptions(batch_sizes=(1, 4), repeats=3, warmup=1, compile=False)
 
 
@@ -163,3 +166,14 @@ def test_the_cpu_share_says_how_much_of_a_core_the_timing_got():
     rows = [{"dense": {"median_ms": 10.0, "cpu_median_ms": 4.0}, "pruned": {"median_ms": 6.0, "cpu_median_ms": 2.4}}]
     assert cpu_share(rows, 1, "cpu") == pytest.approx(0.4)
     assert cpu_share(rows, 2, "cpu") is None and cpu_share(rows, 1, "cuda") is None  # CPU time is no latency there
+
+
+def test_a_busy_machine_is_one_warning_line_and_recorded(tmp_path, make_run, capsys, monkeypatch, one_thread):
+    from engine.jobs import speed
+
+    run, _, _ = make_run(tmp_path / "run")
+    monkeypatch.setattr(speed, "BUSY_SHARE", 2.0)  # any share counts as busy
+    assert main(["bench", str(run.path), "--batch-sizes", "1", "--repeats", "3", "--no-compile", "--no-onnx"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("pfs: warning:")]
+    assert len(warned) == 1 and "of a core" in warned[0] and "CPU-time speed-ups" in warned[0]
+    assert 0 < json.loads(run.file("speed.json").read_text())["cpu_share"] < 2.0
