@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from engine.errors import PfsError, PfsWarning
+from engine.flops import count_macs
 from engine.prune import pruned_model
 from engine.runs import RunDir, load_structure
 from engine.runs.artifacts import check_structure
@@ -78,7 +79,7 @@ def bench_run(run_path: str | os.PathLike, options: BenchOptions | None = None, 
     structure = load_structure(run.path)
     check_structure(structure, run.config, run.file("structure.json"))
     run.check_not_in_use()  # a training beside the benchmark would time the training
-    dense, pruned, weights = _networks(run, structure)
+    dense, pruned, weights, pruned_macs = _networks(run, structure)
     with torch_threads(options.threads) as threads:
         results, skipped = [], {}
         for batch in sorted(set(options.batch_sizes)):
@@ -93,8 +94,8 @@ def bench_run(run_path: str | os.PathLike, options: BenchOptions | None = None, 
         _warn_if_busy(share)
         payload = {"version": 1, "created": time.time(), "device": options.device, "weights": weights,
                    "input_size": list(structure.input_size),
-                   "macs": {"dense": structure.dense_macs, "pruned": structure.macs},
-                   "macs_ratio": structure.dense_macs / structure.macs,
+                   "macs": {"dense": structure.dense_macs, "pruned": pruned_macs},
+                   "macs_ratio": structure.dense_macs / pruned_macs,
                    "repeats": options.repeats, "warmup": options.warmup,
                    "machine": machine(options.device, threads), "cpu_share": share,
                    "results": results, "skipped": skipped}
@@ -119,20 +120,24 @@ def _warn_if_busy(share: float | None) -> None:
                       "trust the CPU-time speed-ups, or time again on a quieter machine", PfsWarning, stacklevel=3)
 
 
-def _networks(run: RunDir, structure: Structure) -> tuple[nn.Module, nn.Module, str]:
-    """(dense, pruned, where the pruned weights come from), both plain eval networks on the CPU.
+def _networks(run: RunDir, structure: Structure) -> tuple[nn.Module, nn.Module, str, int]:
+    """(dense, pruned, where the pruned weights come from, pruned MACs): plain eval networks.
 
     The dense network is the run's model at its dense widths, built as the pruned one is;
-    model code a run names runs only when trusted (the builders check it).
+    model code a run names runs only when trusted (the builders check it). A training with
+    --expand widened the pruned network, so its MACs are counted at that width.
     """
     summary = run.read_json_or_empty("summary.json")
     trained = summary.get("stage") == "train" and summary.get("status") == "finished" and run.exists(WEIGHTS)
     torch.manual_seed(0)
     full = {g: list(range(w)) for g, w in structure.dense_widths.items()}
     dense = deployable(pruned_model(replace(structure, widths=dict(structure.dense_widths), keep=full)))
-    if trained:
-        return dense, load_pruned(run.path), "trained (model.safetensors)"
-    return dense, deployable(pruned_model(structure, seed=0)), FRESH_NOTE
+    if not trained:
+        return dense, deployable(pruned_model(structure, seed=0)), FRESH_NOTE, structure.macs
+    expand = float(summary.get("expand") or run.config.get("train", {}).get("expand") or 1.0)  # as load_pruned
+    macs = structure.macs if expand == 1.0 else count_macs(pruned_model(structure, expand=expand),
+                                                             structure.input_size)
+    return dense, load_pruned(run.path), "trained (model.safetensors)", macs
 
 
 @contextmanager

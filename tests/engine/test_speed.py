@@ -63,6 +63,20 @@ def test_a_trained_run_is_timed_with_its_weights(tmp_path, make_run, one_thread)
     assert speed["weights"].startswith("trained") and [r["engine"] for r in speed["results"]] == ["torch"]
 
 
+def test_a_training_widened_by_expand_is_timed_and_counted_at_its_width(tmp_path, make_run, one_thread):
+    from engine.flops import count_macs
+    from engine.prune import pruned_model
+    from engine.runs.export import save_weights
+
+    run, _, structure = make_run(tmp_path / "run")
+    save_weights(run, pruned_model(structure, expand=1.5, seed=0))
+    run.write_json("summary.json", {"stage": "train", "status": "finished", "expand": 1.5})
+    speed = bench_run(run.path, BenchOptions(batch_sizes=(1,), repeats=3, warmup=0, compile=False, onnx=False))
+    widened = count_macs(pruned_model(structure, expand=1.5), structure.input_size)
+    assert speed["macs"]["pruned"] == widened > structure.macs
+    assert speed["macs_ratio"] == structure.dense_macs / widened
+
+
 def test_calls_are_interleaved_in_alternating_order_after_warmup():
     calls = []
     times = time_interleaved({"dense": lambda: calls.append("d"), "pruned": lambda: calls.append("p")},
