@@ -47,15 +47,20 @@ async def test_l_targets_a_fraction_of_the_dense_latency_timed_off_the_ui_thread
         assert "latency" not in text_of(app, "#structure-summary")
 
 
-async def test_run_detail_shows_the_bench_headline(runs_root, make_run_dir, one_thread):
+async def test_the_run_page_and_the_structure_page_show_the_bench_headline(runs_root, make_run_dir, one_thread):
     run = make_run_dir(runs_root / "benched")
     speed = bench_run(run, BenchOptions(batch_sizes=(1,), repeats=3, warmup=0, compile=False, onnx=False))
+    headline = f"{speed['macs_ratio']:.2f}x fewer MACs; {speed['results'][0]['speedup']:.2f}x faster (torch, batch 1)"
     app = make_app(runs_root)
     async with app.run_test(size=(120, 36)) as pilot:
         await app.push_screen(RunDetailScreen(run))
         await wait_until(pilot, lambda: "pfs bench" in text_of(app, "#run-head"), what="the bench line")
-        ratio, torch_1 = speed["macs_ratio"], speed["results"][0]["speedup"]
-        assert f"{ratio:.2f}x fewer MACs; {torch_1:.2f}x faster (torch, batch 1)" in text_of(app, "#run-head")
+        assert headline in text_of(app, "#run-head")
+        app.pop_screen()
+        app.session.run_path = run  # as `g` on the run's page leaves it
+        await pilot.press("3")
+        await settled_structure(pilot, app)
+        assert f"measured (pfs bench, saved structure): {headline}" in text_of(app, "#structure-summary")
 
 
 @pytest.fixture
