@@ -4,8 +4,11 @@ Fewer MACs need not mean faster ("FLOPs are not latency"), so the pruned network
 against the dense one it came from, in PyTorch (eval, channels_last, torch.compile kept
 where it is faster) and in onnxruntime on the exported ONNX. The two networks are timed in
 one process, interleaved call by call (so a busy neighbour slows both alike), and every
-figure is a median over repeats with warm-up calls excluded. A structure without trained
-weights is timed at a fresh init: the time of a forward pass does not depend on the values.
+figure is a median over repeats with warm-up calls excluded. Each call's CPU time is kept
+beside its wall time: on a shared machine the process waits for a core, which inflates the
+wall clock but not the CPU time, so the CPU-time speed-up is the cross-check (and a timing
+that got under BUSY_SHARE of a core says so). A structure without trained weights is timed
+at a fresh init: the time of a forward pass does not depend on the values.
 """
 from __future__ import annotations
 
@@ -208,7 +211,7 @@ def _sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
 
-def prepared(model: nn.Module, device: str) -> nn.Module:
+def _prepared(model: nn.Module, device: str) -> nn.Module:
     """A copy of the network as it is timed in PyTorch: eval, on the device, channels_last."""
     return copy.deepcopy(model).eval().to(device=device, memory_format=torch.channels_last)
 
@@ -228,7 +231,7 @@ def median_latency_ms(model: nn.Module, input_size: Sequence[int], *, batch_size
                       repeats: int = 20, warmup: int = 3) -> float:
     """Median milliseconds of one eager forward pass (eval, channels_last) of `model`."""
     x = _input(batch_size, input_size, device)
-    samples = time_interleaved({"net": _forward(prepared(model, device), x)}, repeats, warmup, _sync(device))["net"]
+    samples = time_interleaved({"net": _forward(_prepared(model, device), x)}, repeats, warmup, _sync(device))["net"]
     return float(np.median(samples.wall)) * 1e3
 
 
@@ -237,7 +240,7 @@ def median_time_ratio(model: nn.Module, reference: nn.Module, input_size: Sequen
     """Median over repeats of `model`'s time over `reference`'s, the two called in turn (eager,
     eval, channels_last): a load that changes while they are timed slows both alike."""
     x = _input(batch_size, input_size, device)
-    calls = {"reference": _forward(prepared(reference, device), x), "model": _forward(prepared(model, device), x)}
+    calls = {"reference": _forward(_prepared(reference, device), x), "model": _forward(_prepared(model, device), x)}
     times = time_interleaved(calls, repeats, warmup, _sync(device))
     return float(np.median(np.array(times["model"].wall) / np.array(times["reference"].wall)))
 
@@ -249,7 +252,7 @@ def _torch_row(dense: nn.Module, pruned: nn.Module, input_size: Sequence[int], b
     x = _input(batch, input_size, device)
     calls, notes = {}, {}
     for name, model in (("dense", dense), ("pruned", pruned)):
-        net = prepared(model, device)
+        net = _prepared(model, device)
         calls[f"{name}/eager"] = _forward(net, x)
         if options.compile:
             compiled, note = _compiled(net, x)
