@@ -33,11 +33,10 @@ from engine.prune import pruned_model
 from engine.runs import RunDir, load_structure
 from engine.runs.artifacts import check_structure
 from engine.runs.export import WEIGHTS, deployable, load_pruned
-from engine.runs.speed_record import SPEED_FILE
+from engine.runs.speed_record import BUSY_SHARE, SPEED_FILE
 from engine.search import Structure
 
 DEVICES = ("cpu", "cuda")
-BUSY_SHARE = 0.7  # below this CPU/wall share the machine was busy enough to distort wall-clock times
 FRESH_NOTE = "fresh init: the structure has no trained weights yet, and timing does not depend on their values"
 
 

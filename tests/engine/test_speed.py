@@ -92,6 +92,10 @@ def test_the_headline_puts_the_speedups_next_to_the_macs_ratio():
         {"engine": "torch", "batch_size": 1, "speedup": 1.45}]}
     assert speed_summary(speed).line() == "2.00x fewer MACs; 1.45x faster (torch, batch 1), 1.60x (onnxruntime)"
     assert speed_summary({"macs": {"dense": 1}, "results": []}) is None
+    busy = {**speed, "cpu_share": 0.3, "results": [{**r, "cpu_speedup": r["speedup"] + 0.1} for r in speed["results"]]}
+    assert speed_summary(busy).line() == ("2.00x fewer MACs; 1.55x faster (torch, batch 1), 1.70x (onnxruntime); "
+                                          "in CPU time (the machine was busy)")
+    assert speed_summary({**busy, "cpu_share": 0.9}).line() == speed_summary(speed).line()
 
 
 @pytest.mark.parametrize("options, match", [
@@ -127,14 +131,16 @@ def test_cli_bench_then_runs_shows_the_speedup(tmp_path, make_run, capsys, one_t
     assert main(["bench", str(run.path), "--batch-sizes", "1", "2", "--repeats", "3", "--no-compile",
                  "--json"]) == 0
     speed = _strict(capsys.readouterr().out)
+    shown = speed_summary(speed).speedups["torch"]  # wall clock, or CPU time when the machine was busy
     torch_1 = next(r for r in speed["results"] if r["engine"] == "torch" and r["batch_size"] == 1)
+    assert shown == torch_1["cpu_speedup" if speed["cpu_share"] < 0.7 else "speedup"]
     info = run_info(run.path)
-    assert info.speedup == pytest.approx(torch_1["speedup"]) and info.corrupt is None
+    assert info.speedup == pytest.approx(shown) and info.corrupt is None
     assert run_info(tmp_path / "runs" / "b").speedup is None
     assert main(["runs", str(tmp_path / "runs")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[-1] == "speed-up"
-    assert {line.split()[0]: line.split()[-1] for line in lines[1:]} == {"a": f"{torch_1['speedup']:.2f}x", "b": "-"}
+    assert {line.split()[0]: line.split()[-1] for line in lines[1:]} == {"a": f"{shown:.2f}x", "b": "-"}
 
 
 def test_a_damaged_speed_file_is_listed_as_corrupt(tmp_path, make_run):
