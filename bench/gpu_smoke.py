@@ -1,4 +1,5 @@
-"""GPU smoke test: one short CIFAR-shaped training through engine.training.train, epoch time and images/s.
+"""GPU smoke test: one short CIFAR-shaped training through engine.training.train, epoch time and images/s,
+then `pfs bench --device cuda` of the same pruned network.
 
 Runs the real `train_run` path (device auto-selection, AMP, channels_last, the data set
 held on the GPU, non-blocking copies) on a synthetic CIFAR-10-shaped set (50,000 train,
@@ -7,6 +8,10 @@ budget, and prints one line per epoch plus a summary table. CI has no GPU; run t
 hand on a CUDA machine:
 
     .venv/bin/python bench/gpu_smoke.py [--model resnet56] [--flops 0.5] [--epochs 3] [--no-amp]
+
+The bench part (engine.jobs.speed, as `pfs bench RUN --device cuda`) times the dense and the
+pruned network at batch 1 and --batch-size in PyTorch (channels_last, torch.compile where
+it is faster) and in onnxruntime where it has the CUDA provider, and prints its rows.
 
 With --device cpu and --images 512 it also runs (slowly) anywhere, as a syntax check.
 """
@@ -21,6 +26,7 @@ import torch
 from engine.data import synthetic_dataset
 from engine.events import EpochEnd
 from engine.gating import create_model
+from engine.jobs import BenchOptions, bench_run
 from engine.runs import RunDir
 from engine.search import search
 from engine.training.train import TrainOptions, train_run
@@ -70,6 +76,22 @@ def main() -> None:
     for name, macs, sec, ips in rows:
         print(f"{name:<14}{macs / 1e6:>11.1f}M{sec:>10.2f}{ips:>12.0f}")
     print(f"speed-up {rows[1][3] / rows[0][3]:.2f}x at {rows[1][1] / rows[0][1]:.2f} of the MACs")
+    bench_speed(args.model, args.flops, "cuda" if cuda else "cpu", args.batch_size)
+
+
+def bench_speed(model: str, flops: float, device: str, batch_size: int) -> None:
+    """`pfs bench --device DEVICE` of a run at the budget: one line per engine and batch size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = make_run(Path(tmp) / "bench", model, flops)
+        speed = bench_run(run.path, BenchOptions(device=device, batch_sizes=(1, batch_size), repeats=30))
+    print(f"\npfs bench --device {device} ({speed['machine']['gpu'] or speed['machine']['cpu']})")
+    for row in speed["results"]:
+        d, p = row["dense"], row["pruned"]
+        print(f"{row['engine']:<12} batch {row['batch_size']:>4}: dense {d['median_ms']:8.3f} ms "
+              f"({d.get('mode', '')}), pruned {p['median_ms']:8.3f} ms ({p.get('mode', '')}), "
+              f"speed-up {row['speedup']:.2f}x")
+    for engine, why in speed["skipped"].items():
+        print(f"{engine}: skipped, {why}")
 
 
 if __name__ == "__main__":

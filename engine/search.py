@@ -131,17 +131,10 @@ def search(model, budget: float, input_size: Sequence[int] | None = None, *, min
     `budget` is a fraction of the dense, unexpanded model's MACs, or absolute MACs if > 1.
     `gates` defaults to the model's current gate values.
     """
-    size = input_size_of(model, input_size)
-    table = layer_costs(model, size)
-    dense = dense_macs(model, size)
+    candidates = Candidates(model, input_size, min_channels=min_channels, gates=gates)
+    dense = candidates.dense_macs
     limit = budget_to_macs(budget, dense)
-    if gates is None:
-        gates = {g: gate.weight for g, gate in model.gates().items()}
-    ranking = _Ranking(model.widths, gates, min_channels)
-
-    def macs_at(k: int) -> int:
-        return macs_from_table(table, ranking.widths(k))
-
+    macs_at = candidates.macs_at
     if macs_at(0) > limit:
         smallest = macs_at(0)
         raise BudgetError(
@@ -151,21 +144,52 @@ def search(model, budget: float, input_size: Sequence[int] | None = None, *, min
                if min_channels > 1 and smallest > dense * 0.999 else
                f"raise --flops to at least {np.ceil(smallest / dense * 1e4) / 1e4:.4f}"
                + (" or lower --min-channels" if min_channels > 1 else "")))
-    lo, hi = 0, ranking.size  # invariant: macs_at(lo) <= limit
+    lo, hi = 0, candidates.size  # invariant: macs_at(lo) <= limit
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if macs_at(mid) <= limit:
             lo = mid
         else:
             hi = mid - 1
-    widths = ranking.widths(lo)
-    threshold, tied = ranking.threshold_and_ties(lo)
-    return Structure(
-        model=model.registry_name, widths=widths, dense_widths=dict(model.widths),
-        keep=ranking.keep(lo), macs=macs_at(lo), params=count_params(model, widths),
-        dense_macs=dense, dense_params=dense_params(model), budget=float(budget), budget_macs=limit,
-        threshold=threshold, tied=tied, input_size=list(size), num_classes=model.num_classes,
-        spec={k: v for k, v in model.spec.items() if k != "widths"}, min_channels=min_channels)
+    return candidates.structure(lo, budget=float(budget), budget_macs=limit)
+
+
+class Candidates:
+    """The structures a global gate threshold can give, indexed by k, the kept channels above
+    the forced minimum: k = 0 is the smallest, k = size keeps every channel.
+
+    Shared by the FLOPs search (bisection on MACs) and the latency search (bisection on
+    measured time), so both rank the gates the same way.
+    """
+
+    def __init__(self, model, input_size: Sequence[int] | None = None, *, min_channels: int = 1,
+                 gates: Mapping[str, torch.Tensor] | None = None) -> None:
+        self.model = model
+        self.input_size = input_size_of(model, input_size)
+        self.table = layer_costs(model, self.input_size)
+        self.dense_macs = dense_macs(model, self.input_size)
+        self.min_channels = min_channels
+        if gates is None:
+            gates = {g: gate.weight for g, gate in model.gates().items()}
+        self.ranking = _Ranking(model.widths, gates, min_channels)
+        self.size = self.ranking.size
+
+    def macs_at(self, k: int) -> int:
+        return macs_from_table(self.table, self.ranking.widths(k))
+
+    def structure(self, k: int, *, budget: float | None = None, budget_macs: int | None = None) -> Structure:
+        """The structure keeping the top k ranked channels; the budget defaults to its own MACs."""
+        model, macs = self.model, self.macs_at(k)
+        widths = self.ranking.widths(k)
+        threshold, tied = self.ranking.threshold_and_ties(k)
+        return Structure(
+            model=model.registry_name, widths=widths, dense_widths=dict(model.widths),
+            keep=self.ranking.keep(k), macs=macs, params=count_params(model, widths),
+            dense_macs=self.dense_macs, dense_params=dense_params(model),
+            budget=float(budget if budget is not None else macs / self.dense_macs),
+            budget_macs=budget_macs if budget_macs is not None else macs,
+            threshold=threshold, tied=tied, input_size=list(self.input_size), num_classes=model.num_classes,
+            spec={key: v for key, v in model.spec.items() if key != "widths"}, min_channels=self.min_channels)
 
 
 def uniform_structure(model, budget: float, input_size: Sequence[int] | None = None, *,

@@ -78,13 +78,14 @@ class SettingChanged(Message):
 class StructureReady(Message):
     """A structure search finished: for which inputs (key), its result or why none."""
 
-    def __init__(self, key: tuple, structure, uniform, error: str, learned: bool) -> None:
+    def __init__(self, key: tuple, structure, uniform, error: str, learned: bool, latency=None) -> None:
         super().__init__()
         self.key = key
         self.structure = structure
         self.uniform = uniform
         self.error = error
         self.learned = learned
+        self.latency = latency  # the latency search's result when the target is a latency
 
 
 class ComparisonReady(Message):

@@ -251,6 +251,27 @@ def structures(model, size, gates: dict | None, budget: float) -> tuple[Structur
     return search(model, budget, size, gates=tensors), _uniform(model, tuple(size), budget)
 
 
+def latency_structures(model, size, gates: dict | None, fraction: float,
+                       should_stop=lambda: False) -> tuple[object, Structure]:
+    """(latency search result, uniform network of its MACs) for a target of `fraction` of the
+    dense network's measured latency (CPU, batch 1). Seconds: run it in a worker."""
+    from engine.jobs import dense_latency_ms, search_by_latency
+
+    if gates is None:
+        gates = {g: [1.0] * w for g, w in model.widths.items()}
+    tensors = {g: torch.as_tensor(v, dtype=torch.float32) for g, v in gates.items()}
+    key = (json.dumps(model.spec, sort_keys=True), tuple(size))
+    if key not in _DENSE_MS:
+        _DENSE_MS[key] = dense_latency_ms(model, size, repeats=LATENCY_REPEATS)
+    found = search_by_latency(model, fraction * _DENSE_MS[key], size, gates=tensors, repeats=LATENCY_REPEATS,
+                              should_stop=should_stop)
+    # the dense latency the target is a fraction of (the search's own dense probe varies with the load)
+    found = replace(found, dense_ms=_DENSE_MS[key])
+    return found, _uniform(model, tuple(size), found.structure.macs_ratio)
+
+
+LATENCY_REPEATS = 10  # per probe: a slider answers in seconds (`pfs search --latency-ms` times 30)
+_DENSE_MS: dict = {}  # (model spec, input size) -> measured dense latency, ms: the latency target's 1.0
 _UNIFORM_CACHE: dict = {}
 
 

@@ -33,3 +33,13 @@ def fashion_mnist():
     if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.fail("Fashion-MNIST is missing: `apt-get install dataset-fashion-mnist` (make test does)")
     return load_dataset("fashion-mnist")
+
+
+@pytest.fixture
+def one_thread():
+    # One intra-op thread: fast and stable on a shared 2-core machine, and the same
+    # arithmetic in every process (thread count changes float summation order).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

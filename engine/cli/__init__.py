@@ -6,7 +6,7 @@ failure exits 1 with its message, and the traceback only under --debug.
 
 The top layer of the engine: one module per command group (method: models, flops, learn,
 search, prune, compare; training: train, run, resume, runs; evidence: baseline, experiment,
-report), each registering its
+report; export; speed: bench), each registering its
 commands through a PARSERS list, over engine.cli.common's shared helpers. It may import
 every layer below (jobs, training, runs, the method, data), never pfs_tui: `pfs tui`
 hands the process over to the explorer instead of importing it.
@@ -20,7 +20,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 
-from engine.cli import evidence, export, method, training
+from engine.cli import evidence, export, method, speed, training
 from engine.cli.common import Parser
 from engine.errors import PfsError, PfsWarning, StopRequested
 
@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "it, only code named on the command line itself runs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    for add in (*method.PARSERS, *training.PARSERS, *evidence.PARSERS, *export.PARSERS, _add_tui_parser):
+    for add in (*method.PARSERS, *training.PARSERS, *evidence.PARSERS, *export.PARSERS, *speed.PARSERS,
+                _add_tui_parser):
         add(sub)
     return parser
 

@@ -169,10 +169,21 @@ def input_note_printer(event) -> None:
         print(f"pfs: note: {note}", file=sys.stderr)
 
 
-def add_budget_args(p) -> None:
-    """--flops and --min-channels: the structure search's budget (search, prune, run)."""
-    p.add_argument("--flops", type=number, required=True, metavar="F",
-                   help="budget as a fraction of the dense model's MACs, in (0, 1]")
+def add_budget_args(p, *, latency: bool = False) -> None:
+    """--flops and --min-channels: the structure search's budget (search, prune, run); with
+    `latency` (search), --latency-ms instead of --flops, and where that latency is measured."""
+    budget = p.add_mutually_exclusive_group(required=True) if latency else p
+    budget.add_argument("--flops", type=number, required=not latency, metavar="F",
+                        help="budget as a fraction of the dense model's MACs, in (0, 1]")
+    if latency:
+        budget.add_argument("--latency-ms", type=number, metavar="T",
+                            help="budget as measured latency: the largest structure whose forward pass takes "
+                            "at most T ms (timed here, eager PyTorch)")
+        p.add_argument("--device", choices=["cpu", "cuda"], help="where --latency-ms is measured (default cpu)")
+        p.add_argument("--batch-size", type=positive_int, metavar="B",
+                       help="batch of the --latency-ms timing (default 1)")
+        p.add_argument("--threads", type=positive_int, metavar="N",
+                       help="CPU threads of the --latency-ms timing (default: torch's, from OMP_NUM_THREADS)")
     p.add_argument("--min-channels", type=positive_int, default=1, metavar="N",
                    help="channels kept per group at least (default 1)")
 

@@ -227,9 +227,9 @@ def _cmd_learn(args) -> int:
 
 
 def _add_search_parser(sub) -> None:
-    p = sub.add_parser("search", help="find the structure within a FLOPs budget from a run's gates")
+    p = sub.add_parser("search", help="find the structure within a FLOPs or latency budget from a run's gates")
     p.add_argument("run", help="run directory made by `pfs learn`")
-    add_budget_args(p)
+    add_budget_args(p, latency=True)
     p.add_argument("--overwrite", action="store_true", help="replace the structure of a run that has been "
                    "trained, discarding that training")
     p.add_argument("--json", action="store_true", help="print structure.json")
@@ -251,10 +251,31 @@ def _print_structure(structure, as_json: bool, run: Path) -> None:
 
 
 def _cmd_search(args) -> int:
-    from engine.jobs import search_run
+    from engine.jobs import latency_search_run, search_run
 
-    structure = search_run(args.run, args.flops, min_channels=args.min_channels, overwrite=args.overwrite)
-    _print_structure(structure, args.json, Path(args.run))
+    if args.latency_ms is None:
+        timing = [f for f in ("device", "batch_size", "threads") if getattr(args, f) is not None]
+        if timing:
+            raise PfsError(f"--{timing[0].replace('_', '-')} sets how --latency-ms is measured; "
+                           "add --latency-ms T or leave it out")
+        structure = search_run(args.run, args.flops, min_channels=args.min_channels, overwrite=args.overwrite)
+        _print_structure(structure, args.json, Path(args.run))
+        return 0
+
+    def probe(k, structure, ms) -> None:
+        print(f"pfs: probe {k:>6} channels above the minimum: {structure.macs_ratio:.3f} of dense MACs, "
+              f"{ms:.3f} ms", file=sys.stderr)
+
+    result = latency_search_run(args.run, args.latency_ms, device=args.device or "cpu",
+                                batch_size=args.batch_size or 1, threads=args.threads,
+                                min_channels=args.min_channels, overwrite=args.overwrite, on_probe=probe)
+    if args.json:
+        print_json({**result.structure.to_json(), "latency": result.record()})
+        return 0
+    _print_structure(result.structure, False, Path(args.run))
+    print(f"latency budget {result.budget_ms:g} ms ({result.device}, batch {result.batch_size}, "
+          f"{result.threads} threads): {result.search_ms:.3f} ms in the search, {result.measured_ms:.3f} ms "
+          f"timed again (dense {result.dense_ms:.3f} ms); {result.probes} probes in {result.seconds:.1f} s")
     return 0
 
 

@@ -29,6 +29,7 @@ from engine.events import (
 )
 from engine.runs.rundir import DEFAULT_ROOT, STALE_S, RunDir
 from engine.runs.schema import config_problem, structure_problem
+from engine.runs.speed_record import SPEED_FILE, speed_summary
 
 TAIL_BLOCK = 64 * 1024  # bytes read per step backwards through events.jsonl
 WRITING_S = 10.0  # a log touched this recently may end in a line its writer is still finishing
@@ -54,6 +55,7 @@ class RunInfo:
     total_epochs: int | None = None
     heldout_accuracy: float | None = None  # of the learned gates, on the held-out split
     corrupt: str | None = None  # the run's unreadable files ("events.jsonl, structure.json"), else None
+    speedup: float | None = None  # measured by `pfs bench`: dense / pruned time in torch at the smallest batch
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -157,6 +159,10 @@ def run_info(path: str | os.PathLike) -> RunInfo:
             or structure_problem(structure, config)):
         corrupt.append("structure.json")
         budget = macs = None
+    speed = _json_object(run, SPEED_FILE, corrupt)
+    measured = speed_summary(speed) if speed else None
+    if speed and measured is None:
+        corrupt.append(SPEED_FILE)
     status = tail.status or "stopped"
     progress = tail.progress or 0.0
     mtime = _mtime(run.path)
@@ -176,7 +182,8 @@ def run_info(path: str | os.PathLike) -> RunInfo:
                    epoch=tail.epoch.epoch if tail.epoch else None,
                    total_epochs=tail.epoch.total_epochs if tail.epoch else None,
                    heldout_accuracy=heldout if heldout is not None else tail.heldout,
-                   corrupt=", ".join(dict.fromkeys(corrupt)) or None)
+                   corrupt=", ".join(dict.fromkeys(corrupt)) or None,
+                   speedup=measured.speedups.get("torch") if measured else None)
 
 
 def _resumable(tail: _Tail) -> float:

@@ -60,7 +60,9 @@ correlation side by side on the Compare page.
 - Structure: `+`/`-` move the FLOPs target, `e` export structure.json, `t` retrain,
   `v` race the learned structure against uniform at the same MACs (both retrained at the
   demo size, side by side, shown on the Race page), `i` explains threshold, ties and the
-  uniform comparison.
+  uniform comparison,
+  `l` switches the target between MACs and measured latency (a fraction of the dense
+  network's, timed on the CPU).
 - Runs: `Enter` opens a run; there `g` loads its gates, `r` replays it, `t` retrains,
   `c` resumes a stopped or killed run, `n` names it.
 - Compare: `space` marks runs (two or more, of one model and data set), `o` adds a run or an

@@ -14,7 +14,7 @@ from textual.widgets import Footer, ProgressBar, Static
 
 from engine.errors import RunError
 from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd
-from engine.runs import RunDir
+from engine.runs import RunDir, measured_speed
 from pfs_tui.messages import RunEvents
 from pfs_tui.screens.learn import clock
 from pfs_tui.tasks import EventFollower, launched_what, train_launched_at, train_log_tail, train_process_alive
@@ -138,6 +138,9 @@ class RunDetailScreen(Screen):
                 head += f"  time left {clock((step.total_steps - step.step) / step.steps_per_s)}"
         if self.heldout:
             head += f"\nheld-out accuracy of the gates {self.heldout[-1][1]:.3f}"
+        measured = measured_speed(self.path)
+        if measured is not None:
+            head += f"\nmeasured (pfs bench): {escape(measured.line())}"
         if self.error:
             head += f"\n[red]{escape(self.error)}[/]"
         self.query_one("#run-head", Static).update(head)

@@ -1,4 +1,8 @@
-"""Structure: the pruned widths at the FLOPs target, live as the target or gates move."""
+"""Structure: the pruned widths at the FLOPs target, live as the target or gates move.
+
+`l` switches the target between MACs and measured latency (a fraction of the dense
+network's, CPU, batch 1): latency probes are timed in the search worker, never on the UI
+thread. The run's `pfs bench` headline, when it has one, is shown under the summary."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,12 +16,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from engine.errors import PfsError
-from engine.runs import atomic_write_json
+from engine.errors import PfsError, StopRequested
+from engine.runs import atomic_write_json, measured_speed
 from pfs_tui.formatting import explorer_terms, human
 from pfs_tui.messages import StructureReady
 from pfs_tui.screens.base import PageScreen
-from pfs_tui.session import FIELDS, build_model, file_safe, gates_fit, structures
+from pfs_tui.session import FIELDS, build_model, file_safe, gates_fit, latency_structures, structures
 from pfs_tui.tasks import run_busy
 from pfs_tui.widgets.channel_bars import ChannelBars
 from pfs_tui.widgets.explanation import STRUCTURE as STRUCTURE_TEXT
@@ -42,6 +46,7 @@ class StructureScreen(PageScreen):
         Binding("t", "app.retrain", "Retrain", id="structure.retrain"),
         Binding("v", "app.race", "Race", id="structure.race"),
         Binding("i", "explain", "Explain", id="structure.explain"),
+        Binding("l", "toggle_latency", "MACs/latency", id="structure.latency"),
     ]
 
     def __init__(self) -> None:
@@ -53,6 +58,8 @@ class StructureScreen(PageScreen):
         self._drawn_key = None
         self._model_key = None
         self._model = None
+        self.by_latency = False  # the target is a fraction of the dense network's measured latency
+        self.latency = None  # the latency search's result behind the structure shown
 
     def compose_body(self) -> ComposeResult:
         spec = FIELDS["budget"]
@@ -75,6 +82,13 @@ class StructureScreen(PageScreen):
     def action_explain(self) -> None:
         """Show or hide what the threshold and ties are, and how this differs from uniform."""
         self.query_one(Explanation).toggle()
+
+    def action_toggle_latency(self) -> None:
+        """Switch the target between MACs and measured latency (timed in the search worker)."""
+        self.by_latency = not self.by_latency
+        self.set_status("timing probes..." if self.by_latency else "MACs target")
+        self._key = None
+        self.update_structure()
 
     def action_nudge(self, direction: int) -> None:
         self.query_one("#budget", NumberField).nudge(direction)
@@ -108,32 +122,41 @@ class StructureScreen(PageScreen):
     def update_structure(self) -> None:
         """Search again (in a worker) if the target, the model or the gates changed."""
         s, log = self.session.settings, self.session.log
-        key = (s.model, s.dataset, s.expand, s.budget, log.gates_step, id(log.gates))
+        key = (s.model, s.dataset, s.expand, s.budget, log.gates_step, id(log.gates), self.by_latency)
         if key == self._key or not self.is_current:
             return
         self._key = key
-        self._search(key, replace(s), log.gates, s.budget)
+        self._search(key, replace(s), log.gates, s.budget, self.by_latency)
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
-    def _search(self, key: tuple, settings, gates, budget: float) -> None:
+    def _search(self, key: tuple, settings, gates, budget: float, by_latency: bool) -> None:
         # Off the UI thread: a search takes tens of ms (more for big models), building a
-        # foreign model takes seconds, and a held + key must not queue them up in front of
-        # the next redraw. A newer search cancels this one; its result is then dropped.
+        # foreign model takes seconds, latency probes are timed, and a held + key must not
+        # queue them up in front of the next redraw. A newer search cancels this one.
+        worker = get_current_worker()
+        latency = None
         try:
             model, size = self._model_for_settings(settings)
             gates = gates if gates_fit(gates, model.widths) else None
-            found, uniform = structures(model, size, gates, budget)
+            if by_latency:
+                latency, uniform = latency_structures(model, size, gates, budget, lambda: worker.is_cancelled)
+                found = latency.structure
+            else:
+                found, uniform = structures(model, size, gates, budget)
             error = ""
+        except StopRequested:
+            return
         except PfsError as exc:
             found = uniform = None
             error = explorer_terms(str(exc))
-        if not get_current_worker().is_cancelled:
-            self.post_message(StructureReady(key, found, uniform, error, gates is not None))
+        if not worker.is_cancelled:
+            self.post_message(StructureReady(key, found, uniform, error, gates is not None, latency))
 
     def on_structure_ready(self, message: StructureReady) -> None:
         if message.key != self._key:
             return  # a newer target or newer gates are being searched
         self.structure, self.uniform, self.error = message.structure, message.uniform, message.error
+        self.latency = message.latency
         self._drawn_key = message.key
         self._draw(message.learned)
 
@@ -159,9 +182,22 @@ class StructureScreen(PageScreen):
             f"  params {human(st.params)}  speed-up [b]{st.speedup:.2f}x[/b]\n"
             f"[cyan]uniform[/] MACs {human(un.macs)} ({un.macs / un.dense_macs:.3f})  params {human(un.params)}"
             f"  speed-up {un.speedup:.2f}x\n"
-            f"threshold {st.threshold:.4g}  ties {st.tied}  · {source}")
+            f"threshold {st.threshold:.4g}  ties {st.tied}  · {source}" + self._speed_line())
         bars.show(st.dense_widths, st.widths, un.widths)
-        self.set_status(f"{st.macs / st.dense_macs:.2f} MACs · {st.speedup:.2f}x")
+        lat = self.latency
+        self.set_status(f"{st.macs / st.dense_macs:.2f} MACs · {st.speedup:.2f}x"
+                        + (f" · {lat.measured_ms:.2f} ms" if lat else ""))
+
+    def _speed_line(self) -> str:
+        """The latency target and what was measured, or the run's `pfs bench` headline."""
+        lat = self.latency
+        if self.by_latency and lat is not None:
+            return (f"\n[b]latency[/b] target {lat.budget_ms:.2f} ms ({lat.budget_ms / lat.dense_ms:.2f} of dense "
+                    f"{lat.dense_ms:.2f} ms, cpu, batch 1): measured {lat.search_ms:.2f} ms, again "
+                    f"{lat.measured_ms:.2f} ms · l: MACs target")
+        run = self.session.run_path
+        measured = measured_speed(run) if run is not None else None
+        return f"\nmeasured (pfs bench, saved structure): {measured.line()}" if measured else ""
 
     def action_export(self) -> None:
         """Write structure.json: into the run (via the engine's search_run when learning

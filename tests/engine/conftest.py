@@ -31,13 +31,3 @@ def _fake_learned_run(path, *, model="resnet20", dataset="fashion-mnist", expand
 def make_run():
     """Factory of fake learned runs: make_run(path, **options) -> (RunDir, gated net, Structure)."""
     return _fake_learned_run
-
-
-@pytest.fixture
-def one_thread():
-    # One intra-op thread: fast and stable on a shared 2-core machine, and the same
-    # arithmetic in every process (thread count changes float summation order).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

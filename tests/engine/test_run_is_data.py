@@ -82,7 +82,9 @@ def test_a_file_spec_is_recorded_absolute_with_its_hash(sent):
     ["export", "{run}", "--format", "safetensors", "--out", "{tmp}/x"],
     ["train", "{run}", "--out", "{tmp}/branch", "--epochs", "1", "--subset", "64", "--quiet"],
     ["search", "{copy}", "--flops", "0.5", "--overwrite"],
-], ids=lambda c: c[0])
+    ["search", "{copy}", "--latency-ms", "1000", "--overwrite", "--json"],
+    ["bench", "{copy}", "--repeats", "3", "--no-compile", "--no-onnx"],
+], ids=lambda c: c[0] + ("-latency" if "--latency-ms" in c else ""))
 def test_cli_refuses_to_import_a_runs_code(hostile, tmp_path, capsys, command):
     run, net, marker = hostile
     shutil.copytree(run, tmp_path / "copy")
@@ -95,6 +97,7 @@ def test_cli_refuses_to_import_a_runs_code(hostile, tmp_path, capsys, command):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert str(net.resolve()) in lines[0] and "--trust-model-code" in lines[0]
+    assert not (tmp_path / "copy" / "speed.json").exists()
 
 
 def test_export_from_inside_the_run_is_refused(hostile, tmp_path, capsys, monkeypatch):
