@@ -56,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pfs: error: {args.follow} is not a run (no config.json); give a run folder, or "
               "`--follow latest` to follow the newest run under --runs", file=sys.stderr)
         return 2
+    if args.replay and not (Path(args.replay) / "config.json").is_file():
+        print(f"pfs: error: {args.replay} is not a run (no config.json); give a run folder to replay, "
+              "e.g. one listed on the Runs page", file=sys.stderr)
+        return 2
+    if args.public_url is not None and not args.serve:
+        print("pfs: error: --public-url only tells served browsers where to connect; add --serve, "
+              "or leave --public-url out", file=sys.stderr)
+        return 2
     if args.serve:
         try:
             public_url = public_url_for(args.host, args.port, args.public_url)

@@ -17,8 +17,11 @@ def test_unknown_model_is_a_one_line_error_with_exit_2(capsys):
     assert err.startswith("pfs: error: unknown model 'nope'") and err.count("\n") == 1
 
 
-def test_serve_runs_the_same_explorer_without_the_serve_flags(monkeypatch):
+def test_serve_runs_the_same_explorer_without_the_serve_flags(monkeypatch, tmp_path):
     seen = {}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r" / "x").mkdir(parents=True)
+    (tmp_path / "r" / "x" / "config.json").write_text("{}")
 
     class FakeServer:
         def __init__(self, command, host, port, title, public_url):
@@ -45,6 +48,18 @@ def test_the_served_page_never_points_browsers_at_0_0_0_0(capsys):
 def test_follow_needs_a_run_or_latest(tmp_path, capsys):
     assert entry.main(["--follow", str(tmp_path)]) == 2
     assert "is not a run (no config.json)" in capsys.readouterr().err
+
+
+def test_replay_of_a_missing_run_exits_2_like_follow(tmp_path, capsys):
+    assert entry.main(["--replay", str(tmp_path / "nosuch")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pfs: error: ") and "is not a run (no config.json)" in err and err.count("\n") == 1
+
+
+def test_public_url_without_serve_is_refused(capsys):
+    assert entry.main(["--public-url", "http://room:8000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pfs: error: --public-url") and "add --serve" in err and err.count("\n") == 1
 
 
 def test_python_dash_m_pfs_tui_prints_help():
