@@ -6,14 +6,16 @@ import os
 import shlex
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="pfs tui", description="Terminal explorer for Pruning from Scratch.")
-    p.add_argument("--model", default="resnet20", help="model to start with (default resnet20): a sample model, "
-                   "torchvision:NAME, timm:NAME, path/to/file.py:factory or package.module:factory")
+    p.add_argument("--model", default=None, help="model to start with (default: the one Setup had last time, "
+                   "else resnet20): a sample model, torchvision:NAME, timm:NAME, path/to/file.py:factory or "
+                   "package.module:factory")
     p.add_argument("--dataset", default="fashion-mnist", help="data set (default fashion-mnist)")
     p.add_argument("--data-root", default=None, help="folder holding the data set")
     p.add_argument("--runs", default=None, help="runs folder (default ./runs or $PFS_RUNS)")
@@ -43,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     from sample_models import list_models
 
     try:
-        spec = parse_spec(args.model)  # a foreign spec is built (and checked) on the setup page
+        spec = parse_spec(args.model or "resnet20")  # a foreign spec is built (and checked) on the setup page
     except PfsError as exc:
         print(f"pfs: error: {exc}", file=sys.stderr)
         return 2
     allow_model_code(None if args.trust_model_code else spec)  # --model names the user's own code
-    if spec.is_sample and args.model not in list_models():
+    if spec.is_sample and spec.text not in list_models():
         print(f"pfs: error: unknown model {args.model!r}; choose one of: {', '.join(list_models())}, or a spec "
               "such as torchvision:resnet18", file=sys.stderr)
         return 2
@@ -76,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     from pfs_tui.session import Session, Settings
 
     prefs = preferences.default_path()
-    settings, warning = preferences.load(prefs, Settings(model=args.model, dataset=args.dataset))
+    settings, warning = preferences.load(prefs, Settings(dataset=args.dataset))
     if warning:
         print(f"pfs: warning: {warning}", file=sys.stderr)
+    if args.model is not None:  # named on the command line: it wins over last session's
+        settings = replace(settings, model=args.model)
     try:
         allow_model_code(settings.model)  # the user's own Setup, kept from their last session
     except PfsError:

@@ -110,11 +110,24 @@ class PfsApp(App):
         any page clears the error another page's field had for it."""
         setattr(self.session.settings, name, value)
         self.session.invalid.pop(name, None)
-        if self.session.prefs_path is not None and name in PERSISTED:
+        if self.session.prefs_path is not None and name in PERSISTED and self._keepable(name, value):
             try:
                 save_preferences(self.session.prefs_path, self.session.settings)
             except OSError as exc:
                 self.notify(f"could not keep {name} for next time: {exc}", severity="warning", markup=False)
+
+    @staticmethod
+    def _keepable(name: str, value) -> bool:
+        """Whether a setting may be kept for next time: never a model whose code only runs because
+        a run named it (kept, it would be trusted at the next start as if the user had typed it)."""
+        from engine.models.spec import model_code_allowed
+
+        if name != "model":
+            return True
+        try:
+            return model_code_allowed(value)
+        except PfsError:
+            return False
 
     def _apply_run_config(self, path: Path) -> dict:
         from engine.runs import RunDir

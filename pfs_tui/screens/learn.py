@@ -13,6 +13,7 @@ from textual.widgets import Label, ProgressBar, Static
 from textual.worker import Worker
 
 from engine.errors import PfsError
+from pfs_tui.demo_schedule import DEMO_NAME, DEMO_STEPS
 from pfs_tui.formatting import explorer_terms, fmt
 from pfs_tui.messages import LearnDone, LearnProgress
 from pfs_tui.screens.base import PageScreen
@@ -264,6 +265,8 @@ class LearnScreen(PageScreen):
             stats += f"\n{escape(snap['message'])}"
         if snap["warning"]:
             stats += f"\n[b yellow]warning:[/] {escape(snap['warning'])}"
+        if s.steps == DEMO_STEPS:
+            stats += f"\n[dim]{escape(DEMO_NAME)}[/]"
         self.query_one("#learn-stats", Static).update(stats)
         steps, loss = snap["steps"], snap["loss"]
         window = max(5, len(loss) // 20)

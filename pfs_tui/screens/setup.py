@@ -10,6 +10,7 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 from engine.data import dataset_names
 from engine.errors import PfsError
 from engine.models.spec import allow_model_code
+from pfs_tui.demo_schedule import DEMO_NAME, DEMO_STEPS
 from pfs_tui.formatting import explorer_terms, human
 from pfs_tui.messages import ModelCostReady, ModelRowsReady
 from pfs_tui.screens.base import PageScreen
@@ -17,6 +18,14 @@ from pfs_tui.session import FIELDS, ModelRow, model_cost, model_rows, spec_descr
 from pfs_tui.widgets.number_field import NumberField
 
 SPEC_HINT = "spec: torchvision:NAME, file.py:fn"
+# What the widgets without a FieldSpec mean, for the line under the form.
+MEANINGS = {
+    "model-table": "the network whose channels are pruned (random init); Enter picks it, Tab: the settings",
+    "model-spec": "any model `pfs learn` takes: torchvision:NAME, timm:NAME, file.py:factory; Enter checks it",
+    "dataset": "the images the gates are learned on and the pruned network is trained and tested on",
+    "reg": "mean: gamma * (mean gate - r)^2, the paper's; l1: gamma * mean gate, the baseline",
+    "start": "start gate learning with these settings (s from anywhere on the page)",
+}
 
 
 class SpecInput(Input):
@@ -61,6 +70,8 @@ class SetupScreen(PageScreen):
                                       maximum=spec.maximum, step=spec.step, integer=spec.integer,
                                       help=spec.help, id=spec.name)
                 yield Button("Start learning", id="start", variant="primary", compact=True)
+                yield Static("", id="schedule")
+        yield Static("", id="field-help")
 
     def on_mount(self) -> None:
         self.rows: dict[str, ModelRow] = {}
@@ -69,6 +80,38 @@ class SetupScreen(PageScreen):
         self._cost_timer = None
         self._name_width: int | None = None
         self.load_rows(self.session.settings.dataset)
+        self._show_schedule()
+        self._show_meaning(self.focused)
+
+    def on_descendant_focus(self, event) -> None:
+        self._show_meaning(event.widget)
+
+    def _show_meaning(self, widget) -> None:
+        """Say what the focused widget means, on screen (a tooltip shows only under a mouse),
+        and mark its row as focused."""
+        for row in self.query(".-focused"):
+            row.remove_class("-focused")
+        node, meaning = widget, ""
+        while node is not None and node is not self:
+            if isinstance(node, NumberField) or node.has_class("choice"):
+                node.add_class("-focused")
+            if not meaning and node.id in FIELDS:
+                meaning = f"{FIELDS[node.id].label}: {FIELDS[node.id].help}"
+            elif not meaning and node.id in MEANINGS:
+                meaning = MEANINGS[node.id]
+            node = node.parent
+        self.query_one("#field-help", Static).update(meaning or MEANINGS["model-table"])
+
+    def _show_schedule(self) -> None:
+        """Which gate-learning schedule Start runs: the demo one, or steps / whole epochs."""
+        s = self.session.settings
+        if s.steps == DEMO_STEPS:
+            text = DEMO_NAME
+        elif s.steps:
+            text = f"schedule: {s.steps} steps of {s.batch_size} images (epochs unused)"
+        else:
+            text = f"schedule: {s.epochs} whole epoch{'s' * (s.epochs != 1)} (steps 0)"
+        self.query_one("#schedule", Static).update(text)
 
     @work(thread=True, exclusive=True, group="model-rows", exit_on_error=False)
     def load_rows(self, dataset: str) -> None:
@@ -247,6 +290,7 @@ class SetupScreen(PageScreen):
     def _number(self, event: NumberField.Changed) -> None:
         self.session.invalid.pop(event.field.id, None)
         self.app.set_setting(event.field.id, event.value)
+        self._show_schedule()
 
     @on(NumberField.Refused)
     def _refused(self, event: NumberField.Refused) -> None:
@@ -266,3 +310,4 @@ class SetupScreen(PageScreen):
                 continue  # still being corrected here
             if field.value != getattr(s, name) or field.error:
                 field.set_value(getattr(s, name))
+        self._show_schedule()

@@ -29,6 +29,15 @@ REFRESH_HZ = 4
 
 
 
+def _tie_cause(structure) -> str:
+    """Why there are ties, in a few words: closed gates filling the target, or gates not separated."""
+    if not structure.tied:
+        return ""
+    if structure.threshold == 0:
+        return " (closed gates: target above the open share; r or target, i)"
+    return " (gates not separated: learn longer or raise gamma, i)"
+
+
 class StructureScreen(PageScreen):
     """Search runs on every change (it is analytic: tens of ms even for ResNet-56)."""
 
@@ -158,7 +167,7 @@ class StructureScreen(PageScreen):
             f"  params {human(st.params)}  speed-up [b]{st.speedup:.2f}x[/b]\n"
             f"[cyan]uniform[/] MACs {human(un.macs)} ({un.macs / un.dense_macs:.3f})  params {human(un.params)}"
             f"  speed-up {un.speedup:.2f}x\n"
-            f"threshold {st.threshold:.4g}  ties {st.tied}  · {source}")
+            f"threshold {st.threshold:.4g}  ties {st.tied}{_tie_cause(st)}  · {source}")
         bars.show(st.dense_widths, st.widths, un.widths)
         self.set_status(f"{st.macs / st.dense_macs:.2f} MACs · {st.speedup:.2f}x")
 
