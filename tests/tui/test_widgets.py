@@ -77,7 +77,25 @@ async def test_number_field_clamps_at_its_range_and_follows_the_mouse():
         assert field.value == 1.0
         await pilot.click(".slider", offset=(0, 0))
         await pilot.pause()
-        assert field.value == 0.01  # the gauge's left end is the minimum (clamped)
+        assert field.value == 0.95  # a click moves one step towards it, never to the end at once
+
+
+async def test_one_click_on_a_wide_gauge_never_jumps_to_an_extreme():
+    # Retrain epochs (1-1000, step 5): one click at 90% of the gauge once set 905 epochs.
+    app = FieldApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        field = app.query_one(NumberField)
+        field.minimum, field.maximum, field.step, field.integer = 1, 1000, 5, True
+        field.set_value(20)
+        await pilot.pause()
+        width = field.query_one(".slider").size.width
+        await pilot.click(".slider", offset=(int(width * 0.9), 0))
+        await pilot.pause()
+        assert field.value == 25
+        await pilot.click(".slider", offset=(0, 0))
+        await pilot.click(".slider", offset=(0, 0))
+        await pilot.pause()
+        assert field.value == 15
 
 
 async def test_channel_bars_draw_one_line_per_group_with_counts():
