@@ -112,3 +112,25 @@ async def test_channel_bars_draw_one_line_per_group_with_counts():
 
 def test_moving_average_is_trailing_and_starts_at_the_first_value():
     assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+
+
+async def test_a_plot_draws_two_points_as_two_points():
+    from textual.app import App
+
+    from pfs_tui.widgets.curve_plot import CurvePlot
+
+    class PlotApp(App):
+        def compose(self):
+            yield CurvePlot("test accuracy", id="p", marker="dot", zero_based=True)
+
+    app = PlotApp()
+    async with app.run_test(size=(60, 16)) as pilot:
+        plot = app.query_one(CurvePlot)
+        plot.show([("cyan", [1, 2], [0.61, 0.74])])  # two retraining epochs
+        await pilot.pause()
+        text = plot.render().plain
+        assert text.count("•") == 2  # two dots, no line of dots between them
+        assert "1.5" not in text and "1.25" not in text  # ticks at the epochs measured
+        plot.show([("cyan", list(range(40)), [i / 40 for i in range(40)])])
+        await pilot.pause()
+        assert plot.render().plain.count("•") > 40  # a long series is a line
