@@ -55,6 +55,7 @@ class StructureScreen(PageScreen):
     def __init__(self) -> None:
         super().__init__()
         self.structure = None
+        self.learned = False  # whether the structure comes from learned gates (not all 1)
         self.uniform = None
         self.error = ""
         self._key = None
@@ -142,6 +143,7 @@ class StructureScreen(PageScreen):
         if message.key != self._key:
             return  # a newer target or newer gates are being searched
         self.structure, self.uniform, self.error = message.structure, message.uniform, message.error
+        self.learned = message.learned
         self._drawn_key = message.key
         self._draw(message.learned)
 
@@ -188,6 +190,11 @@ class StructureScreen(PageScreen):
         busy = run_busy(session.run_path) if session.run_path is not None else ""
         if busy:
             self.notify(busy, severity="warning", markup=False)
+            return None
+        if not self.learned:  # all gates 1: the tie-break's pick, no better than uniform, said plainly
+            self.notify("no learned gates: this structure is the uniform-like one every gate at 1 gives; "
+                        "learn gates first (s on the Learn page), or open a run's gates (Runs, g)",
+                        severity="warning", markup=False)
             return None
         if session.run_path is not None and session.run_finished:
             from engine.jobs import search_run
