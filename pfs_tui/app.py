@@ -30,6 +30,7 @@ from pfs_tui.tasks import (
     launch_train,
     load_replay,
     run_busy,
+    stop_training,
 )
 
 
@@ -233,6 +234,18 @@ class PfsApp(App):
         await self.switch_mode("runs")
         if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
             await self.push_screen(RunDetailScreen(path))
+
+    def stop_run_training(self, path: str | Path | None) -> None:
+        """Stop the retraining the explorer launched on a run after its current step (x), its
+        checkpoint kept for c: the same safety as x for gate learning."""
+        if self.refuse_when_following():
+            return
+        if path is None:
+            self.notify("no run here: open a retraining from the Runs page", severity="warning")
+            return
+        message = stop_training(Path(path))
+        self.notify(message, severity="information" if message.startswith("stopping") else "warning",
+                    markup=False)
 
     async def resume_run(self, path: str | Path) -> None:
         """Continue a stopped or killed run with the engine's resume (`pfs resume`, detached)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -266,6 +267,25 @@ def train_process_alive(run_path: Path) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+def stop_training(run_path: Path) -> str:
+    """Ask the `pfs train` (or `pfs resume`) the explorer launched on this run to stop after
+    its current step, keeping a checkpoint: one SIGINT, as a first Ctrl-C in its terminal
+    (a second would abort it, so it is sent once). What happened, in a line."""
+    if not train_process_alive(run_path):
+        return f"nothing to stop: no pfs train launched from here runs on {Path(run_path).name}"
+    record = RunDir(run_path).read_json(TRAIN_PID)
+    what = launched_what(run_path)
+    if record.get("stop_sent"):
+        return f"{what} is already stopping after its current step (pid {record['pid']})"
+    try:
+        os.kill(int(record["pid"]), signal.SIGINT)
+    except ProcessLookupError:
+        return f"{what} on {Path(run_path).name} has just ended: nothing to stop"
+    RunDir(run_path).write_json(TRAIN_PID, {**record, "stop_sent": time.time()})
+    return (f"stopping {what} (pid {record['pid']}) after its current step; its checkpoint is kept "
+            "and c resumes it")
 
 
 LABEL_FILE = "tui_label.json"  # an optional name the explorer gives a run, to tell a room's runs apart

@@ -15,6 +15,7 @@ from textual.widgets import Footer, ProgressBar, Static
 from engine.errors import RunError
 from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd
 from engine.runs import RunDir
+from pfs_tui.follow import READ_ONLY_REFUSED
 from pfs_tui.messages import RunEvents
 from pfs_tui.screens.learn import clock
 from pfs_tui.tasks import EventFollower, launched_what, train_launched_at, train_log_tail, train_process_alive
@@ -34,6 +35,7 @@ class RunDetailScreen(Screen):
         Binding("r", "replay", "Replay learning", id="run.replay"),
         Binding("t", "retrain", "Retrain", id="run.retrain"),
         Binding("c", "resume", "Resume", id="run.resume"),
+        Binding("x", "stop", "Stop training", id="run.stop"),
     ]
 
     def __init__(self, path: str | Path) -> None:
@@ -59,6 +61,9 @@ class RunDetailScreen(Screen):
             yield CurvePlot("gate learning: loss (moving average)", id="run-learn-plot")
             yield CurvePlot("retraining: test accuracy", id="run-train-plot", marker="dot", zero_based=True)
         yield Footer()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        return not (getattr(self.app, "follow", None) and action in READ_ONLY_REFUSED)
 
     def on_mount(self) -> None:
         try:
@@ -168,3 +173,6 @@ class RunDetailScreen(Screen):
 
     async def action_resume(self) -> None:
         await self.app.resume_run(self.path)
+
+    def action_stop(self) -> None:
+        self.app.stop_run_training(self.path)

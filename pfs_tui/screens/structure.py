@@ -49,6 +49,7 @@ class StructureScreen(PageScreen):
         Binding("minus,left", "nudge(-1)", "Target -", id="structure.less", key_display="-/←"),
         Binding("e", "export", "Export", id="structure.export"),
         Binding("t", "app.retrain", "Retrain", id="structure.retrain"),
+        Binding("x", "stop_training", "Stop retraining", id="structure.stop", show=False),
         Binding("i", "explain", "Explain", id="structure.explain"),
     ]
 
@@ -84,6 +85,10 @@ class StructureScreen(PageScreen):
     def action_explain(self) -> None:
         """Show or hide what the threshold and ties are, and how this differs from uniform."""
         self.query_one(Explanation).toggle()
+
+    def action_stop_training(self) -> None:
+        """Stop this run's retraining (as x on its page)."""
+        self.app.stop_run_training(self.session.run_path)
 
     def action_nudge(self, direction: int) -> None:
         self.query_one("#budget", NumberField).nudge(direction)
