@@ -14,7 +14,7 @@ from pfs_tui.formatting import human
 from pfs_tui.messages import RunsListed
 from pfs_tui.screens.ask import AskScreen
 from pfs_tui.screens.base import PageScreen
-from pfs_tui.tasks import run_settings, set_run_label
+from pfs_tui.tasks import launched_what, run_settings, set_run_label, train_process_alive
 
 REFRESH_S = 2.0
 
@@ -26,12 +26,21 @@ def _cell(value) -> str:
     return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def stage_status(info, settings: dict) -> tuple[str, str]:
+    """The run's stage and status as the Runs page shows them. A `pfs train` this explorer
+    launched holds the run while it loads, before its first event: until then the log's last
+    stage (search) would read as running."""
+    if settings.get("launched") == "pfs train" and info.stage != "train":
+        return "train", "starting"
+    return info.stage, info.status
+
+
 def describe(info, settings: dict | None = None) -> str:
     """A few lines about one run for the preview under the table."""
     s = settings or {}
     label = f"[b]{escape(s['label'])}[/b] · " if s.get("label") else ""
     lines = [f"{label}[b]{escape(info.name)}[/b]  {escape(info.path)}",
-             escape(f"{info.model} on {info.dataset} · stage {info.stage} · {info.status}")]
+             escape(f"{info.model} on {info.dataset} · stage {' · '.join(stage_status(info, s))}")]
     if info.corrupt:
         lines.append(f"[b]corrupt: {escape(info.corrupt)}[/b] (unreadable; the rest is shown as usual)")
     if s.get("r") is not None:
@@ -87,7 +96,10 @@ class RunsScreen(PageScreen):
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def _list(self, root) -> None:
         infos = list_runs(root)
-        self.post_message(RunsListed(infos, {i.path: run_settings(Path(i.path)) for i in infos}))
+        settings = {i.path: run_settings(Path(i.path)) for i in infos}
+        for i in infos:  # what the explorer launched on a run, if it still runs (file reads: here)
+            settings[i.path]["launched"] = launched_what(Path(i.path)) if train_process_alive(Path(i.path)) else ""
+        self.post_message(RunsListed(infos, settings))
 
     def on_runs_listed(self, message: RunsListed) -> None:
         table = self.query_one(DataTable)
@@ -98,8 +110,9 @@ class RunsScreen(PageScreen):
             s = self.settings.get(i.path, {})
             acc = i.accuracy if i.accuracy is not None else i.heldout_accuracy  # test, else the gates' held-out
             # A broken file outranks the status in the table; the preview has both.
-            status = "corrupt" if i.corrupt else i.status
-            table.add_row(s.get("label") or i.name, i.stage, status, f"{100 * i.progress:.0f}%",
+            stage, status = stage_status(i, s)
+            status = "corrupt" if i.corrupt else status
+            table.add_row(s.get("label") or i.name, stage, status, f"{100 * i.progress:.0f}%",
                           "-" if acc is None else f"{acc:.3f}", human(i.macs),
                           *(_cell(v) for v in (i.budget, s.get("r"), s.get("gamma"), s.get("reg"), s.get("seed"))),
                           key=i.path)

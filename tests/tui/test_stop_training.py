@@ -56,3 +56,34 @@ async def test_a_follower_neither_offers_nor_sends_a_stop(runs_root):
         app.stop_run_training(run)
         await pilot.pause()
         assert any("read-only" in n.message for n in app._notifications)
+
+
+# A stand-in for `pfs train` in the seconds it loads: it holds the run, has written no event.
+FAKE_LOADING = """
+import pathlib, sys, time
+from engine.runs import RunDir
+run = pathlib.Path(sys.argv[1])
+with RunDir(run).owned("train"):
+    (run / "listening").touch()
+    while not (run / "go").exists():
+        time.sleep(0.05)
+"""
+
+
+async def test_runs_shows_a_starting_retraining_not_a_running_search(runs_root):
+    from engine.jobs import search_run
+    from pfs_tui.testing import show_runs, text_of, tiny_learned_run
+
+    run = tiny_learned_run(runs_root)
+    search_run(run, 0.5)
+    launch_train(run, 1, command=[sys.executable, "-c", FAKE_LOADING, str(run)])
+    app = PfsApp(Session(runs_root=runs_root), show_eta=False, blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: (run / "listening").exists(), what="the stand-in to hold the run")
+        table = await show_runs(pilot, app)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: [str(c) for c in table.get_row_at(0)[1:3]] == ["train", "starting"],
+                         what="the row to say the training is starting")
+        assert "stage train · starting" in text_of(app, "#run-preview")
+        (run / "go").touch()
+        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to end")
