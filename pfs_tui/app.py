@@ -29,6 +29,7 @@ from pfs_tui.tasks import (
     launch_resume,
     launch_train,
     load_replay,
+    resume_point,
     run_busy,
     stop_training,
 )
@@ -272,9 +273,9 @@ class PfsApp(App):
             self.notify(f"{path.name} is {info.status} ({info.stage}): nothing to resume", severity="warning",
                         markup=False)
             return
+        where = resume_point(path, info.stage)
         pid = self.resumer(path)
-        self.notify(f"pfs resume started (pid {pid}): {info.stage} continues from its last checkpoint; "
-                    "it keeps running if you quit", markup=False)
+        self.notify(f"pfs resume started (pid {pid}): {where}; it keeps running if you quit", markup=False)
         if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
             await self.switch_mode("runs")
             await self.push_screen(RunDetailScreen(path))

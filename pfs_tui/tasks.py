@@ -194,6 +194,24 @@ def _trust_flag(run_path: Path) -> list[str]:
         return []
 
 
+def resume_point(run_path: Path, stage: str) -> str:
+    """Where `pfs resume` continues a stage, in words: after its newest checkpoint of that
+    stage, or from its first step when it saved none (read from the run's events)."""
+    from engine.events import CheckpointSaved, StructureFound
+
+    rd = RunDir(run_path)
+    newest = None
+    for event in read_events(rd.events_path) if rd.events_path.is_file() else []:
+        if isinstance(event, CheckpointSaved) and event.stage == stage:
+            newest = event
+        elif isinstance(event, StructureFound):
+            newest = None  # a new structure: a training before it is not what resumes
+    if newest is None:
+        return f"{stage} starts again from its first step (it saved no checkpoint)"
+    where = f"step {newest.step}" + (f" (epoch {newest.epoch})" if newest.epoch else "")
+    return f"{stage} continues after {where}, its last checkpoint"
+
+
 def launch_resume(run_path: Path) -> int:
     """Start `pfs resume RUN` detached, recorded like a launched `pfs train`; its pid."""
     return launch_train(run_path, 0, command=resume_command(run_path), what="pfs resume")
