@@ -32,6 +32,7 @@ from pfs_tui.tasks import (
     resume_point,
     run_busy,
     stop_training,
+    train_process_alive,
 )
 
 
@@ -274,10 +275,15 @@ class PfsApp(App):
                         markup=False)
             return
         where = resume_point(path, info.stage)
+        shown = isinstance(self.screen, RunDetailScreen) and self.screen.path == path
+        mode = self.current_mode
         pid = self.resumer(path)
         self.notify(f"pfs resume started (pid {pid}): {where}; it keeps running if you quit", markup=False)
-        if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
-            await self.switch_mode("runs")
+        if info.stage == "learn":  # the Learn page shows it live, with its own r, gamma and model
+            await self.switch_mode("learn")
+            self.screen.start_follow(str(path), working=lambda: bool(train_process_alive(path)))
+        await self.switch_mode(mode if shown else "runs")
+        if not shown:
             await self.push_screen(RunDetailScreen(path))
 
     def deliver_screenshot(self, filename: str | None = None, path: str | None = None,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import PfsError
-from engine.events import RunFinished
+from engine.events import RunFinished, RunStarted
 from engine.runs import RunDir, read_json
 from pfs_tui.session import Session, settings_from_config
 from pfs_tui.tasks import EventFollower, selected_gates
@@ -65,9 +65,11 @@ class RunTail:
 
 
 def follow_run(tail: RunTail, session: Session, notify: Callable[[], None], is_cancelled: Callable[[], bool],
-               wake: threading.Event | None = None, poll: float = POLL_S) -> str:
+               wake: threading.Event | None = None, poll: float = POLL_S,
+               working: Callable[[], bool] | None = None) -> str:
     """Fold the followed run's gate-learning events into the session's log until cancelled
-    (a fixed run: until it ends); returns the last status. Never writes into the run."""
+    (a fixed run: until it ends, and `working()` says no process works on it any more: a run
+    being resumed still ends with its old stop); returns the last status. Never writes into the run."""
     wake = wake or threading.Event()
     if tail.run is not None:
         _start(tail.run, session)
@@ -84,6 +86,8 @@ def follow_run(tail: RunTail, session: Session, notify: Callable[[], None], is_c
         events = [e for e in tail.read_new() if getattr(e, "stage", "learn") != "train"]
         for event in events:
             log.add(event)
+            if isinstance(event, RunStarted):
+                log.set_status("following")  # resumed: what ended it before is history
             if isinstance(event, RunFinished):
                 if RunDir(tail.run).exists("gates.pt"):
                     selected_gates(tail.run, log)  # the gates the run selected, as `pfs train` uses
@@ -92,7 +96,7 @@ def follow_run(tail: RunTail, session: Session, notify: Callable[[], None], is_c
                     log.set_status("stopped")
         if events:
             notify()
-        if log.status in ("finished", "stopped", "failed") and not tail.latest:
+        if log.status in ("finished", "stopped", "failed") and not tail.latest and not (working and working()):
             return log.status
         wake.wait(poll)  # the poll period; `wake` cuts it short when the page stops following
     return log.status

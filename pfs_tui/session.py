@@ -299,6 +299,9 @@ class LearnLog:
         """Fold one event in (any thread)."""
         with self.lock:
             if isinstance(event, StepEnd) and event.stage != "train":
+                while self.steps and self.steps[-1] >= event.step:  # resumed from a checkpoint: redone
+                    self.steps.pop()
+                    self.loss.pop()
                 self.steps.append(event.step)
                 self.loss.append(event.loss)
                 self.last = event

@@ -154,3 +154,30 @@ async def test_a_training_stopped_with_x_reads_stopped_with_where_to_go_on_not_f
         head = text_of(app, "#run-head")
         assert "stage train · stopped" in head and "failed" not in head
         assert "stopped at step 7 (epoch 1), checkpoint saved" in head
+
+
+async def test_a_resumed_learning_run_is_shown_on_the_learn_page_with_its_own_r(runs_root):
+    run = tiny_learned_run(runs_root, "stopped", stop_after=5, steps=12, eval_every=4, snapshot_every=2,
+                           sparsity=0.35, gamma=1.5)
+    calls = []
+
+    def resumer(path):  # stands in for `pfs resume`: holds the run until the test lets it go
+        calls.append(path)
+        return launch_train(path, 0, what="pfs resume", command=[
+            sys.executable, "-c", "import time, pathlib, sys\np = pathlib.Path(sys.argv[1]) / 'go'\n"
+            "while not p.exists(): time.sleep(0.05)", str(path)])
+
+    app = PfsApp(Session(runs_root=runs_root), resumer=resumer, show_eta=False, blink=False)
+    assert app.session.settings.sparsity == 0.2  # Setup's r differs from the run's
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show_runs(pilot, app)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="the run page")
+        assert calls == [run]
+        await pilot.press("2")
+        await wait_until(pilot, lambda: "(r 0.35)" in text_of(app, "#learn-stats"), what="the run's own r")
+        assert app.session.run_path == run and app.session.settings.gamma == 1.5
+        assert app.session.log.snapshot()["steps"]  # its curves so far
+        (run / "go").touch()
+        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to end")
+        await wait_until(pilot, lambda: app.session.log.status == "stopped", what="the follow to end")
