@@ -15,7 +15,7 @@ from engine.errors import PfsError
 from engine.events import RunFinished, RunStarted
 from engine.runs import RunDir, read_json
 from pfs_tui.session import Session, settings_from_config
-from pfs_tui.tasks import EventFollower, selected_gates
+from pfs_tui.tasks import PAUSED_FILE, EventFollower, selected_gates
 
 LATEST = "latest"
 # Actions a following explorer neither offers in its footer nor runs.
@@ -83,6 +83,8 @@ def follow_run(tail: RunTail, session: Session, notify: Callable[[], None], is_c
             log, configured = session.log, False
         if not configured and tail.run is not None:
             configured = _apply_settings(tail.run, session)
+        if tail.run is not None:
+            _show_pause(tail.run, log)
         events = [e for e in tail.read_new() if getattr(e, "stage", "learn") != "train"]
         for event in events:
             log.add(event)
@@ -109,9 +111,20 @@ def _start(run: Path, session: Session) -> None:
 
 
 def _apply_settings(run: Path, session: Session) -> bool:
-    """Take the run's settings (r, gamma, model...) for the pages; False before its config exists."""
+    """Take the run's settings (r, gamma, model, its FLOPs target...) for the pages, and say the
+    target on the Learn page; False before its config exists."""
     try:
         session.settings = settings_from_config(RunDir.open(run).config, session.settings)
     except PfsError:
         return False
+    session.log.set_status(session.log.status, f"{run} (read-only) · FLOPs target {session.settings.budget:g}")
     return True
+
+
+def _show_pause(run: Path, log) -> None:
+    """The presenter's pause (PAUSED_FILE in the run, while their learning waits), as a status."""
+    paused = (run / PAUSED_FILE).is_file()
+    if paused and log.status == "following":
+        log.set_status("paused", None)
+    elif not paused and log.status == "paused":
+        log.set_status("following", None)

@@ -408,4 +408,8 @@ def settings_from_config(config: dict, base: Settings) -> Settings:
         values["steps"] = 0
     if "epochs" in values:  # LearnConfig allows fractional epochs; the field is whole epochs
         values["epochs"] = max(1, round(values["epochs"]))
+    tui = config.get("tui") if isinstance(config.get("tui"), dict) else {}
+    budget = tui.get("budget")  # the FLOPs target the explorer learned this run for
+    if isinstance(budget, (int, float)) and not isinstance(budget, bool) and 0 < budget <= 1:
+        values["budget"] = float(budget)
     return replace(base, **values)

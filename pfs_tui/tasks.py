@@ -23,6 +23,7 @@ from engine.models.spec import is_user_code, model_code_allowed
 from engine.runs import RunDir
 from pfs_tui.session import LearnLog, Pauser, Session
 
+PAUSED_FILE = "tui_paused.json"  # in a run whose gate learning the presenter has paused here
 TRAIN_PID = "tui_train.json"  # written by the explorer into a run it launched `pfs train` on
 
 
@@ -60,7 +61,12 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
         if pauser.paused:
             log.set_status("paused")
             notify()
-            pauser.wait(is_cancelled)
+            run = RunDir(out)
+            run.write_json(PAUSED_FILE, {"paused": time.time()})  # followers show the pause too
+            try:
+                pauser.wait(is_cancelled)
+            finally:
+                run.file(PAUSED_FILE).unlink(missing_ok=True)
             if not (pauser.stop_requested or is_cancelled()):
                 log.set_status("running")
                 notify()
@@ -70,8 +76,10 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
 
     log.set_status("running", f"on {config.device} → {out}")
     notify()
+    # The FLOPs target the presenter learns for, so that followers and replays start from it.
     result = learn_run(out, model=s.model, dataset=s.dataset, learn=config, data_root=session.data_root,
-                       expand=s.expand, on_event=on_event, should_stop=should_stop)
+                       expand=s.expand, on_event=on_event, should_stop=should_stop,
+                       extra_config={"tui": {"budget": s.budget}})
     log.set_gates(gates_to_lists(result.gates), result.selected_step)
     session.run_finished = True
     status = "stopped" if result.stopped else "finished"
