@@ -18,6 +18,9 @@ from pfs_tui.session import FIELDS, ModelRow, model_cost, model_rows, spec_descr
 from pfs_tui.widgets.number_field import NumberField
 
 SPEC_HINT = "spec: torchvision:NAME, file.py:fn"
+# A browser tab that follows the presenter shares the room's CPU: building a torchvision
+# model to count it takes seconds of it, times thirty tabs.
+FOLLOWER_BUILDS_NOTHING = "not counted: this explorer follows a run, and builds no models (the room shares the CPU)"
 # What the widgets without a FieldSpec mean, for the line under the form.
 MEANINGS = {
     "model-table": "the network whose channels are pruned (random init); Enter picks it, Tab: the settings",
@@ -185,6 +188,9 @@ class SetupScreen(PageScreen):
         text = event.value.strip()
         if not text:
             return
+        if self.app.follow:
+            self._note(FOLLOWER_BUILDS_NOTHING, error=True)
+            return
         self._note(f"checking {text}...")
         try:
             allow_model_code(text)  # typed here: the user's own code, theirs to run
@@ -250,7 +256,9 @@ class SetupScreen(PageScreen):
             description = spec_description(name)
         except PfsError as exc:
             description = explorer_terms(str(exc))
-        if row is None or not row.counted:
+        if (row is None or not row.counted) and self.app.follow:
+            cost = FOLLOWER_BUILDS_NOTHING
+        elif row is None or not row.counted:
             cost = "counting MACs..."
             self._count_later(name)
         elif row.macs is None:

@@ -111,3 +111,31 @@ async def test_pausing_learning_marks_the_run_for_followers_and_resuming_clears_
         await wait_until(pilot, lambda: not (run / PAUSED_FILE).is_file(), timeout=60, what="the mark to go")
         await pilot.press("x")
         await wait_until(pilot, lambda: app.session.log.status == "stopped", timeout=120, what="the stop")
+
+
+async def test_a_follower_tab_builds_no_models(runs_root, monkeypatch):
+    import pfs_tui.session as session_module
+
+    built = []
+    monkeypatch.setattr(session_module, "_build_foreign", lambda *a, **k: built.append(a) or None)
+    run = runs_root / "presenter"
+    run.mkdir()
+    shutil.copy(FIXTURES / "learned" / "config.json", run / "config.json")
+    app = PfsApp(Session(runs_root=runs_root), start="setup", show_eta=False, blink=False, follow=str(run))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("1")
+        table = app.screen.query_one("#model-table")
+        await wait_until(pilot, lambda: "torchvision:resnet18" in table.rows, what="the model list")
+        table.focus()
+        table.move_cursor(row=table.get_row_index("torchvision:resnet18"))
+        await pilot.pause()
+        assert "builds no models" in text_of(app, "#model-desc")
+        assert app.screen._wanted == "" and app.screen._cost_timer is None  # no count was even scheduled
+        spec = app.screen.query_one("#model-spec")
+        spec.focus()
+        spec.value = "torchvision:alexnet"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "builds no models" in text_of(app, "#model-note")
+        assert not [w for w in app.screen.workers if w.group == "model-cost"]
+        assert built == [] and table.get_row("torchvision:resnet18")[1:] == ["-", "-"]
