@@ -178,14 +178,19 @@ SEPARATORS = "-_ ./"
 
 def short_labels(labels: list[str], width: int) -> list[str]:
     """The labels, each at most `width` characters and all different, for headers at 80
-    columns: cut at the end where that keeps them apart; labels that would collide lose
-    the prefix they share instead ('…104512' for runs named by the second they started)
-    and are cut at the end or the start; labels still equal get their number."""
+    columns: cut at the end where that keeps them apart; labels that would collide keep
+    their end instead ('…1207-104512' for runs named by the second they started), or lose
+    the prefix they share and are cut at the end; labels still equal get their number."""
     width = max(4, width)
     out = _cut(labels, width)
     for collided in {x for x in out if out.count(x) > 1}:
         where = [k for k, x in enumerate(out) if x == collided]
         group = [labels[k] for k in where]
+        ends = [x if len(x) <= width else "…" + x[len(x) - width + 1:] for x in group]
+        if len(set(ends)) == len(set(group)):  # they differ at the end (a time stamp): keep the end
+            for k, x in zip(where, ends, strict=True):
+                out[k] = x
+            continue
         common = len(_common_prefix(group))
         cut = max((i + 1 for i, ch in enumerate(group[0][:common]) if ch in SEPARATORS), default=0)
         rest = ["…" + label[cut:] if cut > 1 else label for label in group]

@@ -48,9 +48,10 @@ class CompareScreen(PageScreen):
     AUTO_FOCUS = "#compare-runs"  # arriving, space marks at once
     CSS_PATH = "compare.tcss"
     BINDINGS = [
-        Binding("l", "tab('layers')", "Layers", id="compare.layers"),
-        Binding("c", "tab('correlation')", "Correlation", id="compare.correlation"),
-        Binding("t", "tab('table')", "Table", id="compare.table"),
+        # The three tabs are one footer entry: at 80 columns the footer has room for ~8 keys.
+        Binding("l", "tab('layers')", "Tabs", id="compare.layers", key_display="l/c/t"),
+        Binding("c", "tab('correlation')", "Correlation", id="compare.correlation", show=False),
+        Binding("t", "tab('table')", "Table", id="compare.table", show=False),
         Binding("i", "explain", "Explain", id="compare.explain"),
         Binding("o", "open_path", "Add path", id="compare.open"),
         Binding("r", "refresh", "Refresh runs", id="compare.refresh", show=False),

@@ -31,11 +31,11 @@ class RunDetailScreen(Screen):
     CSS_PATH = "run_detail.tcss"
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back", id="run.back"),
-        Binding("g", "use_gates", "Gates → structure", id="run.gates"),
-        Binding("r", "replay", "Replay learning", id="run.replay"),
+        Binding("g", "use_gates", "Gates", id="run.gates"),
+        Binding("r", "replay", "Replay", id="run.replay"),
         Binding("t", "retrain", "Retrain", id="run.retrain"),
         Binding("c", "resume", "Resume", id="run.resume"),
-        Binding("x", "stop", "Stop training", id="run.stop"),
+        Binding("x", "stop", "Stop", id="run.stop"),
     ]
 
     def __init__(self, path: str | Path) -> None:
@@ -62,7 +62,7 @@ class RunDetailScreen(Screen):
         with Horizontal(id="run-plots"):
             yield CurvePlot("gate learning: loss (moving average)", id="run-learn-plot")
             yield CurvePlot("retraining: test accuracy", id="run-train-plot", marker="dot", zero_based=True)
-        yield Footer()
+        yield Footer(compact=True)  # six keys of its own: all of them fit 80 columns
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         return not (getattr(self.app, "follow", None) and action in READ_ONLY_REFUSED)

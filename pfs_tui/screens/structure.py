@@ -45,8 +45,9 @@ class StructureScreen(PageScreen):
     AUTO_FOCUS = "#bars-scroll"
     CSS_PATH = "structure.tcss"
     BINDINGS = [
-        Binding("plus,equals_sign,right", "nudge(1)", "Target +", id="structure.more", key_display="+/→"),
-        Binding("minus,left", "nudge(-1)", "Target -", id="structure.less", key_display="-/←"),
+        # One footer entry for both directions: at 80 columns the footer has room for ~8 keys.
+        Binding("plus,equals_sign,right", "nudge(1)", "Target", id="structure.more", key_display="+/-"),
+        Binding("minus,left", "nudge(-1)", "Target -", id="structure.less", show=False),
         Binding("e", "export", "Export", id="structure.export"),
         Binding("t", "app.retrain", "Retrain", id="structure.retrain"),
         Binding("x", "stop_training", "Stop retraining", id="structure.stop", show=False),

@@ -223,7 +223,7 @@ async def test_labels_name_runs_in_the_list_bars_heatmap_and_table_and_stay_apar
         await pilot.pause()
         shown = short_labels([i.label for i in screen.comparison.items], screen._label_width(3))
         assert shown[0].startswith("PFS at lr") and len(set(shown)) == 3
-        assert "…104733" in shown and "…104512" in shown  # the shared date cut, the minute kept
+        assert shown[1].endswith("104733") and shown[2].endswith("104512")  # the end kept: the second they began
         header = text_of(app, "#compare-bars").splitlines()[0]
         assert all(f"{k + 1} {label}" in header for k, label in enumerate(shown))
         await pilot.press("c")
@@ -248,7 +248,7 @@ async def test_the_list_follows_a_run_that_gets_a_structure(runs_root):
         picker = app.screen.query_one("#compare-runs")
         await wait_until(pilot, lambda: picker.option_count == 1, what="the runs list")
         (later / "structure.json").write_text(structure)  # as `pfs search` writes it, while the page is shown
-        await wait_until(pilot, lambda: picker.option_count == 2, what="the list to refresh by itself")
+        await wait_until(pilot, lambda: picker.option_count == 2, timeout=90, what="the list to refresh by itself")
         assert any(line.startswith(f"{UNMARKED} later") for line in _list_lines(app))
 
 
@@ -290,7 +290,8 @@ async def test_foreign_model_runs_compare_and_a_refusal_clears_the_stale_result(
 
 
 def test_short_labels_are_distinct_and_fit():
-    assert short_labels(list(STAMPED), 12) == ["…104512", "…104733"]
+    assert short_labels(list(STAMPED), 12) == ["…1207-104512", "…1207-104733"]
+    assert short_labels(["run-a-with-one-end", "run-a-with-one-end2"], 12) == ["…ith-one-end", "…th-one-end2"]
     assert short_labels(["pfs seed 1, budget 0.5", "pfs seed 0, budget 0.5"], 15) == \
         ["pfs seed 1, bu…", "pfs seed 0, bu…"]
     assert short_labels(["same", "same"], 12) == ["same#1", "same#2"]
