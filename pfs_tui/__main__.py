@@ -6,6 +6,7 @@ import os
 import shlex
 import socket
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -129,6 +130,8 @@ def _serve(args: argparse.Namespace, argv: list[str], public_url: str) -> int:
     """Serve the same explorer (minus the serving flags) to browsers: one app per tab."""
     from textual_serve.server import Server
 
+    from pfs_tui.offline_page import offline_templates
+
     rest, skip = [], False
     for a in argv:
         if skip:
@@ -143,7 +146,11 @@ def _serve(args: argparse.Namespace, argv: list[str], public_url: str) -> int:
             continue
         rest.append(a)
     command = " ".join(shlex.quote(x) for x in [sys.executable, "-m", "pfs_tui", *rest])
-    Server(command, host=args.host, port=args.port, title="pfs explorer", public_url=public_url).serve()
+    with tempfile.TemporaryDirectory(prefix="pfs-serve-") as folder:
+        # The page loads nothing from the internet: a workshop room may have none.
+        templates = offline_templates(Path(folder))
+        Server(command, host=args.host, port=args.port, title="pfs explorer", public_url=public_url,
+               templates_path=templates).serve()
     return 0
 
 

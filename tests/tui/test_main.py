@@ -24,8 +24,9 @@ def test_serve_runs_the_same_explorer_without_the_serve_flags(monkeypatch, tmp_p
     (tmp_path / "r" / "x" / "config.json").write_text("{}")
 
     class FakeServer:
-        def __init__(self, command, host, port, title, public_url):
-            seen.update(command=command, host=host, port=port, public_url=public_url)
+        def __init__(self, command, host, port, title, public_url, templates_path):
+            seen.update(command=command, host=host, port=port, public_url=public_url,
+                        page=(templates_path / "app_index.html").read_text())
 
         def serve(self):
             seen["served"] = True
@@ -36,6 +37,7 @@ def test_serve_runs_the_same_explorer_without_the_serve_flags(monkeypatch, tmp_p
     assert seen["served"] and seen["port"] == 8123
     assert seen["command"].endswith("-m pfs_tui --runs r --replay r/x")
     assert seen["public_url"] == "http://room.example:9000"  # what the page tells browsers to reach
+    assert "fonts.googleapis.com" not in seen["page"]  # the page it serves loads nothing from the internet
 
 
 def test_the_served_page_never_points_browsers_at_0_0_0_0(capsys):
@@ -60,6 +62,29 @@ def test_public_url_without_serve_is_refused(capsys):
     assert entry.main(["--public-url", "http://room:8000"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pfs: error: --public-url") and "add --serve" in err and err.count("\n") == 1
+
+
+async def test_the_served_page_loads_nothing_from_outside_the_server(tmp_path):
+    import re
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from textual_serve.server import Server
+
+    from pfs_tui.offline_page import offline_templates
+
+    public = "http://127.0.0.1:8000"
+    server = Server("true", host="127.0.0.1", port=8000, title="pfs explorer", public_url=public,
+                    templates_path=offline_templates(tmp_path / "templates"))
+    async with TestClient(TestServer(await server._make_app())) as client:
+        page = await (await client.get("/")).text()
+        urls = re.findall(r'(?:href|src)="([^"]+)"|url\("?([^")]+)"?\)', page)
+        urls = [a or b for a, b in urls]
+        assert urls and "fonts.googleapis.com" not in page
+        outside = [u for u in urls if u.startswith(("http:", "https:", "//")) and not u.startswith(public)]
+        assert outside == []  # a room without internet waits on nothing
+        font = next(u for u in urls if u.endswith(".ttf"))
+        response = await client.get(font.removeprefix(public))
+        assert response.status == 200 and len(await response.read()) > 10_000  # the font, served here
 
 
 def test_python_dash_m_pfs_tui_prints_help():
