@@ -35,9 +35,12 @@ is a lower FLOPs target or a larger r, not gamma.
 same MACs; the learned structure keeps more where the gates say channels matter."""
 
 
-class Explanation(VerticalScroll):
+class Explanation(VerticalScroll, inherit_bindings=False):
     """A short explanation panel; `toggle()` shows or hides it. Shown, it takes the keys, so
-    up/down, page keys and the wheel scroll a text longer than an 80x24 page has room for."""
+    up/down, page keys and the wheel scroll a text longer than an 80x24 page has room for;
+    left and right stay the page's (they move the Structure page's FLOPs target)."""
+
+    BINDINGS = [b for b in VerticalScroll.BINDINGS if b.key not in ("left", "right")]
 
     DEFAULT_CSS = """
     Explanation { display: none; height: auto; max-height: 60%; border: round $accent; padding: 0 1;

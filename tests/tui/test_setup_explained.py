@@ -180,3 +180,15 @@ def test_a_tie_above_zero_is_gates_that_did_not_separate():
     assert _tie_cause(Found()) == " (gates not separated: learn longer or raise gamma, i)"
     Found.tied = 0
     assert _tie_cause(Found()) == ""
+
+
+async def test_the_explanation_scrolls_but_leaves_the_targets_arrow_keys_to_the_page(runs_root):
+    app = make_app(runs_root, start="structure", budget=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled_structure(pilot, app)
+        await pilot.press("i")
+        await pilot.pause()
+        assert app.focused is app.screen.query_one("#explain")
+        await pilot.press("right", "right")
+        await pilot.pause()
+        assert app.session.settings.budget == 0.52  # two steps of 0.01, as without the panel
