@@ -6,14 +6,17 @@ import os
 import shlex
 import socket
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="pfs tui", description="Terminal explorer for Pruning from Scratch.")
-    p.add_argument("--model", default="resnet20", help="model to start with (default resnet20): a sample model, "
-                   "torchvision:NAME, timm:NAME, path/to/file.py:factory or package.module:factory")
+    p.add_argument("--model", default=None, help="model to start with (default: the one Setup had last time, "
+                   "else resnet20): a sample model, torchvision:NAME, timm:NAME, path/to/file.py:factory or "
+                   "package.module:factory")
     p.add_argument("--dataset", default="fashion-mnist", help="data set (default fashion-mnist)")
     p.add_argument("--data-root", default=None, help="folder holding the data set")
     p.add_argument("--runs", default=None, help="runs folder (default ./runs or $PFS_RUNS)")
@@ -48,18 +51,26 @@ def main(argv: list[str] | None = None) -> int:
     from sample_models import list_models
 
     try:
-        spec = parse_spec(args.model)  # a foreign spec is built (and checked) on the setup page
+        spec = parse_spec(args.model or "resnet20")  # a foreign spec is built (and checked) on the setup page
     except PfsError as exc:
         print(f"pfs: error: {exc}", file=sys.stderr)
         return 2
     allow_model_code(None if args.trust_model_code else spec)  # --model names the user's own code
-    if spec.is_sample and args.model not in list_models():
+    if spec.is_sample and spec.text not in list_models():
         print(f"pfs: error: unknown model {args.model!r}; choose one of: {', '.join(list_models())}, or a spec "
               "such as torchvision:resnet18", file=sys.stderr)
         return 2
     if args.follow and args.follow != "latest" and not (Path(args.follow) / "config.json").is_file():
         print(f"pfs: error: {args.follow} is not a run (no config.json); give a run folder, or "
               "`--follow latest` to follow the newest run under --runs", file=sys.stderr)
+        return 2
+    if args.replay and not (Path(args.replay) / "config.json").is_file():
+        print(f"pfs: error: {args.replay} is not a run (no config.json); give a run folder to replay, "
+              "e.g. one listed on the Runs page", file=sys.stderr)
+        return 2
+    if args.public_url is not None and not args.serve:
+        print("pfs: error: --public-url only tells served browsers where to connect; add --serve, "
+              "or leave --public-url out", file=sys.stderr)
         return 2
     if args.serve:
         try:
@@ -73,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     from pfs_tui.session import Session, Settings
 
     prefs = preferences.default_path()
-    settings, warning = preferences.load(prefs, Settings(model=args.model, dataset=args.dataset))
+    settings, warning = preferences.load(prefs, Settings(dataset=args.dataset))
     if warning:
         print(f"pfs: warning: {warning}", file=sys.stderr)
+    if args.model is not None:  # named on the command line: it wins over last session's
+        settings = replace(settings, model=args.model)
     try:
         allow_model_code(settings.model)  # the user's own Setup, kept from their last session
     except PfsError:
@@ -151,6 +164,8 @@ def _serve(args: argparse.Namespace, argv: list[str], public_url: str) -> int:
     """Serve the same explorer (minus the serving flags) to browsers: one app per tab."""
     from textual_serve.server import Server
 
+    from pfs_tui.offline_page import offline_templates
+
     rest, skip = [], False
     for a in argv:
         if skip:
@@ -165,7 +180,11 @@ def _serve(args: argparse.Namespace, argv: list[str], public_url: str) -> int:
             continue
         rest.append(a)
     command = " ".join(shlex.quote(x) for x in [sys.executable, "-m", "pfs_tui", *rest])
-    Server(command, host=args.host, port=args.port, title="pfs explorer", public_url=public_url).serve()
+    with tempfile.TemporaryDirectory(prefix="pfs-serve-") as folder:
+        # The page loads nothing from the internet: a workshop room may have none.
+        templates = offline_templates(Path(folder))
+        Server(command, host=args.host, port=args.port, title="pfs explorer", public_url=public_url,
+               templates_path=templates).serve()
     return 0
 
 

@@ -30,7 +30,10 @@ from pfs_tui.tasks import (
     launch_resume,
     launch_train,
     load_replay,
+    resume_point,
     run_busy,
+    stop_training,
+    train_process_alive,
 )
 
 
@@ -112,11 +115,24 @@ class PfsApp(App):
         any page clears the error another page's field had for it."""
         setattr(self.session.settings, name, value)
         self.session.invalid.pop(name, None)
-        if self.session.prefs_path is not None and name in PERSISTED:
+        if self.session.prefs_path is not None and name in PERSISTED and self._keepable(name, value):
             try:
                 save_preferences(self.session.prefs_path, self.session.settings)
             except OSError as exc:
                 self.notify(f"could not keep {name} for next time: {exc}", severity="warning", markup=False)
+
+    @staticmethod
+    def _keepable(name: str, value) -> bool:
+        """Whether a setting may be kept for next time: never a model whose code only runs because
+        a run named it (kept, it would be trusted at the next start as if the user had typed it)."""
+        from engine.models.spec import model_code_allowed
+
+        if name != "model":
+            return True
+        try:
+            return model_code_allowed(value)
+        except PfsError:
+            return False
 
     def _apply_run_config(self, path: Path) -> dict:
         from engine.runs import RunDir
@@ -244,6 +260,18 @@ class PfsApp(App):
         if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
             await self.push_screen(RunDetailScreen(path))
 
+    def stop_run_training(self, path: str | Path | None) -> None:
+        """Stop the retraining the explorer launched on a run after its current step (x), its
+        checkpoint kept for c: the same safety as x for gate learning."""
+        if self.refuse_when_following():
+            return
+        if path is None:
+            self.notify("no run here: open a retraining from the Runs page", severity="warning")
+            return
+        message = stop_training(Path(path))
+        self.notify(message, severity="information" if message.startswith("stopping") else "warning",
+                    markup=False)
+
     async def resume_run(self, path: str | Path) -> None:
         """Continue a stopped or killed run with the engine's resume (`pfs resume`, detached)
         and follow it on its page: gate learning from its checkpoint, or its training."""
@@ -269,11 +297,16 @@ class PfsApp(App):
             self.notify(f"{path.name} is {info.status} ({info.stage}): nothing to resume", severity="warning",
                         markup=False)
             return
+        where = resume_point(path, info.stage)
+        shown = isinstance(self.screen, RunDetailScreen) and self.screen.path == path
+        mode = self.current_mode
         pid = self.resumer(path)
-        self.notify(f"pfs resume started (pid {pid}): {info.stage} continues from its last checkpoint; "
-                    "it keeps running if you quit", markup=False)
-        if not isinstance(self.screen, RunDetailScreen) or self.screen.path != path:
-            await self.switch_mode("runs")
+        self.notify(f"pfs resume started (pid {pid}): {where}; it keeps running if you quit", markup=False)
+        if info.stage == "learn":  # the Learn page shows it live, with its own r, gamma and model
+            await self.switch_mode("learn")
+            self.screen.start_follow(str(path), working=lambda: bool(train_process_alive(path)))
+        await self.switch_mode(mode if shown else "runs")
+        if not shown:
             await self.push_screen(RunDetailScreen(path))
 
     def deliver_screenshot(self, filename: str | None = None, path: str | None = None,

@@ -19,8 +19,10 @@ import torch
 from engine.analysis import keep_ratios, pairwise_correlations, uniform_structure
 from engine.errors import PfsError
 from engine.gating import is_foreign, rebuild_model
+from engine.models.spec import model_code_allowed
 from engine.runs import RunDir, load_structure
 from engine.search import Structure
+from pfs_tui.tasks import run_label
 from sample_models import rebuild
 
 EXPERIMENT_DEPTH = 2  # an experiment holds its runs at most this many folders down
@@ -37,6 +39,7 @@ class CompareItem:
     uniform: np.ndarray  # keep ratio per group of the uniform network at the same MACs
     heldout_acc: float | None
     test_acc: float | None
+    note: str = ""  # why the uniform marks are missing, if they are
 
     @property
     def ratios(self) -> np.ndarray:
@@ -95,16 +98,24 @@ def load_item(path: str | Path, label: str | None = None) -> CompareItem:
     learn = summary.get("learn") if summary.get("stage") == "train" else summary
     learn = learn if isinstance(learn, dict) else {}
     dataset = run.config.get("dataset") or _structure_dataset(run.path) or "?"
-    return CompareItem(label=label or run.name, path=run.path, dataset=str(dataset), structure=structure,
-                       uniform=uniform_ratios(structure), heldout_acc=_number(learn.get("heldout_acc")),
-                       test_acc=_number(summary.get("test_acc")))
+    uniform, note = uniform_ratios(structure), ""
+    if uniform is None:  # the run names code this explorer may not run: compare without uniform marks
+        uniform = np.full(len(structure.dense_widths), math.nan)
+        note = (f"no uniform marks: {run.name}'s model is code it names ({structure.spec.get('name')}); "
+                "start the explorer with --trust-model-code to draw them")
+    return CompareItem(label=label or run_label(run.path) or run.name, path=run.path, dataset=str(dataset),
+                       structure=structure, uniform=uniform, heldout_acc=_number(learn.get("heldout_acc")),
+                       test_acc=_number(summary.get("test_acc")), note=note)
 
 
-def uniform_ratios(structure: Structure) -> np.ndarray:
-    """Per-group keep ratios of the uniform-width network with the structure's MACs budget."""
+def uniform_ratios(structure: Structure) -> np.ndarray | None:
+    """Per-group keep ratios of the uniform-width network with the structure's MACs budget
+    (None where counting it would run model code the run names and nobody trusted)."""
     spec = structure.spec
     if not spec:
         return np.full(len(structure.dense_widths), math.nan)  # an old structure.json: no model to rebuild
+    if is_foreign(spec) and not model_code_allowed(str(spec.get("name"))):
+        return None
     if is_foreign(spec):  # built for real through the engine, which runs its code only if trusted
         model = rebuild_model({**spec, "widths": structure.dense_widths})
     else:
@@ -121,7 +132,7 @@ def compare(paths: list[str | Path]) -> Comparison:
     dirs = list(dict.fromkeys(d.resolve() for p in paths for d in run_dirs(p)))
     if len(dirs) < 2:
         raise PfsError("pick at least two runs to compare (space marks a run)")
-    items = [load_item(d, label=_label(d, dirs)) for d in dirs]
+    items = [load_item(d, label=run_label(d) or _label(d, dirs)) for d in dirs]
     first = items[0]
     for item in items[1:]:
         if item.structure.model != first.structure.model or \
@@ -160,3 +171,44 @@ def _structure_dataset(path: Path) -> str | None:
 def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         and math.isfinite(value) else None
+
+
+SEPARATORS = "-_ ./"
+
+
+def short_labels(labels: list[str], width: int) -> list[str]:
+    """The labels, each at most `width` characters and all different, for headers at 80
+    columns: cut at the end where that keeps them apart; labels that would collide keep
+    their end instead ('…1207-104512' for runs named by the second they started), or lose
+    the prefix they share and are cut at the end; labels still equal get their number."""
+    width = max(4, width)
+    out = _cut(labels, width)
+    for collided in {x for x in out if out.count(x) > 1}:
+        where = [k for k, x in enumerate(out) if x == collided]
+        group = [labels[k] for k in where]
+        ends = [x if len(x) <= width else "…" + x[len(x) - width + 1:] for x in group]
+        if len(set(ends)) == len(set(group)):  # they differ at the end (a time stamp): keep the end
+            for k, x in zip(where, ends, strict=True):
+                out[k] = x
+            continue
+        common = len(_common_prefix(group))
+        cut = max((i + 1 for i, ch in enumerate(group[0][:common]) if ch in SEPARATORS), default=0)
+        rest = ["…" + label[cut:] if cut > 1 else label for label in group]
+        short = _cut(rest, width)
+        if len(set(short)) < len(set(group)):
+            short = [x if len(x) <= width else "…" + x[len(x) - width + 1:] for x in rest]
+        for k, x in zip(where, short, strict=True):
+            out[k] = x
+    repeated = {label for label in out if out.count(label) > 1}
+    return [label[: width - len(f"#{k + 1}")] + f"#{k + 1}" if label in repeated else label
+            for k, label in enumerate(out)]
+
+
+def _cut(labels: list[str], width: int) -> list[str]:
+    return [label if len(label) <= width else label[: width - 1] + "…" for label in labels]
+
+
+def _common_prefix(labels: list[str]) -> str:
+    first, last = min(labels), max(labels)
+    n = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
+    return first[:n]

@@ -12,14 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import PfsError
-from engine.events import RunFinished
+from engine.events import RunFinished, RunStarted
 from engine.runs import RunDir, read_json
 from pfs_tui.session import Session, settings_from_config
-from pfs_tui.tasks import EventFollower, selected_gates
+from pfs_tui.tasks import PAUSED_FILE, EventFollower, selected_gates
 
 LATEST = "latest"
 # Actions a following explorer neither offers in its footer nor runs.
-READ_ONLY_REFUSED = frozenset({"learn", "retrain", "race", "pause", "stop", "export", "resume", "label"})
+READ_ONLY_REFUSED = frozenset({"learn", "retrain", "race", "pause", "stop", "stop_training", "export", "resume",
+                               "label"})
 POLL_S = 0.5  # how often a followed run's events are read
 
 
@@ -65,9 +66,11 @@ class RunTail:
 
 
 def follow_run(tail: RunTail, session: Session, notify: Callable[[], None], is_cancelled: Callable[[], bool],
-               wake: threading.Event | None = None, poll: float = POLL_S) -> str:
+               wake: threading.Event | None = None, poll: float = POLL_S,
+               working: Callable[[], bool] | None = None) -> str:
     """Fold the followed run's gate-learning events into the session's log until cancelled
-    (a fixed run: until it ends); returns the last status. Never writes into the run."""
+    (a fixed run: until it ends, and `working()` says no process works on it any more: a run
+    being resumed still ends with its old stop); returns the last status. Never writes into the run."""
     wake = wake or threading.Event()
     if tail.run is not None:
         _start(tail.run, session)
@@ -81,9 +84,13 @@ def follow_run(tail: RunTail, session: Session, notify: Callable[[], None], is_c
             log, configured = session.log, False
         if not configured and tail.run is not None:
             configured = _apply_settings(tail.run, session)
+        if tail.run is not None:
+            _show_pause(tail.run, log)
         events = [e for e in tail.read_new() if getattr(e, "stage", "learn") != "train"]
         for event in events:
             log.add(event)
+            if isinstance(event, RunStarted):
+                log.set_status("following")  # resumed: what ended it before is history
             if isinstance(event, RunFinished):
                 if RunDir(tail.run).exists("gates.pt"):
                     selected_gates(tail.run, log)  # the gates the run selected, as `pfs train` uses
@@ -92,7 +99,7 @@ def follow_run(tail: RunTail, session: Session, notify: Callable[[], None], is_c
                     log.set_status("stopped")
         if events:
             notify()
-        if log.status in ("finished", "stopped", "failed") and not tail.latest:
+        if log.status in ("finished", "stopped", "failed") and not tail.latest and not (working and working()):
             return log.status
         wake.wait(poll)  # the poll period; `wake` cuts it short when the page stops following
     return log.status
@@ -105,9 +112,20 @@ def _start(run: Path, session: Session) -> None:
 
 
 def _apply_settings(run: Path, session: Session) -> bool:
-    """Take the run's settings (r, gamma, model...) for the pages; False before its config exists."""
+    """Take the run's settings (r, gamma, model, its FLOPs target...) for the pages, and say the
+    target on the Learn page; False before its config exists."""
     try:
         session.settings = settings_from_config(RunDir.open(run).config, session.settings)
     except PfsError:
         return False
+    session.log.set_status(session.log.status, f"{run} (read-only) · FLOPs target {session.settings.budget:g}")
     return True
+
+
+def _show_pause(run: Path, log) -> None:
+    """The presenter's pause (PAUSED_FILE in the run, while their learning waits), as a status."""
+    paused = (run / PAUSED_FILE).is_file()
+    if paused and log.status == "following":
+        log.set_status("paused", None)
+    elif not paused and log.status == "paused":
+        log.set_status("following", None)

@@ -1,4 +1,4 @@
-"""Settings that outlive the explorer: the retraining size a presenter picked yesterday.
+"""Settings that outlive the explorer: the model, target and knobs a presenter picked yesterday.
 
 Kept in a small JSON file ($XDG_CONFIG_HOME/pfs/tui.json, else ~/.config/pfs/tui.json),
 written atomically on every change, so a crash never leaves half a file.
@@ -13,8 +13,10 @@ from pathlib import Path
 from engine.runs import atomic_write_json
 from pfs_tui.session import FIELDS, Settings
 
-# The retrain settings: learning settings come from the command line or a run.
-PERSISTED = ("train_epochs", "train_subset")
+# What Setup edits that a presenter prepares before the room arrives (`--model` on the
+# command line wins over the kept model; a replayed or followed run's settings are not kept).
+PERSISTED = ("model", "budget", "sparsity", "gamma", "steps", "train_epochs", "train_subset")
+MAX_SPEC = 500  # a longer model spec is no spec a person typed
 
 
 def default_path() -> Path:
@@ -39,15 +41,22 @@ def load(path: Path, settings: Settings) -> tuple[Settings, str]:
         return settings, f"ignoring {path}: not a JSON object"
     values, bad = {}, []
     for name in PERSISTED:
-        if name not in data:
-            continue
-        spec, value = FIELDS[name], data[name]
-        if isinstance(value, int) and not isinstance(value, bool) and spec.minimum <= value <= spec.maximum:
-            values[name] = value
-        else:
-            bad.append(name)
-    warning = f"ignoring {', '.join(bad)} in {path}: not a whole number in range" if bad else ""
+        if name in data:
+            if _acceptable(name, data[name]):
+                values[name] = data[name]
+            else:
+                bad.append(name)
+    warning = f"ignoring {', '.join(bad)} in {path}: not a value Setup accepts" if bad else ""
     return replace(settings, **values), warning
+
+
+def _acceptable(name: str, value) -> bool:
+    """Whether a kept value is one Setup itself could have set (a hand-edited file may lie)."""
+    if name == "model":
+        return isinstance(value, str) and 0 < len(value.strip()) <= MAX_SPEC
+    spec = FIELDS[name]
+    kinds = (int,) if spec.integer else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and spec.minimum <= value <= spec.maximum
 
 
 def save(path: Path, settings: Settings) -> None:

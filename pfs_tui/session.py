@@ -25,9 +25,10 @@ from engine.flops import dense_macs, dense_params
 from engine.gating import build_model as build_any_model
 from engine.gating import is_foreign
 from engine.gating import model_entry as engine_model_entry
-from engine.learn_schedule import DEMO_EVAL_EVERY, DEMO_STEPS, LR
+from engine.learn_schedule import LR
 from engine.models.spec import parse_spec, torchvision_names
 from engine.search import Structure, search, uniform_structure
+from pfs_tui.demo_schedule import DEMO_EVAL_EVERY, DEMO_STEPS
 from sample_models import list_models, model_entry
 
 
@@ -46,8 +47,8 @@ def dataset_shape(name: str, data_root: str | None = None) -> tuple[tuple[int, i
 @dataclass
 class Settings:
     """Everything the setup screen edits; the defaults are the paper's CIFAR settings, with
-    the live-demo schedule on Fashion-MNIST, the explorer's data set (engine.learn_schedule:
-    Adam lr 0.01 as `pfs learn`, but 300 steps, about a minute on a CPU, not 10 epochs)."""
+    the explorer's demo schedule (pfs_tui.demo_schedule: Adam lr 0.01 as the paper, 300 steps,
+    about a minute on a CPU, where `pfs learn` takes the paper's 10 epochs)."""
 
     model: str = "resnet20"
     dataset: str = "fashion-mnist"
@@ -90,14 +91,23 @@ class FieldSpec:
 
 
 FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
-    FieldSpec("budget", "FLOPs target", 0.01, 1.0, 0.05, help="fraction of the dense model's MACs to keep"),
-    FieldSpec("sparsity", "sparsity r", 0.0, 1.0, 0.05, help="target mean gate value"),
-    FieldSpec("gamma", "gamma", 0.0, 100.0, 0.1, help="weight of the sparsity regulariser"),
-    FieldSpec("steps", "steps", 0, 1_000_000, 50, integer=True, help="0 = use epochs"),
-    FieldSpec("epochs", "epochs", 1, 1000, 1, integer=True, help="gate-learning epochs"),
-    FieldSpec("seed", "seed", 0, 2**31 - 1, 1, integer=True, help="random init and data order"),
-    FieldSpec("expand", "expansion", 0.25, 4.0, 0.25, help="width multiplier of the gated model"),
-    FieldSpec("train_epochs", "retrain epochs", 1, 1000, 5, integer=True, help="epochs of `pfs train`"),
+    FieldSpec("budget", "FLOPs target", 0.01, 1.0, 0.05,
+              help="the pruned network's MACs as a fraction of the dense model's (0.5: half the compute)"),
+    FieldSpec("sparsity", "sparsity r", 0.0, 1.0, 0.05,
+              help="the mean gate value the regulariser pulls towards: about the share of channels left open"),
+    FieldSpec("gamma", "gamma", 0.0, 100.0, 0.1,
+              help="how hard the regulariser pulls the mean gate towards r (0: not at all)"),
+    FieldSpec("steps", "steps", 0, 1_000_000, 50, integer=True,
+              help="gate-learning steps of one batch (128 images) each; 0 = learn for whole epochs instead"),
+    FieldSpec("epochs", "epochs", 1, 1000, 1, integer=True,
+              help="passes over the training images (Fashion-MNIST: 55,000, about 430 steps); "
+                   "used only when steps is 0"),
+    FieldSpec("seed", "seed", 0, 2**31 - 1, 1, integer=True,
+              help="the random weights and the data order: another seed, another random network"),
+    FieldSpec("expand", "expansion", 0.25, 4.0, 0.25,
+              help="width multiplier of the network the gates are learned on (the target counts the 1x MACs)"),
+    FieldSpec("train_epochs", "retrain epochs", 1, 1000, 5, integer=True,
+              help="epochs of `pfs train` when t retrains the pruned network from scratch"),
     FieldSpec("train_subset", "retrain images", 0, 10_000_000, 1000, integer=True,
               help="train on the first N images (0 = all): a demo retraining in minutes on a CPU"),
 )}
@@ -310,6 +320,9 @@ class LearnLog:
         """Fold one event in (any thread)."""
         with self.lock:
             if isinstance(event, StepEnd) and event.stage != "train":
+                while self.steps and self.steps[-1] >= event.step:  # resumed from a checkpoint: redone
+                    self.steps.pop()
+                    self.loss.pop()
                 self.steps.append(event.step)
                 self.loss.append(event.loss)
                 self.last = event
@@ -416,4 +429,8 @@ def settings_from_config(config: dict, base: Settings) -> Settings:
         values["steps"] = 0
     if "epochs" in values:  # LearnConfig allows fractional epochs; the field is whole epochs
         values["epochs"] = max(1, round(values["epochs"]))
+    tui = config.get("tui") if isinstance(config.get("tui"), dict) else {}
+    budget = tui.get("budget")  # the FLOPs target the explorer learned this run for
+    if isinstance(budget, (int, float)) and not isinstance(budget, bool) and 0 < budget <= 1:
+        values["budget"] = float(budget)
     return replace(base, **values)

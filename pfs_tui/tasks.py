@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from engine.models.spec import is_user_code, model_code_allowed
 from engine.runs import RunDir
 from pfs_tui.session import LearnLog, Pauser, Session
 
+PAUSED_FILE = "tui_paused.json"  # in a run whose gate learning the presenter has paused here
 TRAIN_PID = "tui_train.json"  # written by the explorer into a run it launched `pfs train` on
 
 
@@ -59,7 +61,12 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
         if pauser.paused:
             log.set_status("paused")
             notify()
-            pauser.wait(is_cancelled)
+            run = RunDir(out)
+            run.write_json(PAUSED_FILE, {"paused": time.time()})  # followers show the pause too
+            try:
+                pauser.wait(is_cancelled)
+            finally:
+                run.file(PAUSED_FILE).unlink(missing_ok=True)
             if not (pauser.stop_requested or is_cancelled()):
                 log.set_status("running")
                 notify()
@@ -69,8 +76,10 @@ def run_learning(session: Session, pauser: Pauser, notify: Callable[[], None],
 
     log.set_status("running", f"on {config.device} → {out}")
     notify()
+    # The FLOPs target the presenter learns for, so that followers and replays start from it.
     result = learn_run(out, model=s.model, dataset=s.dataset, learn=config, data_root=session.data_root,
-                       expand=s.expand, on_event=on_event, should_stop=should_stop)
+                       expand=s.expand, on_event=on_event, should_stop=should_stop,
+                       extra_config={"tui": {"budget": s.budget}})
     log.set_gates(gates_to_lists(result.gates), result.selected_step)
     session.run_finished = True
     status = "stopped" if result.stopped else "finished"
@@ -193,6 +202,24 @@ def _trust_flag(run_path: Path) -> list[str]:
         return []
 
 
+def resume_point(run_path: Path, stage: str) -> str:
+    """Where `pfs resume` continues a stage, in words: after its newest checkpoint of that
+    stage, or from its first step when it saved none (read from the run's events)."""
+    from engine.events import CheckpointSaved, StructureFound
+
+    rd = RunDir(run_path)
+    newest = None
+    for event in read_events(rd.events_path) if rd.events_path.is_file() else []:
+        if isinstance(event, CheckpointSaved) and event.stage == stage:
+            newest = event
+        elif isinstance(event, StructureFound):
+            newest = None  # a new structure: a training before it is not what resumes
+    if newest is None:
+        return f"{stage} starts again from its first step (it saved no checkpoint)"
+    where = f"step {newest.step}" + (f" (epoch {newest.epoch})" if newest.epoch else "")
+    return f"{stage} continues after {where}, its last checkpoint"
+
+
 def launch_resume(run_path: Path) -> int:
     """Start `pfs resume RUN` detached, recorded like a launched `pfs train`; its pid."""
     return launch_train(run_path, 0, command=resume_command(run_path), what="pfs resume")
@@ -267,6 +294,25 @@ def train_process_alive(run_path: Path) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+def stop_training(run_path: Path) -> str:
+    """Ask the `pfs train` (or `pfs resume`) the explorer launched on this run to stop after
+    its current step, keeping a checkpoint: one SIGINT, as a first Ctrl-C in its terminal
+    (a second would abort it, so it is sent once). What happened, in a line."""
+    if not train_process_alive(run_path):
+        return f"nothing to stop: no pfs train launched from here runs on {Path(run_path).name}"
+    record = RunDir(run_path).read_json(TRAIN_PID)
+    what = launched_what(run_path)
+    if record.get("stop_sent"):
+        return f"{what} is already stopping after its current step (pid {record['pid']})"
+    try:
+        os.kill(int(record["pid"]), signal.SIGINT)
+    except ProcessLookupError:
+        return f"{what} on {Path(run_path).name} has just ended: nothing to stop"
+    RunDir(run_path).write_json(TRAIN_PID, {**record, "stop_sent": time.time()})
+    return (f"stopping {what} (pid {record['pid']}) after its current step; its checkpoint is kept "
+            "and c resumes it")
 
 
 LABEL_FILE = "tui_label.json"  # an optional name the explorer gives a run, to tell a room's runs apart

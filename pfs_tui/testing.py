@@ -50,7 +50,11 @@ def text_of(app, selector: str) -> str:
     """The plain text a widget shows (Static content, or what a custom widget renders)."""
     from textual.widgets import Label, Static
 
+    from pfs_tui.widgets.explanation import Explanation
+
     widget = app.screen.query_one(selector)
+    if isinstance(widget, Explanation):
+        widget = widget.query_one(Static)
     if isinstance(widget, (Static, Label)):
         visual = widget.visual
         return getattr(visual, "plain", str(visual))

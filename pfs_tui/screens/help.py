@@ -52,21 +52,23 @@ correlation side by side on the Compare page.
 ## Keys
 - `1` Setup, `2` Learn, `3` Structure, `4` Runs, `5` Compare, `6` Race, `?` Help; `ctrl+p` command palette.
 - Setup: arrows move in the model list, `Tab` to the fields; in a field `+`/`-` or
-  the up/down arrows nudge the value, the mouse wheel too; clicking the gauge sets it.
+  the up/down arrows nudge the value, the mouse wheel too; a click on the gauge moves it
+  one step towards the pointer. The line under the form says what the focused field means.
   `Escape` leaves a field: while one is being edited, letters, digits and `?` are
   typed into it, so the page keys wait until you leave it (`F1` opens this help).
 - Learn: `s` start, `space` pause/resume, `x` stop, `i` explains the numbers; in a
   replay `[` and `]` change speed and `j` jumps to a step.
-- Structure: `+`/`-` move the FLOPs target, `e` export structure.json, `t` retrain,
-  `v` race the learned structure against uniform at the same MACs (both retrained at the
-  demo size, side by side, shown on the Race page), `i` explains threshold, ties and the
-  uniform comparison,
-  `l` switches the target between MACs and measured latency (a fraction of the dense
-  network's, timed on the CPU).
+- Structure: `+`/`-` move the FLOPs target, `e` export structure.json, `t` retrain, `x` stop
+  that retraining, `v` race the learned structure against uniform at the same MACs (both
+  retrained at the demo size, side by side, shown on the Race page), `i` explains threshold,
+  ties and the uniform comparison, `l` switches the target between MACs and measured latency
+  (a fraction of the dense network's, timed on the CPU).
 - Runs: `Enter` opens a run; there `g` loads its gates, `r` replays it, `t` retrains,
-  `c` resumes a stopped or killed run, `n` names it.
-- Compare: `space` marks runs (two or more, of one model and data set), `o` adds a run or an
-  experiment directory by path; `l` layers, `c` correlation, `t` table; `i` explains them.
+  `x` stops its retraining after the current step (checkpoint kept), `c` resumes a stopped
+  or killed run (a learning run is then shown live on the Learn page), `n` names it.
+- Compare: `space` marks runs (`[x]`; two or more, of one model and data set), `o` adds a
+  run or an experiment directory by path; `l` layers, `c` correlation, `t` table; `i`
+  explains them. Runs show by their label (`n` on the Runs page).
 - `q` quits; a retraining keeps running and is re-attached from the Runs page.
 """
 

@@ -13,6 +13,7 @@ from textual.widgets import Label, ProgressBar, Static
 from textual.worker import Worker
 
 from engine.errors import PfsError
+from pfs_tui.demo_schedule import DEMO_NAME, DEMO_STEPS
 from pfs_tui.formatting import explorer_terms, fmt
 from pfs_tui.messages import LearnDone, LearnProgress
 from pfs_tui.screens.base import PageScreen
@@ -88,6 +89,9 @@ class LearnScreen(PageScreen):
         if self.running:
             self.notify("gate learning is already running; stop it first (x)", severity="warning")
             return
+        self.workers.cancel_group(self, "follow")  # a run followed here (resumed elsewhere) is left
+        self._follow_wake.set()
+        self._follow_wake = threading.Event()
         self.session.replay_path = None
         self.session.reset_log().set_status("loading", "loading data")
         self.pauser = self.session.learning = Pauser()
@@ -129,19 +133,20 @@ class LearnScreen(PageScreen):
         steps = self.session.log.snapshot()["steps"]
         self.app.push_screen(AskScreen(f"jump to step (0-{last}):", str(steps[-1] if steps else 0)), done)
 
-    def start_follow(self, target: str) -> None:
-        """Follow a run's events read-only (`pfs tui --follow`): curves and gates, no compute."""
+    def start_follow(self, target: str, working=None) -> None:
+        """Follow a run's events read-only (`pfs tui --follow`, or a run `pfs resume` continues:
+        `working()` says whether its process still runs): curves, gates and its settings."""
         from pfs_tui.follow import RunTail
 
         self._drawn = -1
-        self._follow(RunTail(target, self.session.runs_root), self._follow_wake)
+        self._follow(RunTail(target, self.session.runs_root), self._follow_wake, working)
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
-    def _follow(self, tail, wake: threading.Event) -> None:
+    def _follow(self, tail, wake: threading.Event, working=None) -> None:
         from pfs_tui.follow import follow_run
 
         worker = self._current_worker()
-        status = follow_run(tail, self.session, self._notify, lambda: worker.is_cancelled, wake)
+        status = follow_run(tail, self.session, self._notify, lambda: worker.is_cancelled, wake, working=working)
         self.post_message(LearnDone(status, f"the followed run {tail.run}"))
 
     def on_unmount(self) -> None:
@@ -264,6 +269,8 @@ class LearnScreen(PageScreen):
             stats += f"\n{escape(snap['message'])}"
         if snap["warning"]:
             stats += f"\n[b yellow]warning:[/] {escape(snap['warning'])}"
+        if s.steps == DEMO_STEPS:
+            stats += f"\n[dim]{escape(DEMO_NAME)}[/]"
         self.query_one("#learn-stats", Static).update(stats)
         steps, loss = snap["steps"], snap["loss"]
         window = max(5, len(loss) // 20)

@@ -15,6 +15,7 @@ from textual.widgets import Footer, ProgressBar, Static
 from engine.errors import RunError
 from engine.events import EpochEnd, EvalEnd, RunFailed, RunFinished, RunStarted, StepEnd
 from engine.runs import RunDir, measured_speed
+from pfs_tui.follow import READ_ONLY_REFUSED
 from pfs_tui.messages import RunEvents
 from pfs_tui.screens.learn import clock
 from pfs_tui.tasks import EventFollower, launched_what, train_launched_at, train_log_tail, train_process_alive
@@ -30,10 +31,11 @@ class RunDetailScreen(Screen):
     CSS_PATH = "run_detail.tcss"
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back", id="run.back"),
-        Binding("g", "use_gates", "Gates → structure", id="run.gates"),
-        Binding("r", "replay", "Replay learning", id="run.replay"),
+        Binding("g", "use_gates", "Gates", id="run.gates"),
+        Binding("r", "replay", "Replay", id="run.replay"),
         Binding("t", "retrain", "Retrain", id="run.retrain"),
         Binding("c", "resume", "Resume", id="run.resume"),
+        Binding("x", "stop", "Stop", id="run.stop"),
     ]
 
     def __init__(self, path: str | Path) -> None:
@@ -48,6 +50,8 @@ class RunDetailScreen(Screen):
         self.alive: bool | None = None
         self.device = ""
         self.error = ""
+        self.note = ""  # how a stop on request ended, and how to go on
+        self.config_error = ""  # config.json unreadable: said for as long as the page is open
         self.last_time = 0.0  # of the newest event read
         self.train_step: StepEnd | None = None  # the newest training step (every log_every steps)
 
@@ -58,13 +62,16 @@ class RunDetailScreen(Screen):
         with Horizontal(id="run-plots"):
             yield CurvePlot("gate learning: loss (moving average)", id="run-learn-plot")
             yield CurvePlot("retraining: test accuracy", id="run-train-plot", marker="dot", zero_based=True)
-        yield Footer()
+        yield Footer(compact=True)  # six keys of its own: all of them fit 80 columns
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        return not (getattr(self.app, "follow", None) and action in READ_ONLY_REFUSED)
 
     def on_mount(self) -> None:
         try:
             self.config = RunDir.open(self.path).config
         except RunError as exc:  # a corrupt config.json: show what the events tell, and why
-            self.config, self.error = {}, str(exc)
+            self.config, self.config_error = {}, str(exc)
         self.poll()
         self.set_interval(FOLLOW_S, self.poll)
 
@@ -88,7 +95,9 @@ class RunDetailScreen(Screen):
         if stage:
             self.stage = stage
         if isinstance(e, RunStarted):
-            self.status = "running"
+            self.status, self.error, self.note = "running", "", ""  # a new process: the old ending is history
+            if e.stage == "train":
+                self.train_step = None  # its steps come next; the killed one's last step is not current
             self.device = str(e.config.get("device", self.device)) if isinstance(e.config, dict) else self.device
         elif isinstance(e, StepEnd):
             self.status, self.last_step = "running", e
@@ -100,10 +109,13 @@ class RunDetailScreen(Screen):
         elif isinstance(e, EvalEnd) and e.stage != "train" and math.isfinite(e.accuracy):
             self.heldout.append((e.step, e.accuracy))
         elif isinstance(e, EpochEnd) and e.stage == "train":
-            self.epochs.append(e)
+            # Resumed from a checkpoint, epochs after it are trained (and reported) again.
+            self.epochs = [x for x in self.epochs if x.epoch < e.epoch] + [e]
         elif isinstance(e, RunFinished):
             # A stop on request also ends with RunFinished (its work kept): say stopped.
             self.status = "stopped" if e.summary.get("status") == "stopped" else "finished"
+        elif isinstance(e, RunFailed) and e.error.startswith("stopped"):
+            self.status, self.note = "stopped", e.error  # stopped on request (x): where, and how to go on
         elif isinstance(e, RunFailed):
             self.status, self.error = "failed", e.error
 
@@ -111,6 +123,7 @@ class RunDetailScreen(Screen):
         cfg = self.config
         status = self.status
         what = launched_what(self.path) if self.alive is not None else ""
+        exit_line = ""  # why the launched process ended, while that is the news
         if self.alive is True:
             status += f" ({what} running)"
         elif self.alive is False:
@@ -119,8 +132,8 @@ class RunDetailScreen(Screen):
                 status = f"{what} exited without " + ("training" if what == "pfs train" else "resuming")
             elif self.status not in ("finished", "stopped"):
                 status = f"{what} has exited"
-            if status.startswith(what):
-                self.error = self.error or train_log_tail(self.path)
+            if status.startswith(what) and not self.error:
+                exit_line = train_log_tail(self.path)
         head = (f"[b]{escape(self.path.name)}[/b]  {escape(str(cfg.get('model', '?')))} on "
                 f"{escape(str(cfg.get('dataset', '?')))}\nstage [b]{escape(self.stage)}[/b] · {escape(status)}")
         if self.device:
@@ -141,8 +154,10 @@ class RunDetailScreen(Screen):
         measured = measured_speed(self.path)
         if measured is not None:
             head += f"\nmeasured (pfs bench): {escape(measured.line())}"
-        if self.error:
-            head += f"\n[red]{escape(self.error)}[/]"
+        for problem in (self.config_error, self.error or exit_line):
+            head += f"\n[red]{escape(problem)}[/]" if problem else ""
+        if self.note and self.status == "stopped" and not (self.error or exit_line):
+            head += f"\n{escape(self.note)}"
         self.query_one("#run-head", Static).update(head)
         bar = self.query_one("#run-progress", ProgressBar)
         if self.stage == "train" and step is not None:
@@ -171,3 +186,6 @@ class RunDetailScreen(Screen):
 
     async def action_resume(self) -> None:
         await self.app.resume_run(self.path)
+
+    def action_stop(self) -> None:
+        self.app.stop_run_training(self.path)

@@ -14,9 +14,11 @@ from pfs_tui.formatting import human
 from pfs_tui.messages import RunsListed
 from pfs_tui.screens.ask import AskScreen
 from pfs_tui.screens.base import PageScreen
-from pfs_tui.tasks import run_settings, set_run_label
+from pfs_tui.tasks import launched_what, run_settings, set_run_label, train_process_alive
 
 REFRESH_S = 2.0
+# The columns after the run's name, with the cells each needs ("finished", "0.376", "15.3M").
+COLUMNS = {"stage": 6, "status": 8, "prog": 4, "acc": 5, "MACs": 6, "r": 4, "gamma": 5}
 
 
 
@@ -26,12 +28,21 @@ def _cell(value) -> str:
     return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def stage_status(info, settings: dict) -> tuple[str, str]:
+    """The run's stage and status as the Runs page shows them. A `pfs train` this explorer
+    launched holds the run while it loads, before its first event: until then the log's last
+    stage (search) would read as running."""
+    if settings.get("launched") == "pfs train" and info.stage != "train":
+        return "train", "starting"
+    return info.stage, info.status
+
+
 def describe(info, settings: dict | None = None) -> str:
     """A few lines about one run for the preview under the table."""
     s = settings or {}
     label = f"[b]{escape(s['label'])}[/b] · " if s.get("label") else ""
     lines = [f"{label}[b]{escape(info.name)}[/b]  {escape(info.path)}",
-             escape(f"{info.model} on {info.dataset} · stage {info.stage} · {info.status}")]
+             escape(f"{info.model} on {info.dataset} · stage {' · '.join(stage_status(info, s))}")]
     if info.corrupt:
         lines.append(f"[b]corrupt: {escape(info.corrupt)}[/b] (unreadable; the rest is shown as usual)")
     if s.get("r") is not None:
@@ -71,11 +82,10 @@ class RunsScreen(PageScreen):
         yield Static("", id="run-preview")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        # Model and data set are in the preview (and usually the run name): the table fits 80 columns.
-        # The learning settings follow (scroll right, or read them in the preview).
-        table.add_columns("run", "stage", "status", "prog", "acc", "MACs", "budget", "r", "gamma", "reg", "seed")
+        # Model, data set, FLOPs target, regulariser and seed are in the preview under the table:
+        # the table fits 80 columns whole, never a column cut mid-word at the right edge.
         self.settings: dict[str, dict] = {}
+        self._run_width = 0
         self.infos = []
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
@@ -87,22 +97,47 @@ class RunsScreen(PageScreen):
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def _list(self, root) -> None:
         infos = list_runs(root)
-        self.post_message(RunsListed(infos, {i.path: run_settings(Path(i.path)) for i in infos}))
+        settings = {i.path: run_settings(Path(i.path)) for i in infos}
+        for i in infos:  # what the explorer launched on a run, if it still runs (file reads: here)
+            settings[i.path]["launched"] = launched_what(Path(i.path)) if train_process_alive(Path(i.path)) else ""
+        self.post_message(RunsListed(infos, settings))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self._fit_width() != self._run_width:
+            self.on_runs_listed(RunsListed(self.infos, self.settings))
+
+    def _fit_width(self) -> int:
+        """How wide the run column can be with every other column whole in the table."""
+        others = sum(COLUMNS.values()) + 2 * (len(COLUMNS) + 1) + 2  # cell padding, scrollbar
+        return max(10, self.query_one(DataTable).size.width - others)
 
     def on_runs_listed(self, message: RunsListed) -> None:
+        from pfs_tui.comparison import short_labels
+
         table = self.query_one(DataTable)
         keep = table.cursor_row
         self.infos, self.settings = message.infos, message.settings
+        width = self._fit_width()
+        if width != self._run_width or not table.columns:
+            self._run_width = width
+            table.clear(columns=True)
+            table.add_column("run", key="run", width=width)
+            for name, cells in COLUMNS.items():
+                table.add_column(name, key=name, width=cells)
         table.clear()
-        for i in message.infos:
+        names = short_labels([self.settings.get(i.path, {}).get("label") or i.name for i in message.infos], width)
+        for name, i in zip(names, message.infos, strict=True):
             s = self.settings.get(i.path, {})
             acc = i.accuracy if i.accuracy is not None else i.heldout_accuracy  # test, else the gates' held-out
             # A broken file outranks the status in the table; the preview has both.
-            status = "corrupt" if i.corrupt else i.status
-            table.add_row(s.get("label") or i.name, i.stage, status, f"{100 * i.progress:.0f}%",
+            stage, status = stage_status(i, s)
+            status = "corrupt" if i.corrupt else status
+            table.add_row(name, stage, status, f"{100 * i.progress:.0f}%",
                           "-" if acc is None else f"{acc:.3f}", human(i.macs),
-                          *(_cell(v) for v in (i.budget, s.get("r"), s.get("gamma"), s.get("reg"), s.get("seed"))),
-                          key=i.path)
+                          *(_cell(v) for v in (s.get("r"), s.get("gamma"))), key=i.path)
         if message.infos:
             table.move_cursor(row=min(keep, len(message.infos) - 1))
         self.query_one("#runs-title", Static).update(

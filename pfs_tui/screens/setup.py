@@ -10,6 +10,7 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 from engine.data import dataset_names
 from engine.errors import PfsError
 from engine.models.spec import allow_model_code
+from pfs_tui.demo_schedule import DEMO_NAME, DEMO_STEPS
 from pfs_tui.formatting import explorer_terms, human
 from pfs_tui.messages import ModelCostReady, ModelRowsReady
 from pfs_tui.screens.base import PageScreen
@@ -17,6 +18,17 @@ from pfs_tui.session import FIELDS, ModelRow, model_cost, model_rows, spec_descr
 from pfs_tui.widgets.number_field import NumberField
 
 SPEC_HINT = "spec: torchvision:NAME, file.py:fn"
+# A browser tab that follows the presenter shares the room's CPU: building a torchvision
+# model to count it takes seconds of it, times thirty tabs.
+FOLLOWER_BUILDS_NOTHING = "not counted: this explorer follows a run, and builds no models (the room shares the CPU)"
+# What the widgets without a FieldSpec mean, for the line under the form.
+MEANINGS = {
+    "model-table": "the network whose channels are pruned (random init); Enter picks it, Tab: the settings",
+    "model-spec": "any model `pfs learn` takes: torchvision:NAME, timm:NAME, file.py:factory; Enter checks it",
+    "dataset": "the images the gates are learned on and the pruned network is trained and tested on",
+    "reg": "mean: gamma * (mean gate - r)^2, the paper's; l1: gamma * mean gate, the baseline",
+    "start": "start gate learning with these settings (s from anywhere on the page)",
+}
 
 
 class SpecInput(Input):
@@ -61,6 +73,8 @@ class SetupScreen(PageScreen):
                                       maximum=spec.maximum, step=spec.step, integer=spec.integer,
                                       help=spec.help, id=spec.name)
                 yield Button("Start learning", id="start", variant="primary", compact=True)
+                yield Static("", id="schedule")
+        yield Static("", id="field-help")
 
     def on_mount(self) -> None:
         self.rows: dict[str, ModelRow] = {}
@@ -69,6 +83,38 @@ class SetupScreen(PageScreen):
         self._cost_timer = None
         self._name_width: int | None = None
         self.load_rows(self.session.settings.dataset)
+        self._show_schedule()
+        self._show_meaning(self.focused)
+
+    def on_descendant_focus(self, event) -> None:
+        self._show_meaning(event.widget)
+
+    def _show_meaning(self, widget) -> None:
+        """Say what the focused widget means, on screen (a tooltip shows only under a mouse),
+        and mark its row as focused."""
+        for row in self.query(".-focused"):
+            row.remove_class("-focused")
+        node, meaning = widget, ""
+        while node is not None and node is not self:
+            if isinstance(node, NumberField) or node.has_class("choice"):
+                node.add_class("-focused")
+            if not meaning and node.id in FIELDS:
+                meaning = f"{FIELDS[node.id].label}: {FIELDS[node.id].help}"
+            elif not meaning and node.id in MEANINGS:
+                meaning = MEANINGS[node.id]
+            node = node.parent
+        self.query_one("#field-help", Static).update(meaning or MEANINGS["model-table"])
+
+    def _show_schedule(self) -> None:
+        """Which gate-learning schedule Start runs: the demo one, or steps / whole epochs."""
+        s = self.session.settings
+        if s.steps == DEMO_STEPS:
+            text = DEMO_NAME
+        elif s.steps:
+            text = f"schedule: {s.steps} steps of {s.batch_size} images (epochs unused)"
+        else:
+            text = f"schedule: {s.epochs} whole epoch{'s' * (s.epochs != 1)} (steps 0)"
+        self.query_one("#schedule", Static).update(text)
 
     @work(thread=True, exclusive=True, group="model-rows", exit_on_error=False)
     def load_rows(self, dataset: str) -> None:
@@ -142,6 +188,9 @@ class SetupScreen(PageScreen):
         text = event.value.strip()
         if not text:
             return
+        if self.app.follow:
+            self._note(FOLLOWER_BUILDS_NOTHING, error=True)
+            return
         self._note(f"checking {text}...")
         try:
             allow_model_code(text)  # typed here: the user's own code, theirs to run
@@ -207,7 +256,9 @@ class SetupScreen(PageScreen):
             description = spec_description(name)
         except PfsError as exc:
             description = explorer_terms(str(exc))
-        if row is None or not row.counted:
+        if (row is None or not row.counted) and self.app.follow:
+            cost = FOLLOWER_BUILDS_NOTHING
+        elif row is None or not row.counted:
             cost = "counting MACs..."
             self._count_later(name)
         elif row.macs is None:
@@ -247,6 +298,7 @@ class SetupScreen(PageScreen):
     def _number(self, event: NumberField.Changed) -> None:
         self.session.invalid.pop(event.field.id, None)
         self.app.set_setting(event.field.id, event.value)
+        self._show_schedule()
 
     @on(NumberField.Refused)
     def _refused(self, event: NumberField.Refused) -> None:
@@ -266,3 +318,4 @@ class SetupScreen(PageScreen):
                 continue  # still being corrected here
             if field.value != getattr(s, name) or field.error:
                 field.set_value(getattr(s, name))
+        self._show_schedule()

@@ -33,6 +33,15 @@ REFRESH_HZ = 4
 
 
 
+def _tie_cause(structure) -> str:
+    """Why there are ties, in a few words: closed gates filling the target, or gates not separated."""
+    if not structure.tied:
+        return ""
+    if structure.threshold == 0:
+        return " (closed gates: target above the open share; r or target, i)"
+    return " (gates not separated: learn longer or raise gamma, i)"
+
+
 class StructureScreen(PageScreen):
     """Search runs on every change (it is analytic: tens of ms even for ResNet-56)."""
 
@@ -40,11 +49,13 @@ class StructureScreen(PageScreen):
     AUTO_FOCUS = "#bars-scroll"
     CSS_PATH = "structure.tcss"
     BINDINGS = [
-        Binding("plus,equals_sign,right", "nudge(1)", "Target +", id="structure.more", key_display="+/→"),
-        Binding("minus,left", "nudge(-1)", "Target -", id="structure.less", key_display="-/←"),
+        # One footer entry for both directions: at 80 columns the footer has room for ~8 keys.
+        Binding("plus,equals_sign,right", "nudge(1)", "Target", id="structure.more", key_display="+/-"),
+        Binding("minus,left", "nudge(-1)", "Target -", id="structure.less", show=False),
         Binding("e", "export", "Export", id="structure.export"),
         Binding("t", "app.retrain", "Retrain", id="structure.retrain"),
         Binding("v", "app.race", "Race", id="structure.race"),
+        Binding("x", "stop_training", "Stop retraining", id="structure.stop", show=False),
         Binding("i", "explain", "Explain", id="structure.explain"),
         Binding("l", "toggle_latency", "MACs/latency", id="structure.latency"),
     ]
@@ -52,6 +63,7 @@ class StructureScreen(PageScreen):
     def __init__(self) -> None:
         super().__init__()
         self.structure = None
+        self.learned = False  # whether the structure comes from learned gates (not all 1)
         self.uniform = None
         self.error = ""
         self._key = None
@@ -89,6 +101,10 @@ class StructureScreen(PageScreen):
         self.set_status("timing probes..." if self.by_latency else "MACs target")
         self._key = None
         self.update_structure()
+
+    def action_stop_training(self) -> None:
+        """Stop this run's retraining (as x on its page)."""
+        self.app.stop_run_training(self.session.run_path)
 
     def action_nudge(self, direction: int) -> None:
         self.query_one("#budget", NumberField).nudge(direction)
@@ -157,6 +173,7 @@ class StructureScreen(PageScreen):
             return  # a newer target or newer gates are being searched
         self.structure, self.uniform, self.error = message.structure, message.uniform, message.error
         self.latency = message.latency
+        self.learned = message.learned
         self._drawn_key = message.key
         self._draw(message.learned)
 
@@ -182,7 +199,7 @@ class StructureScreen(PageScreen):
             f"  params {human(st.params)}  speed-up [b]{st.speedup:.2f}x[/b]\n"
             f"[cyan]uniform[/] MACs {human(un.macs)} ({un.macs / un.dense_macs:.3f})  params {human(un.params)}"
             f"  speed-up {un.speedup:.2f}x\n"
-            f"threshold {st.threshold:.4g}  ties {st.tied}  · {source}" + self._speed_line())
+            f"threshold {st.threshold:.4g}  ties {st.tied}{_tie_cause(st)}  · {source}" + self._speed_line())
         bars.show(st.dense_widths, st.widths, un.widths)
         lat = self.latency
         self.set_status(f"{st.macs / st.dense_macs:.2f} MACs · {st.speedup:.2f}x"
@@ -216,6 +233,11 @@ class StructureScreen(PageScreen):
         busy = run_busy(session.run_path) if session.run_path is not None else ""
         if busy:
             self.notify(busy, severity="warning", markup=False)
+            return None
+        if not self.learned:  # all gates 1: the tie-break's pick, no better than uniform, said plainly
+            self.notify("no learned gates: this structure is the uniform-like one every gate at 1 gives; "
+                        "learn gates first (s on the Learn page), or open a run's gates (Runs, g)",
+                        severity="warning", markup=False)
             return None
         if session.run_path is not None and session.run_finished:
             from engine.jobs import search_run

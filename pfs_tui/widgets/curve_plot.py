@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
+FEW_POINTS = 12  # up to this many a series is drawn as points, not a line through them
+
 
 def thin(xs: list, ys: list, limit: int = 240) -> tuple[list, list]:
     """At most `limit` points, evenly spaced, last one kept (plotting 10k points is slow)."""
@@ -54,8 +56,15 @@ class CurvePlot(PlotextPlot):
         for color, xs, ys in series:
             if xs:
                 x, y = thin(xs, ys)
-                plt.plot(x, y, marker=self.marker, color=color)
+                if len(x) <= FEW_POINTS:
+                    # A line would join two epochs into what looks like a measured curve.
+                    plt.scatter(x, y, marker="dot", color=color)
+                else:
+                    plt.plot(x, y, marker=self.marker, color=color)
                 top = max(top, max(y))
+        few = sorted({x for _, xs, _ in series for x in xs})
+        if 0 < len(few) <= FEW_POINTS:
+            plt.xticks(few, [f"{x:g}" for x in few])  # ticks at the points measured, not 38.2
         if self.zero_based and top > 0:
             plt.ylim(0, min(1.0, top * 1.25))
         self._version += 1

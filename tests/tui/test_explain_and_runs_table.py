@@ -38,9 +38,9 @@ async def test_runs_table_shows_settings_and_a_label_set_with_n(runs_root):
     async with app.run_test(size=(80, 24)) as pilot:
         table = await show_runs(pilot, app)
         row = table.get_row_at(0)
-        assert row[0] == "learned" and row[7:] == [f"{learn['sparsity']:g}", f"{learn['gamma']:g}", learn["reg"],
-                                                   str(learn["seed"])]
-        assert f"learned with r {learn['sparsity']:g} · gamma {learn['gamma']:g}" in text_of(app, "#run-preview")
+        assert row[0] == "learned" and row[6:] == [f"{learn['sparsity']:g}", f"{learn['gamma']:g}"]
+        assert f"learned with r {learn['sparsity']:g} · gamma {learn['gamma']:g} · {learn['reg']} regulariser · " \
+               f"seed {learn['seed']}" in text_of(app, "#run-preview")
         await pilot.press("n")
         await pilot.pause()
         await pilot.press(*"seed 0, the presenter", "enter")

@@ -17,12 +17,16 @@ def test_unknown_model_is_a_one_line_error_with_exit_2(capsys):
     assert err.startswith("pfs: error: unknown model 'nope'") and err.count("\n") == 1
 
 
-def test_serve_runs_the_same_explorer_without_the_serve_flags(monkeypatch):
+def test_serve_runs_the_same_explorer_without_the_serve_flags(monkeypatch, tmp_path):
     seen = {}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r" / "x").mkdir(parents=True)
+    (tmp_path / "r" / "x" / "config.json").write_text("{}")
 
     class FakeServer:
-        def __init__(self, command, host, port, title, public_url):
-            seen.update(command=command, host=host, port=port, public_url=public_url)
+        def __init__(self, command, host, port, title, public_url, templates_path):
+            seen.update(command=command, host=host, port=port, public_url=public_url,
+                        page=(templates_path / "app_index.html").read_text())
 
         def serve(self):
             seen["served"] = True
@@ -33,6 +37,7 @@ def test_serve_runs_the_same_explorer_without_the_serve_flags(monkeypatch):
     assert seen["served"] and seen["port"] == 8123
     assert seen["command"].endswith("-m pfs_tui --runs r --replay r/x")
     assert seen["public_url"] == "http://room.example:9000"  # what the page tells browsers to reach
+    assert "fonts.googleapis.com" not in seen["page"]  # the page it serves loads nothing from the internet
 
 
 def test_the_served_page_never_points_browsers_at_0_0_0_0(capsys):
@@ -45,6 +50,41 @@ def test_the_served_page_never_points_browsers_at_0_0_0_0(capsys):
 def test_follow_needs_a_run_or_latest(tmp_path, capsys):
     assert entry.main(["--follow", str(tmp_path)]) == 2
     assert "is not a run (no config.json)" in capsys.readouterr().err
+
+
+def test_replay_of_a_missing_run_exits_2_like_follow(tmp_path, capsys):
+    assert entry.main(["--replay", str(tmp_path / "nosuch")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pfs: error: ") and "is not a run (no config.json)" in err and err.count("\n") == 1
+
+
+def test_public_url_without_serve_is_refused(capsys):
+    assert entry.main(["--public-url", "http://room:8000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pfs: error: --public-url") and "add --serve" in err and err.count("\n") == 1
+
+
+async def test_the_served_page_loads_nothing_from_outside_the_server(tmp_path):
+    import re
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from textual_serve.server import Server
+
+    from pfs_tui.offline_page import offline_templates
+
+    public = "http://127.0.0.1:8000"
+    server = Server("true", host="127.0.0.1", port=8000, title="pfs explorer", public_url=public,
+                    templates_path=offline_templates(tmp_path / "templates"))
+    async with TestClient(TestServer(await server._make_app())) as client:
+        page = await (await client.get("/")).text()
+        urls = re.findall(r'(?:href|src)="([^"]+)"|url\("?([^")]+)"?\)', page)
+        urls = [a or b for a, b in urls]
+        assert urls and "fonts.googleapis.com" not in page
+        outside = [u for u in urls if u.startswith(("http:", "https:", "//")) and not u.startswith(public)]
+        assert outside == []  # a room without internet waits on nothing
+        font = next(u for u in urls if u.endswith(".ttf"))
+        response = await client.get(font.removeprefix(public))
+        assert response.status == 200 and len(await response.read()) > 10_000  # the font, served here
 
 
 def test_python_dash_m_pfs_tui_prints_help():

@@ -166,3 +166,30 @@ async def test_a_run_with_a_corrupt_file_is_listed_and_opens_without_crashing(ru
         await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.epochs,
                          what="the run's events")
         assert "config.json is corrupt" in text_of(app, "#run-head")
+
+
+async def test_at_80_columns_footers_and_the_runs_table_show_every_word_whole(runs_root):
+    from pfs_tui.screens.run_detail import RunDetailScreen
+
+    copy_run("trained", runs_root, as_name="resnet20-fashion-mnist-20261207-104512")
+    copy_run("learned", runs_root, as_name="resnet20-fashion-mnist-20261207-104733", mtime=1_700_000_100)
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+
+        def footer_fits() -> None:
+            line = app.screen._compositor.render_strips()[-1].text
+            shown = [b for _, b, enabled, _ in app.screen.active_bindings.values() if b.show]
+            for binding in shown:  # each offered key's description whole, a space after it
+                assert f" {binding.description} " in line, f"{binding.description!r} cut from {line!r}"
+
+        for key in "12345?":
+            await pilot.press(key)
+            await pilot.pause()
+            footer_fits()
+        table = await show_runs(pilot, app, rows=2)
+        assert table.virtual_size.width <= table.size.width  # no column cut at the right edge
+        names = [str(table.get_row_at(k)[0]) for k in range(2)]
+        assert names[0] != names[1] and names[0].endswith("104733") and names[1].endswith("104512")
+        await app.push_screen(RunDetailScreen(runs_root / "resnet20-fashion-mnist-20261207-104512"))
+        await pilot.pause()
+        footer_fits()

@@ -57,11 +57,26 @@ async def test_replay_then_structure_matches_the_engine_search_on_the_last_gates
         assert f"{expected.widths['layer3.2']}/64" in bars[-1]
 
 
+async def test_export_without_learned_gates_is_refused_and_says_why(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await settled_structure(pilot, app)
+        await pilot.press("e")
+        await pilot.pause()
+        assert list(runs_root.iterdir()) == []  # nothing written
+        assert any(n.message.startswith("no learned gates: this structure is the uniform-like one")
+                   for n in app._notifications)
+
+
 async def test_moving_the_target_updates_widths_at_once_and_export_writes_it(runs_root):
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
-        before = (await settled_structure(pilot, app)).macs
+        widths = (await settled_structure(pilot, app)).dense_widths
+        app.session.log.set_gates({g: [(i + 1) / (w + 1) for i in range(w)] for g, w in widths.items()}, 5)
+        await wait_until(pilot, lambda: app.screen.settled and app.screen.learned, what="the learned search")
+        before = app.screen.structure.macs
         screen = app.screen
         await pilot.press("-", "-", "-", "-", "-")
         await settled_structure(pilot, app)

@@ -77,7 +77,25 @@ async def test_number_field_clamps_at_its_range_and_follows_the_mouse():
         assert field.value == 1.0
         await pilot.click(".slider", offset=(0, 0))
         await pilot.pause()
-        assert field.value == 0.01  # the gauge's left end is the minimum (clamped)
+        assert field.value == 0.95  # a click moves one step towards it, never to the end at once
+
+
+async def test_one_click_on_a_wide_gauge_never_jumps_to_an_extreme():
+    # Retrain epochs (1-1000, step 5): one click at 90% of the gauge once set 905 epochs.
+    app = FieldApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        field = app.query_one(NumberField)
+        field.minimum, field.maximum, field.step, field.integer = 1, 1000, 5, True
+        field.set_value(20)
+        await pilot.pause()
+        width = field.query_one(".slider").size.width
+        await pilot.click(".slider", offset=(int(width * 0.9), 0))
+        await pilot.pause()
+        assert field.value == 25
+        await pilot.click(".slider", offset=(0, 0))
+        await pilot.click(".slider", offset=(0, 0))
+        await pilot.pause()
+        assert field.value == 15
 
 
 async def test_channel_bars_draw_one_line_per_group_with_counts():
@@ -94,3 +112,25 @@ async def test_channel_bars_draw_one_line_per_group_with_counts():
 
 def test_moving_average_is_trailing_and_starts_at_the_first_value():
     assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+
+
+async def test_a_plot_draws_two_points_as_two_points():
+    from textual.app import App
+
+    from pfs_tui.widgets.curve_plot import CurvePlot
+
+    class PlotApp(App):
+        def compose(self):
+            yield CurvePlot("test accuracy", id="p", marker="dot", zero_based=True)
+
+    app = PlotApp()
+    async with app.run_test(size=(60, 16)) as pilot:
+        plot = app.query_one(CurvePlot)
+        plot.show([("cyan", [1, 2], [0.61, 0.74])])  # two retraining epochs
+        await pilot.pause()
+        text = plot.render().plain
+        assert text.count("•") == 2  # two dots, no line of dots between them
+        assert "1.5" not in text and "1.25" not in text  # ticks at the epochs measured
+        plot.show([("cyan", list(range(40)), [i / 40 for i in range(40)])])
+        await pilot.pause()
+        assert plot.render().plain.count("•") > 40  # a long series is a line
