@@ -15,6 +15,7 @@ from engine.cli.common import (
     graceful_stop,
     human,
     input_note_printer,
+    is_main_process,
     learn_config,
     learn_data_options,
     number,
@@ -79,9 +80,7 @@ def _train_options(args, seed: int | None):
 
 
 def _report_training(summary: dict, run: Path, as_json: bool) -> None:
-    from engine.training.distributed import from_env
-
-    if not from_env().is_main:
+    if not is_main_process():
         return
     if as_json:
         print_json({k: v for k, v in summary.items() if k != "history"})
