@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 
 from engine.cli import evidence, export, method, training
-from engine.cli.common import Parser
+from engine.cli.common import Parser, is_main_process
 from engine.errors import PfsError, PfsWarning, StopRequested
 
 EXIT_USER, EXIT_FAILURE, EXIT_STOPPED = 2, 1, 130
@@ -63,7 +63,8 @@ def _main(argv: list[str], debug: bool) -> int:
                 raise PfsError(f"--{flag} is empty; name a path, or leave --{flag} out for the default")
         return int(args.func(args) or 0)
     except StopRequested as exc:  # Ctrl-C: the job saved its work where it stopped
-        print(f"pfs: {exc}", file=sys.stderr)
+        if is_main_process():  # under torchrun every rank stops; rank 0 says so
+            print(f"pfs: {exc}", file=sys.stderr)
         return EXIT_STOPPED
     except PfsError as exc:
         print(f"pfs: error: {exc}", file=sys.stderr)

@@ -197,7 +197,7 @@ def _cmd_runs(args) -> int:
     # model specs (torchvision:resnet18, path/net.py:build) whole up to 28 characters, else their end
     mw = min(28, max(len("model"), *(len(i.model) for i in infos))) + 1
     print(f"{'run':<{width}}  {'model':<{mw}}{'stage':<10}{'status':<9}{'progress':>9}{'budget':>8}{'MACs':>9}"
-          f"{'held-out':>10}{'test':>8}")
+          f"{'held-out':>10}{'test':>8}{'ranks':>6}")
     for i in infos:
         budget = f"{i.budget:.2f}" if i.budget is not None else "-"
         heldout = f"{i.heldout_accuracy:.4f}" if i.heldout_accuracy is not None else "-"
@@ -206,7 +206,7 @@ def _cmd_runs(args) -> int:
         note = f"  corrupt: {i.corrupt}" if i.corrupt else ""
         model = i.model if len(i.model) < mw else "..." + i.model[-(mw - 4):]
         print(f"{i.name:<{width}}  {model:<{mw}}{i.stage:<10}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
-              f"{macs:>9}{heldout:>10}{acc:>8}{note}")
+              f"{macs:>9}{heldout:>10}{acc:>8}{i.world_size:>6}{note}")
     return 0
 
 

@@ -87,7 +87,7 @@ def _learn_new(out, dist: collective.DistInfo, *, model, dataset, learn, data_ro
               "expand": expand, "arch": dict(arch or {}), "model_spec": net.spec,
               "input_size": list(ds.input_size), "num_classes": ds.num_classes,
               "learn": asdict(learn), "seed": learn.seed, "created": time.time(),
-              "data_options": dict(data_options or {}), **(extra_config or {}),
+              "data_options": dict(data_options or {}), "world_size": dist.world_size, **(extra_config or {}),
               **({"input_note": net.input_note} if getattr(net, "input_note", "") else {})}
     if not dist.is_main:
         collective.barrier()  # rank 0 makes the run, or fails and torchrun stops this process
