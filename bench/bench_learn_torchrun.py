@@ -6,6 +6,9 @@ bit-for-bit reference), and `torchrun --nproc_per_node N`. A step's wall time is
 between consecutive step events in events.jsonl (evaluation steps excluded), median.
 
     .venv/bin/python bench/bench_learn_torchrun.py [--nproc 2] [--steps 40] [--batch-size 128] [--device cpu]
+        [--dataset fashion-mnist]
+
+bench/gpu_smoke.py runs it on CUDA (nccl; 2 ranks need 2 GPUs: nccl takes one GPU a rank).
 """
 from __future__ import annotations
 
@@ -48,9 +51,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dataset", default="fashion-mnist")
     args = p.parse_args()
-    learn = ["learn", args.model, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-             "--eval-every", str(args.steps), "--heldout-limit", "1000", "--device", args.device, "--quiet"]
+    learn = ["learn", args.model, "--dataset", args.dataset, "--steps", str(args.steps),
+             "--batch-size", str(args.batch_size), "--eval-every", str(args.steps), "--heldout-limit", "1000",
+             "--device", args.device, "--quiet"]
     threads = os.environ.get("OMP_NUM_THREADS", "1")
     torch.set_num_threads(int(threads))
     with tempfile.TemporaryDirectory() as tmp:

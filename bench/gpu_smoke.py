@@ -8,11 +8,16 @@ hand on a CUDA machine:
 
     .venv/bin/python bench/gpu_smoke.py [--model resnet56] [--flops 0.5] [--epochs 3] [--no-amp]
 
+Then gate learning under torchrun on the same device (bench/bench_learn_torchrun.py: nccl,
+2 ranks where 2 GPUs are visible, else 1): ms per step and the gates against one process.
+
 With --device cpu and --images 512 it also runs (slowly) anywhere, as a syntax check.
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -70,6 +75,16 @@ def main() -> None:
     for name, macs, sec, ips in rows:
         print(f"{name:<14}{macs / 1e6:>11.1f}M{sec:>10.2f}{ips:>12.0f}")
     print(f"speed-up {rows[1][3] / rows[0][3]:.2f}x at {rows[1][1] / rows[0][1]:.2f} of the MACs")
+    learn_under_torchrun("cuda" if cuda else "cpu")
+
+
+def learn_under_torchrun(device: str) -> None:
+    """Gate learning under torchrun on `device` (nccl on CUDA; a rank per GPU, at most 2)."""
+    nproc = min(2, torch.cuda.device_count()) if device == "cuda" else 2
+    print(f"\ngate learning under torchrun, {nproc} process(es) on {device}", flush=True)
+    subprocess.run([sys.executable, str(Path(__file__).with_name("bench_learn_torchrun.py")), "--device", device,
+                    "--nproc", str(nproc), "--steps", "30", "--dataset", "synthetic", "--model", "resnet56"],
+                   check=True)
 
 
 if __name__ == "__main__":

@@ -212,6 +212,19 @@ def test_learn_on_cuda_without_cuda_is_one_line_and_writes_nothing(tmp_path, cap
 
 @needs_torchrun
 @pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_learn_under_torchrun_on_cuda_runs_a_rank_per_gpu(tmp_path):
+    nproc = str(min(2, torch.cuda.device_count()))
+    cuda = [a if a != "cpu" else "cuda" for a in LEARN]
+    code, err = finished(torchrun(*cuda, *STEPS, "--out", str(tmp_path / "r"),
+                                  launch=("--standalone", "--nproc_per_node", nproc)))
+    assert code == 0, err[-3000:]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["steps"] == 20 and summary["world_size"] == int(nproc)
+
+
+@needs_torchrun
+@pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs (nccl: one rank per GPU)")
 def test_two_nccl_ranks_learn_the_gates_one_gpu_process_learns(tmp_path):
     cuda = [a if a != "cpu" else "cuda" for a in LEARN]
