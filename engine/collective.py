@@ -92,6 +92,18 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def peer_lost(exc: BaseException) -> bool:
+    """Whether `exc` is a collective failing because another process of the job died.
+
+    gloo raises a plain RuntimeError ("Connection closed by peer"), nccl a DistError.
+    """
+    if not (dist.is_available() and dist.is_initialized()) and from_env().world_size == 1:
+        return False
+    text = str(exc)
+    return isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError) and (
+        "closed by peer" in text or "Connection reset" in text or "remote worker" in text))
+
+
 def teardown() -> None:
     """Leave the process group (so the next run in this process can join a new one)."""
     if dist.is_initialized():

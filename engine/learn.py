@@ -235,9 +235,9 @@ class _Loop:
     """The training loop's state, so that it can be checkpointed and resumed as a whole."""
 
     def __init__(self, model: nn.Module, train: Dataset, held: Dataset, config: LearnConfig,
-                 emit: Callable[[Event], None], device: torch.device, ranks: Ranks) -> None:
+                 emit: Callable[[Event], None], device: torch.device, ranks: Ranks | None = None) -> None:
         self.model, self.train, self.held, self.config, self.emit = model, train, held, config, emit
-        self.device, self.ranks = device, ranks
+        self.device, self.ranks = device, ranks or Ranks()
         self.groups = list(model.gates())
         self.gate_params = [g.weight for g in model.gates().values()]
         gate_ids = {id(p) for p in self.gate_params}

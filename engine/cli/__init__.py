@@ -76,9 +76,23 @@ def _main(argv: list[str], debug: bool) -> int:
     except Exception as exc:  # the one place that turns any failure into an exit status
         if debug:
             traceback.print_exc()
+        if _peer_lost(exc):
+            print("pfs: failed: another process of this torchrun job died, so this one stopped too; the run "
+                  "keeps its last checkpoint and `torchrun ... -m engine resume RUN` continues from it",
+                  file=sys.stderr)
+            return EXIT_FAILURE
         hint = "" if debug else " (re-run with --debug for the traceback)"
         print(f"pfs: failed: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _peer_lost(exc: Exception) -> bool:
+    """A torchrun peer died (only asked where torch is loaded: a job was running)."""
+    if "torch" not in sys.modules:
+        return False
+    from engine.collective import peer_lost
+
+    return peer_lost(exc)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,6 +78,7 @@ def _resume(run: RunDir, on_event, should_stop, data_root, dist: collective.Dist
                        f"command (settings in {run.path}/config.json) to continue it")
     if not _learn_finished(run):
         result = resume_learn(run.path, on_event=on_event, should_stop=should_stop, data_root=data_root)
+        collective.barrier()  # rank 0 has written gates.pt and summary.json
         data_root = None  # recorded by the learn stage
         if result.stopped:
             raise StopRequested("stopped while learning gates, checkpoint saved; "

@@ -143,8 +143,8 @@ def test_ctrl_c_stops_both_ranks_with_a_checkpoint_and_resume_ends_on_the_same_g
 @needs_torchrun
 @pytest.mark.slow
 def test_a_killed_rank_ends_the_learn_and_resume_continues_from_the_last_checkpoint(tmp_path):
-    """kill -9 of rank 1 after the step-100 checkpoint: torchrun stops rank 0 too, the run
-    shows as killed at 100 steps, and resuming under torchrun finishes it from there."""
+    """kill -9 of rank 1 after the step-100 checkpoint: rank 0 stops too, and resuming under
+    torchrun finishes the run from that checkpoint."""
     out = tmp_path / "killed"
     proc = torchrun(*LEARN, "--steps", "130", "--out", str(out))
     events = out / "events.jsonl"
@@ -155,10 +155,15 @@ def test_a_killed_rank_ends_the_learn_and_resume_continues_from_the_last_checkpo
     workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
     rank1 = next(p for p in workers if "RANK=1\0" in Path(f"/proc/{p}/environ").read_text())
     os.kill(rank1, signal.SIGKILL)
-    code, _ = finished(proc)
+    code, err = finished(proc)
     assert code != 0
     [info] = [i for i in list_runs(tmp_path) if i.name == "killed"]
-    assert info.status == "killed" and info.progress == pytest.approx(100 / 130)
+    # Rank 0 either notices the lost peer in a collective first (one line, a "failed" run)
+    # or is stopped by torchrun first (no word, a "killed" run): both keep the checkpoint.
+    if info.status == "failed":
+        assert err.count("pfs: failed: another process of this torchrun job died") == 1
+    else:
+        assert info.status == "killed" and info.progress == pytest.approx(100 / 130)
 
     code, err = finished(torchrun("resume", str(out), "--quiet", "--json"))
     assert code == 0, err[-3000:]
