@@ -5,7 +5,7 @@ The reference is one process learning with that same BatchNorm (`global_batch_no
 one process plain BatchNorm with float64 sums): the gates come out bit for bit equal.
 PyTorch's native CPU BatchNorm computes the same statistics with other rounding, and Adam
 turns rounding in a gate whose gradient is near zero into a step of its own, so against a
-native single process the gates differ by about 1e-3 after 20 steps: the control below.
+native single process the gates differ by about 1.5e-2 after 20 steps: the control below.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_two_gloo_ranks_learn_the_gates_one_process_learns(reference, tmp_path):
     ddp = tmp_path / "ddp"
     assert max_gate_diff(ddp, reference) <= 1e-5  # measured: 0.0 (bit for bit)
     control = max_gate_diff(native, reference)
-    assert 1e-5 < control < 0.05  # measured: 1.4e-3; rounding, amplified by Adam, not another algorithm
+    assert 1e-5 < control < 0.1  # measured: 1.5e-2 of gates in [0, 1]: rounding, amplified by Adam
     summary, ref = (json.loads((p / "summary.json").read_text()) for p in (ddp, reference))
     assert summary["heldout_acc"] == ref["heldout_acc"] and summary["steps"] == 20
     assert (summary["world_size"], ref["world_size"]) == (2, 1)
