@@ -76,10 +76,11 @@ def _main(argv: list[str], debug: bool) -> int:
     except Exception as exc:  # the one place that turns any failure into an exit status
         if debug:
             traceback.print_exc()
-        if _peer_lost(exc):
+        if _peer_lost(exc):  # rank 0 names the run to resume; the others point at the cause
             print("pfs: failed: another process of this torchrun job died, so this one stopped too; the run "
-                  "keeps its last checkpoint and `torchrun ... -m engine resume RUN` continues from it",
-                  file=sys.stderr)
+                  "keeps its last checkpoint and `torchrun ... -m engine resume RUN` continues from it"
+                  if is_main_process() else "pfs: failed: another process of this torchrun job ended first "
+                  "(its own message says why), so this one stopped too", file=sys.stderr)
             return EXIT_FAILURE
         hint = "" if debug else " (re-run with --debug for the traceback)"
         print(f"pfs: failed: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
