@@ -115,6 +115,16 @@ def test_two_nodes_of_one_process_each_learn_the_same_gates(reference, tmp_path)
 
 
 @needs_torchrun
+@pytest.mark.slow  # a torchrun launch (~10 s)
+def test_a_refused_start_under_torchrun_is_one_error_line_and_leaves_the_run_as_it_was(reference, tmp_path):
+    before = {p.name: p.read_bytes() for p in reference.iterdir() if p.is_file()}
+    code, err = finished(torchrun(*LEARN, *STEPS, "--out", str(reference)))
+    assert code != 0
+    assert err.count("pfs: error:") == 1 and "already holds a run" in err  # rank 0's check
+    assert {p.name: p.read_bytes() for p in reference.iterdir() if p.is_file()} == before
+
+
+@needs_torchrun
 @pytest.mark.slow  # two torchrun launches (~40 s on 2 loaded cores)
 def test_ctrl_c_stops_both_ranks_with_a_checkpoint_and_resume_ends_on_the_same_gates(reference, tmp_path):
     out = tmp_path / "stopped"
