@@ -17,11 +17,14 @@ def heldout_accuracy(model: nn.Module, held: Dataset, limit: int | None = None,
                      device: torch.device | str = "cpu", ranks: Ranks | None = None) -> tuple[float, float]:
     """(accuracy, mean CE) of the gated model on held-out images, as it is trained.
 
-    The gates were learned under BN batch statistics, so they are judged the same way
-    (as the paper's code does): train-mode BN over large chunks, with momentum set to 0
-    so that evaluating leaves the running statistics exactly as they were. Under torchrun
-    (`ranks`, with global_batch_norm active) each rank forwards its slice of every chunk and
-    the counts are summed: the chunks, their statistics and the answer are one process's.
+    The gates were learned under BN batch statistics, so they are judged the same way:
+    train-mode BN over large chunks, with momentum set to 0 so that evaluating leaves the
+    running statistics exactly as they were. (The paper's code judges them in eval mode,
+    with the running statistics of the frozen random network, script/learn_gates.py
+    `test()`: a deviation, docs/method.md; held-out accuracies differed by at most 0.02.)
+    Under torchrun (`ranks`, with global_batch_norm active) each rank forwards its slice of
+    every chunk and the counts are summed: the chunks, their statistics and the answer are
+    one process's.
     """
     ranks = ranks or Ranks()
     total = num_images(held)

@@ -18,7 +18,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data-root", default=None, help="folder holding the data set")
     p.add_argument("--runs", default=None, help="runs folder (default ./runs or $PFS_RUNS)")
     p.add_argument("--replay", metavar="RUN", default=None, help="replay a recorded run's events, no compute")
-    p.add_argument("--page", default=None, choices=["setup", "learn", "structure", "runs", "help"],
+    p.add_argument("--demo", action="store_true", help="open the bundled recording: a gate-learning run replayed, "
+                   "its structure and a finished race (no compute, nothing written outside a temporary folder)")
+    p.add_argument("--page", default=None, choices=["setup", "learn", "structure", "runs", "race", "help"],
                    help="page to open on")
     p.add_argument("--serve", action="store_true", help="serve the explorer in a browser (textual-serve)")
     p.add_argument("--host", default="localhost", help="host to serve on (with --serve)")
@@ -38,6 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the explorer (or serve it); the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.demo and (args.replay or args.follow):
+        print("pfs: error: --demo opens its own recording; use it without --replay and --follow", file=sys.stderr)
+        return 2
     from engine.errors import PfsError
     from engine.models.spec import allow_model_code, parse_spec
     from sample_models import list_models
@@ -79,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(settings=settings, data_root=args.data_root, prefs_path=None if args.follow else prefs)
     if args.runs:
         session.runs_root = Path(args.runs)
+    if args.demo:
+        return _run_demo(args, session)
     start = args.page or ("learn" if args.replay else "setup")
     if args.follow:
         start = args.page or "learn"
@@ -93,6 +100,33 @@ def main(argv: list[str] | None = None) -> int:
         # directory stays consistent (atomic writes) and shows as stopped/killed.
         print("pfs: quit without waiting for gate learning; its run is unfinished", file=sys.stderr)
         os._exit(0)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace, session) -> int:
+    """The explorer on a temporary copy of the bundled recording (so labels, exports or a new
+    race never touch the installed package): Learn replays it, Race shows its race.
+
+    The copy is removed on quit, unless a race started in it still trains (its detached
+    `pfs train` processes write there): then it is kept and named.
+    """
+    import shutil
+    import tempfile
+
+    from pfs_tui.app import PfsApp
+    from pfs_tui.demo import copy_recording
+    from pfs_tui.tasks import TRAIN_PID, train_process_alive
+
+    tmp = Path(tempfile.mkdtemp(prefix="pfs-demo-"))
+    try:
+        run = copy_recording(tmp)
+        session.runs_root, session.prefs_path = tmp, None  # a demo changes nobody's Setup
+        PfsApp(session, start=args.page or "learn", replay=str(run)).run()
+    finally:
+        if any(train_process_alive(p.parent) for p in tmp.rglob(TRAIN_PID)):
+            print(f"pfs: the race started in the demo still trains in {tmp}; it is kept there", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

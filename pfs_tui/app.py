@@ -18,6 +18,7 @@ from pfs_tui.preferences import save as save_preferences
 from pfs_tui.screens.compare import CompareScreen
 from pfs_tui.screens.help import HelpScreen
 from pfs_tui.screens.learn import LearnScreen
+from pfs_tui.screens.race import RaceScreen
 from pfs_tui.screens.runs import RunsScreen
 from pfs_tui.screens.setup import SetupScreen
 from pfs_tui.screens.structure import StructureScreen
@@ -39,13 +40,14 @@ class PfsApp(App):
     TITLE = "pfs"
     CSS_PATH = "app.tcss"
     MODES = {"setup": SetupScreen, "learn": LearnScreen, "structure": StructureScreen,
-             "runs": RunsScreen, "compare": CompareScreen, "help": HelpScreen}
+             "runs": RunsScreen, "compare": CompareScreen, "race": RaceScreen, "help": HelpScreen}
     BINDINGS = [
         Binding("1", "page('setup')", "Setup", id="page.setup", show=False),
         Binding("2", "page('learn')", "Learn", id="page.learn", show=False),
         Binding("3", "page('structure')", "Structure", id="page.structure", show=False),
         Binding("4", "page('runs')", "Runs", id="page.runs", show=False),
         Binding("5", "page('compare')", "Compare", id="page.compare", show=False),
+        Binding("6", "page('race')", "Race", id="page.race", show=False),
         Binding("question_mark", "page('help')", "Help", id="page.help", key_display="?"),
         Binding("f1", "show_help", "Help", id="page.help.f1", show=False),
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -188,6 +190,27 @@ class PfsApp(App):
             return
         await self.retrain_run(s.run_path, search=True)
 
+    async def action_race(self) -> None:
+        """Race the learned structure at the current target against uniform (Structure page):
+        two detached `pfs train` at the demo size, shown on the Race page."""
+        from pfs_tui.racing import start_race
+
+        s = self.session
+        if self.refuse_when_following():
+            return
+        if s.run_path is None or not s.run_finished:
+            self.notify("learn gates first (s on the Learn page), or open a run's gates (Runs, g)",
+                        severity="warning")
+            return
+        try:
+            race = start_race(s.run_path, s.settings.budget, launcher=self.launcher)
+        except PfsError as exc:
+            self.notify(explorer_terms(str(exc)), severity="error", markup=False)
+            return
+        self.notify(f"race started on {device_label()}: {race.arms[0]} and {race.arms[1]} train side by side "
+                    "(they keep running if you quit)", markup=False)
+        await self.switch_mode("race")
+
     async def retrain_run(self, path: str | Path, *, search: bool = False) -> None:
         """Write the run's structure.json if needed, start `pfs train` detached, follow it."""
         from engine.jobs import search_run
@@ -275,7 +298,7 @@ class PfsApp(App):
                             self._export)
         yield SystemCommand("Retrain (pfs train)", "Train the pruned network as a detached process",
                             self.action_retrain)
-        for page in ("setup", "learn", "structure", "runs", "compare", "help"):
+        for page in ("setup", "learn", "structure", "runs", "compare", "race", "help"):
             yield SystemCommand(f"Go to {page}", f"Show the {page} page",
                                 lambda p=page: self.switch_mode(p))
 

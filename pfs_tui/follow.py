@@ -19,7 +19,7 @@ from pfs_tui.tasks import EventFollower, selected_gates
 
 LATEST = "latest"
 # Actions a following explorer neither offers in its footer nor runs.
-READ_ONLY_REFUSED = frozenset({"learn", "retrain", "pause", "stop", "export", "resume", "label"})
+READ_ONLY_REFUSED = frozenset({"learn", "retrain", "race", "pause", "stop", "export", "resume", "label"})
 POLL_S = 0.5  # how often a followed run's events are read
 
 

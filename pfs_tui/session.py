@@ -25,7 +25,7 @@ from engine.flops import dense_macs, dense_params
 from engine.gating import build_model as build_any_model
 from engine.gating import is_foreign
 from engine.gating import model_entry as engine_model_entry
-from engine.learn_schedule import LR, SHORT_EVAL_EVERY, SHORT_STEPS
+from engine.learn_schedule import DEMO_EVAL_EVERY, DEMO_STEPS, LR
 from engine.models.spec import parse_spec, torchvision_names
 from engine.search import Structure, search, uniform_structure
 from sample_models import list_models, model_entry
@@ -46,8 +46,8 @@ def dataset_shape(name: str, data_root: str | None = None) -> tuple[tuple[int, i
 @dataclass
 class Settings:
     """Everything the setup screen edits; the defaults are the paper's CIFAR settings, with
-    `pfs learn`'s one default schedule on Fashion-MNIST, the explorer's data set
-    (engine.learn_schedule: Adam lr 0.01, 300 steps, about a minute on a CPU)."""
+    the live-demo schedule on Fashion-MNIST, the explorer's data set (engine.learn_schedule:
+    Adam lr 0.01 as `pfs learn`, but 300 steps, about a minute on a CPU, not 10 epochs)."""
 
     model: str = "resnet20"
     dataset: str = "fashion-mnist"
@@ -55,7 +55,7 @@ class Settings:
     sparsity: float = 0.2
     gamma: float = 0.5
     reg: str = "mean"
-    steps: int = SHORT_STEPS
+    steps: int = DEMO_STEPS
     lr: float = LR
     epochs: int = 1
     batch_size: int = 128
@@ -64,7 +64,7 @@ class Settings:
     train_epochs: int = 20
     train_subset: int = 0  # training images for `pfs train --subset` (0: all of them)
     # Live feedback: evaluate often on part of the held-out set, snapshot gates often.
-    eval_every: int = SHORT_EVAL_EVERY
+    eval_every: int = DEMO_EVAL_EVERY
     heldout_limit: int = 1000
     snapshot_every: int = 10
 

@@ -225,7 +225,8 @@ def train_log_tail(run_path: Path) -> str:
 
 
 def launch_train(run_path: Path, epochs: int, device: str = "auto", overwrite: bool = False,
-                 command: list[str] | None = None, subset: int = 0, what: str = "pfs train") -> int:
+                 command: list[str] | None = None, subset: int = 0, what: str = "pfs train",
+                 env: dict | None = None) -> int:
     """Start `pfs train RUN` detached (own session, output to RUN/train.log); its pid.
 
     The process outlives the explorer; the pid is written into the run so a restarted
@@ -234,7 +235,7 @@ def launch_train(run_path: Path, epochs: int, device: str = "auto", overwrite: b
     cmd = command or train_command(run_path, epochs, device, overwrite, subset)
     with open(run_path / "train.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+                                start_new_session=True, close_fds=True, env=env)
     RunDir(run_path).write_json(TRAIN_PID, {"pid": proc.pid, "command": cmd, "started": time.time(), "what": what})
     return proc.pid
 

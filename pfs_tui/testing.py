@@ -28,8 +28,9 @@ def make_app(runs_root: Path, start: str = "setup", **settings) -> PfsApp:
     return PfsApp(session, start=start, show_eta=False, blink=False)
 
 
-async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    """Let the app run until `predicate()` holds; fail after `timeout` seconds."""
+async def wait_until(pilot, predicate, timeout: float = 120.0, what: str = "condition") -> None:
+    """Let the app run until `predicate()` holds; fail after `timeout` seconds (generous: a
+    bound against hanging, not a speed check; CI's shared machine can be slow for a minute)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -56,7 +57,7 @@ def text_of(app, selector: str) -> str:
     return widget.render().plain
 
 
-async def settled_structure(pilot, app, timeout: float = 30.0):
+async def settled_structure(pilot, app, timeout: float = 120.0):
     """The Structure page's structure once the search for the current inputs has landed."""
     screen = app.screen
     await wait_until(pilot, lambda: screen.settled, timeout=timeout, what="the structure search")

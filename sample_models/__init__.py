@@ -58,7 +58,8 @@ def create_model(name: str, *, num_classes: int = 10, in_channels: int = 3,
 
     Given `widths` are absolute group channel counts; `expand` then scales only the fixed
     channels (stem, residual stream), so `create_model(**model.spec)` rebuilds a model.
-    CIFAR ResNets take `shortcut="A"` (zero-pad, default) or `"B"` (1x1 projection).
+    CIFAR ResNets take `shortcut="B"` (1x1 projection, the official code's, default) or `"A"`
+    (zero-pad).
     """
     entry = model_entry(name)
     if "shortcut" in arch:

@@ -4,6 +4,8 @@
 #   tools/earn-their-keep.sh reproduction   # lane 1: every arm x 5 seeds at 0.3 of dense MACs
 #   tools/earn-their-keep.sh study          # lane 2: learning schedules x budgets, 3 seeds
 #   tools/earn-their-keep.sh study-more     # lane 2, then: the study grown to 5 seeds
+#   tools/earn-their-keep.sh paper          # the reproduction with PFS at the new default (10 epochs)
+#   tools/earn-their-keep.sh cifar-study    # the schedule study on the CIFAR-shaped set, 3 seeds
 #
 # Each lane runs its experiments one after another into docs/reproduction/grid/; a rerun
 # (after a kill, or on another machine after `git pull`) skips every finished cell and
@@ -61,6 +63,41 @@ study-more)
     exp study-lr0.01-10ep-f50 --flops 0.50 --arms pfs "${S[@]}" --learn-lr 0.01 --learn-epochs 10
     exp study-lr0.01-10ep-f30 --flops 0.30 --arms pfs "${S[@]}" --learn-lr 0.01 --learn-epochs 10
     ;;
+paper)
+    # The reproduction at 0.5 with every arm that learns gates at the default the study chose
+    # (the paper's 10 epochs at Adam lr 0.01). Cells that do not depend on the schedule (uniform,
+    # random, slimming) and the study's 10-epoch PFS cells are the same cells: copied in, they
+    # are adopted, so only l1-gates learns anew. Shortcut A, as every cell it adopts was built.
+    P=$OUT/f50-paper
+    if [ ! -e "$P" ]; then
+        mkdir -p "$P/cells"
+        for arm in uniform random slimming; do for s in 0 1 2 3 4; do
+            cp -r "$OUT/f50/cells/$arm-s$s" "$P/cells/"; done; done
+        for s in 0 1 2 3 4; do
+            [ -d "$OUT/study-lr0.01-10ep-f50/cells/pfs-s$s" ] && cp -r "$OUT/study-lr0.01-10ep-f50/cells/pfs-s$s" "$P/cells/"
+        done
+        find "$P/cells" \( -name '*.pt' -o -name '*.safetensors' -o -name events.jsonl -o -name checkpoints \) -prune -exec rm -rf {} +
+    fi
+    exp f50-paper --flops 0.5 --arms uniform pfs random l1-gates slimming --seeds 0 1 2 3 4 --learn-epochs 10 \
+        --learn-lr 0.01 --shortcut A
+    ;;
+cifar-study)
+    # The CIFAR-shaped set (bench/make_cifar_like.py: Fashion-MNIST garments painted on coloured
+    # backgrounds, 3x32x32, 50k/10k, CIFAR-10's on-disk format), written once into ./data
+    # (git-ignored); its absolute path is part of each grid's settings, so keep the checkout at
+    # the same place (/work/main) on every machine. Cheapest schedules first.
+    ROOT=$PWD/data/cifar-like
+    [ -d "$ROOT/cifar-10-batches-py" ] || .venv/bin/python bench/make_cifar_like.py --out "$ROOT"
+    C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2)
+    for f in 50 30; do
+        exp "cifar-f$f"                  --flops 0.$f --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
+        exp "cifar-study-lr0.2-300-f$f"  --flops 0.$f --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
+        exp "cifar-study-lr0.05-300-f$f" --flops 0.$f --arms pfs "${C[@]}" --learn-lr 0.05 --steps 300
+    done
+    for f in 50 30; do
+        exp "cifar-study-lr0.01-10ep-f$f" --flops 0.$f --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
+    done
+    ;;
 *)
-    echo "usage: $0 reproduction|study|study-more" >&2; exit 2 ;;
+    echo "usage: $0 reproduction|study|study-more|paper|cifar-study" >&2; exit 2 ;;
 esac

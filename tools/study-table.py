@@ -8,6 +8,7 @@ interval, verdict), open fraction and held-out accuracy of the gates, channels d
 tie-break, and gate-learning wall time (median). Run from the repository root:
 
     .venv/bin/python tools/study-table.py > /tmp/study.md
+    .venv/bin/python tools/study-table.py --prefix cifar- > /tmp/cifar-study.md   # the CIFAR-shaped set
 """
 from __future__ import annotations
 
@@ -20,21 +21,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.evidence.report import _T975  # noqa: E402 (the report's own t table)
 
 GRID = Path("docs/reproduction/grid")
-ROWS = [  # (experiment, schedule in words, budget)
-    ("f50", "lr 0.01 x 300 steps (default)", 0.5), ("f30", "lr 0.01 x 300 steps (default)", 0.3),
-    ("study-lr0.01-1000-f50", "lr 0.01 x 1,000 steps", 0.5), ("study-lr0.01-1000-f30", "lr 0.01 x 1,000 steps", 0.3),
-    ("study-lr0.01-10ep-f50", "lr 0.01 x 10 epochs (paper)", 0.5),
-    ("study-lr0.01-10ep-f30", "lr 0.01 x 10 epochs (paper)", 0.3),
-    ("study-lr0.05-300-f50", "lr 0.05 x 300 steps", 0.5), ("study-lr0.05-300-f30", "lr 0.05 x 300 steps", 0.3),
-    ("study-lr0.2-300-f50", "lr 0.2 x 300 steps (former default)", 0.5),
-    ("study-lr0.2-300-f30", "lr 0.2 x 300 steps (former default)", 0.3),
-    ("f50-x2", "lr 0.01 x 300 steps, learned at 2x width", 0.5),
+SCHEDULES = [  # (experiment name without its budget, schedule in words); the reference grid (uniform
+    # and PFS at lr 0.01 x 300 steps) is PREFIX + "f50" / "f30"
+    ("f{f}", "lr 0.01 x 300 steps"), ("study-lr0.01-1000-f{f}", "lr 0.01 x 1,000 steps"),
+    ("study-lr0.01-10ep-f{f}", "lr 0.01 x 10 epochs (paper; default)"),
+    ("study-lr0.05-300-f{f}", "lr 0.05 x 300 steps"),
+    ("study-lr0.2-300-f{f}", "lr 0.2 x 300 steps (former Fashion-MNIST default)"),
+    ("f{f}-x2", "lr 0.01 x 300 steps, learned at 2x width"),
 ]
+PAPER = "study-lr0.01-10ep-f{f}"
 
 
 def cells(name: str) -> dict:
     path = GRID / name / "results.json"
     return json.loads(path.read_text())["cells"] if path.is_file() else {}
+
+
+def pfs_acc(name: str) -> dict:
+    return {c["seed"]: c["test_acc"] for c in cells(name).values() if c["arm"] == "pfs"}
 
 
 def paired(pfs: dict, uniform: dict) -> str:
@@ -50,29 +54,35 @@ def paired(pfs: dict, uniform: dict) -> str:
 
 
 def main() -> None:
+    prefix = sys.argv[sys.argv.index("--prefix") + 1] if "--prefix" in sys.argv else ""
     print("| schedule | budget | PFS test acc (mean +- sd, n) | PFS - uniform, points (se, 95% CI, n) "
-          "| open fraction | held-out acc | tied channels | learning s (median) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, words, budget in ROWS:
-        cs = cells(name)
-        pfs = {c["seed"]: c for c in cs.values() if c["arm"] == "pfs"}
-        if not pfs:
-            continue
-        ref = cells("f50" if budget == 0.5 else "f30")
+          "| PFS - PFS at the paper's schedule, points | open fraction | held-out acc | tied channels "
+          "| learning s (median) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for budget, f in ((0.5, "50"), (0.3, "30")):
+        ref = cells(f"{prefix}f{f}")
         uniform = {c["seed"]: c["test_acc"] for c in ref.values() if c["arm"] == "uniform"}
-        accs = [c["test_acc"] for c in pfs.values()]
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        learned = [c["learn"] for c in pfs.values() if c.get("learn")]
-        opens = [f["open_frac"] for f in learned]
-        held = [f["heldout_acc"] for f in learned]
-        tied = [json.loads((GRID / name / "cells" / f"pfs-s{s}" / "structure.json").read_text()).get("tied_channels")
-                for s in pfs]
-        secs = [c["timing"].get("learn") for c in pfs.values() if c.get("timing")]
-        span = (lambda xs, f: f"{min(xs):{f}}-{max(xs):{f}}" if xs else "n/a")
-        print(f"| {words} | {budget} | {statistics.fmean(accs):.4f} +- {sd:.4f} ({len(accs)}) "
-              f"| {paired({s: c['test_acc'] for s, c in pfs.items()}, uniform)} | {span(opens, '.2f')} "
-              f"| {span(held, '.2f')} | {span([t for t in tied if t is not None], 'd')} "
-              f"| {statistics.median(secs):.0f} |")
+        paper = pfs_acc(prefix + PAPER.format(f=f))
+        for template, words in SCHEDULES:
+            name = prefix + template.format(f=f)
+            pfs = {c["seed"]: c for c in cells(name).values() if c["arm"] == "pfs"}
+            if not pfs:
+                continue
+            accs = [c["test_acc"] for c in pfs.values()]
+            sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            learned = [c["learn"] for c in pfs.values() if c.get("learn")]
+            opens = [f["open_frac"] for f in learned]
+            held = [f["heldout_acc"] for f in learned]
+            tied = [json.loads((GRID / name / "cells" / f"pfs-s{s}" / "structure.json").read_text())
+                    .get("tied_channels") for s in pfs]
+            secs = [c["timing"].get("learn") for c in pfs.values() if c.get("timing")]
+            span = (lambda xs, f: f"{min(xs):{f}}-{max(xs):{f}}" if xs else "n/a")
+            own = {s: c["test_acc"] for s, c in pfs.items()}
+            versus_paper = "-" if template == PAPER else paired(own, paper)
+            print(f"| {words} | {budget} | {statistics.fmean(accs):.4f} +- {sd:.4f} ({len(accs)}) "
+                  f"| {paired(own, uniform)} | {versus_paper} | {span(opens, '.2f')} "
+                  f"| {span(held, '.2f')} | {span([t for t in tied if t is not None], 'd')} "
+                  f"| {statistics.median(secs):.0f} |")
 
 
 if __name__ == "__main__":

@@ -115,12 +115,10 @@ def add_learn_args(p, prefix: str = "") -> None:
     p.add_argument("--gamma", type=number, default=0.5, metavar="G", help="regulariser weight (default 0.5)")
     p.add_argument("--reg", choices=["mean", "l1"], default="mean",
                    help="mean: gamma*(mean|g|-r)^2 (paper, default); l1: gamma*mean|g| (baseline)")
-    from engine.learn_schedule import SHORT_DATASETS, SHORT_EVAL_EVERY, SHORT_STEPS
-
-    short = f"{SHORT_STEPS} steps on {', '.join(SHORT_DATASETS)}"
     length = p.add_mutually_exclusive_group()
     length.add_argument(f"--{prefix}epochs", dest="epochs", type=number, metavar="E",
-                        help=f"epochs of gate learning (default 10, the paper's; {short}: see docs/learning.md)")
+                        help="epochs of gate learning (default 10, the paper's; chosen by retrained accuracy: "
+                        "docs/learning.md)")
     length.add_argument(f"--{prefix}steps", dest="steps", type=positive_int, metavar="N",
                         help="gate-learning steps (instead of epochs)")
     p.add_argument(f"--{prefix}batch-size", dest="batch_size", type=positive_int, default=128, metavar="N",
@@ -128,13 +126,13 @@ def add_learn_args(p, prefix: str = "") -> None:
     p.add_argument(f"--{prefix}lr", dest="lr", type=number, metavar="LR",
                    help="Adam learning rate of the gates (default 0.01, the paper's)")
     p.add_argument("--eval-every", type=positive_int, metavar="N",
-                   help=f"steps between held-out evaluations (default: per epoch; {SHORT_EVAL_EVERY} on "
-                   f"{', '.join(SHORT_DATASETS)})")
+                   help="steps between held-out evaluations (default: once per epoch)")
     p.add_argument("--heldout-limit", type=positive_int, metavar="N", help="held-out images per evaluation "
                    "(default: all)")
     p.add_argument(f"--{prefix}expand", dest="expand", type=number, default=1.0, metavar="F",
                    help="learn on a network this many times wider (default 1)")
-    p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut (A zero-pad, B projection)")
+    p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut: B projection (default, the official "
+                   "code's) or A zero-pad")
     p.add_argument(f"--{prefix}subset", dest="learn_subset", type=positive_int, metavar="N",
                    help="learn on the first N training images only (held-out images come from them)")
     if not prefix:  # `pfs run` shares the training's --image-size and --workers: one data set for both

@@ -59,6 +59,8 @@ def _add_data_args(p, model: bool = True) -> None:
         p.add_argument("--dataset", default="fashion-mnist", metavar="NAME", help=DATASET_HELP)
         p.add_argument("--data-root", metavar="DIR", help="folder holding the data set")
         p.add_argument("--expand", type=number, default=1.0, metavar="F", help="width of the dense network (default 1)")
+        p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut: B projection (default, the "
+                       "official code's) or A zero-pad")
     learning = ("; gate learning sees the whole training split (cap its held-out evaluation with "
                 "--heldout-limit)") if model else ""
     p.add_argument("--subset", type=positive_int, metavar="N", help=f"train (and pre-train) on the first N "
@@ -123,6 +125,7 @@ def baseline_spec(args):
         data_root=args.data_root,
         min_channels=args.min_channels,
         expand=args.expand,
+        arch={"shortcut": args.shortcut} if args.shortcut else {},
     )
 
 
@@ -226,6 +229,8 @@ def _experiment_settings(args) -> dict:
     settings = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if args.experiment != "ticket":
         settings["learn"] = _learn_settings(args)
+        if args.shortcut:
+            settings["arch"] = {"shortcut": args.shortcut}
     return settings
 
 

@@ -74,7 +74,8 @@ def _add_flops_parser(sub) -> None:
     p.add_argument("--input-size", metavar="C,H,W", help="input size, e.g. 3,32,32 (default: the model's)")
     p.add_argument("--num-classes", type=positive_int, metavar="N",
                    help="classifier outputs (default 10, ImageNet 1000)")
-    p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut (A zero-pad, B projection)")
+    p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut: B projection (default, the official "
+                   "code's) or A zero-pad")
     p.add_argument("--expand", type=number, default=1.0, metavar="F", help="channel expansion factor (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_flops)

@@ -123,6 +123,96 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _add_race_parser(sub) -> None:
+    from engine.training.recipes import DEMO_RACE as DEMO
+
+    p = sub.add_parser("race", help="train a run's learned structure and another of the same MACs alike, "
+                       "and compare their test accuracy")
+    p.add_argument("run", help="run directory with structure.json (made by `pfs search` or `pfs prune`)")
+    p.add_argument("--vs", default="uniform", metavar="uniform|random|RUN",
+                   help="the other structure: uniform (same fraction of every layer, default), random "
+                        "(random gates), or another run's structure.json; all at RUN's budget")
+    _add_train_args(p)
+    p.add_argument("--demo", action="store_true",
+                   help=f"the workshop size: {DEMO['epochs']} epochs on {DEMO['subset']:,} images at batch "
+                        f"{DEMO['batch_size']}, tested on {DEMO['test_subset']:,} (flags given win)")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of both arms' init and data order (default: the run's)")
+    p.add_argument("--dense", action="store_true", help="also train the dense network at this size once, "
+                   "kept beside RUN as dense-MODEL-DATA-KEY for later races (the reference line)")
+    p.add_argument("--out", metavar="DIR", help="race folder (default RUN/race): race.json and one run per arm")
+    p.add_argument("--overwrite", action="store_true", help="replace another race in that folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_race)
+
+
+def _cmd_race(args) -> int:
+    from engine.jobs.race import prepare_race, train_arm
+    from engine.training.recipes import DEMO_RACE as DEMO
+
+    if args.demo:
+        args.train_epochs = args.train_epochs or DEMO["epochs"]
+        args.subset = args.subset or DEMO["subset"]
+        args.test_subset = args.test_subset or DEMO["test_subset"]
+        args.train_batch_size = args.train_batch_size or DEMO["batch_size"]
+    race = prepare_race(args.run, args.vs, options=_train_options(args, args.seed), out=args.out,
+                        overwrite=args.overwrite)
+    bar = progress(args)
+    summaries = {}
+    with graceful_stop() as should_stop:
+        for i, name in enumerate(race.arms, 1):
+            print(f"pfs: race {i}/2: training {name} ({race.arm(name)})", file=sys.stderr)
+            summaries[name] = train_arm(race, name, on_event=bar, should_stop=should_stop)
+        dense = _race_dense(race, args.dense, bar, should_stop)
+    _report_race(race, summaries, dense, args.json)
+    return 0
+
+
+def _race_dense(race, train: bool, bar, should_stop) -> dict:
+    """The dense reference: trained now (--dense), else a cached one, else how to get it."""
+    from engine.jobs.dense_reference import dense_run_name, find_dense, prepare_dense
+    from engine.jobs.race import train_or_continue
+    from engine.runs import RunDir
+
+    root = race.run.parent
+    config = RunDir.open(race.run).config
+    if train:
+        path = prepare_dense(race.run, race.options, root)
+        print(f"pfs: race: training the dense network ({path})", file=sys.stderr)
+        train_or_continue(path, race.options, on_event=bar, should_stop=should_stop)
+    found = find_dense([root], config, race.options)
+    if found is None:
+        return {"test_acc": None, "run": str(root / dense_run_name(config, race.options))}
+    return {"test_acc": found[0], "run": str(found[1])}
+
+
+def _report_race(race, summaries: dict, dense: dict, as_json: bool) -> None:
+    arms = {name: {"run": str(race.arm(name)), **{k: s.get(k) for k in ("test_acc", "best_test_acc", "macs",
+                                                                         "params", "macs_ratio", "epochs")}}
+            for name, s in summaries.items()}
+    learned, other = (arms[name]["test_acc"] for name in race.arms)
+    gap = learned - other if learned is not None and other is not None else None
+    opts = race.options
+    if as_json:
+        print_json({"race": str(race.path), "vs": race.vs, "seed": opts["seed"], "epochs": opts["epochs"],
+                    "subset": opts["subset"], "test_subset": opts["test_subset"], "arms": arms, "gap": gap,
+                    "dense": dense})
+        return
+    images = f"{opts['subset']:,} images" if opts["subset"] else "all images"
+    tested = f", tested on {opts['test_subset']:,}" if opts["test_subset"] else ""
+    epochs = f"{opts['epochs']} epoch{'s' * (opts['epochs'] != 1)}" if opts["epochs"] else "the recipe's epochs"
+    batch = f" at batch {opts['batch_size']}" if opts["batch_size"] else ""
+    print(f"race {race.path}: {epochs} on {images}{batch}{tested}, seed {opts['seed']}")
+    for name, a in arms.items():
+        print(f"{name:<10} test accuracy {a['test_acc']:.4f}  {human(a['macs'])} MACs ({a['macs_ratio']:.3f} of "
+              f"dense)  {human(a['params'])} params  {a['run']}")
+    print(f"gap        {gap:+.4f} ({race.arms[0]} - {race.arms[1]})")
+    if dense["test_acc"] is None:
+        print(f"dense      unknown: add --dense to train it once (kept as {dense['run']})")
+    else:
+        print(f"dense      test accuracy {dense['test_acc']:.4f}  {dense['run']}")
+
+
 def _add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="the whole pipeline in one run directory: learn, search, train")
     add_learn_args(p, prefix="learn-")
@@ -210,4 +300,4 @@ def _cmd_runs(args) -> int:
     return 0
 
 
-PARSERS = (_add_train_parser, _add_run_parser, _add_resume_parser, _add_runs_parser)
+PARSERS = (_add_train_parser, _add_race_parser, _add_run_parser, _add_resume_parser, _add_runs_parser)

@@ -60,6 +60,7 @@ class BaselineSpec:
     data_root: str | None = None
     min_channels: int = 1
     expand: float = 1.0  # width of the dense network the gates sit in (tests use thin ones)
+    arch: dict = field(default_factory=dict)  # model options, e.g. {"shortcut": "A"} (default: the model's)
 
     def validate(self) -> None:
         """Raise a PfsError naming the flag for a setting that cannot work."""
@@ -91,13 +92,13 @@ class BaselineSpec:
         return cls(**{**data, "learn": LearnConfig(**data["learn"])})
 
 
-def gated_network(model: str, seed: int, ds, expand: float = 1.0):
+def gated_network(model: str, seed: int, ds, expand: float = 1.0, arch: dict | None = None):
     """The gated dense network a run of `seed` starts from (as `pfs learn` builds it)."""
     from engine.gating import build_model
 
     torch.manual_seed(seed)
     return build_model(model, in_channels=ds.input_size[0], num_classes=ds.num_classes, expand=expand,
-                       input_size=ds.input_size)
+                       input_size=ds.input_size, **(arch or {}))
 
 
 def run_config(net, ds, *, model: str, dataset: str, seed: int, data_root: str | None) -> dict:
@@ -130,7 +131,7 @@ def make_baseline(out: str | Path, spec: BaselineSpec, *, data=None, weights_fro
             return summary
     else:
         ds = ds if ds is not None else load_dataset(spec.dataset, spec.data_root)
-        net = gated_network(spec.model, spec.seed, ds, spec.expand)
+        net = gated_network(spec.model, spec.seed, ds, spec.expand, spec.arch)
         uniform_structure(net, spec.flops, ds.input_size, min_channels=spec.min_channels)  # budget check first
         config = {**run_config(net, ds, model=spec.model, dataset=spec.dataset, seed=spec.seed,
                                 data_root=spec.data_root),
@@ -173,11 +174,29 @@ def _reopen(path: Path, spec: BaselineSpec) -> RunDir:
     stored = run.config.get("baseline")
     if stored is None:
         raise PfsError(f"{path} already holds a run that is not a baseline; pick another --out")
-    if stored != spec.to_json():
-        diff = sorted(k for k in stored if stored.get(k) != spec.to_json().get(k))
+    if "arch" not in stored:  # made before specs recorded model options: its network records them
+        stored = {**stored, "arch": spec.arch if _same_arch(run, spec.arch) else {"recorded": "other"}}
+    stored, wanted = _what_matters(stored, spec.kind), _what_matters(spec.to_json(), spec.kind)
+    if stored != wanted:
+        diff = sorted(k for k in stored if stored.get(k) != wanted.get(k))
         raise PfsError(f"{path} holds a {stored.get('kind')} baseline made with other settings "
                        f"({', '.join(diff)}); repeat its command to continue it, or pick another --out")
     return run
+
+
+def _what_matters(spec: dict, kind: str) -> dict:
+    """A stored spec without the settings its arm never uses, so that a uniform cell made in
+    a grid that learned gates for 300 steps is the same cell in one that learns for 10 epochs
+    (copied between grids, it is adopted instead of trained again)."""
+    unused = ([] if kind in LEARNED else ["learn"]) + ([] if kind in NEEDS_PRETRAIN else ["pretrain_epochs"])
+    unused += [] if kind == "slimming" else ["slim_lambda"]
+    return {k: v for k, v in spec.items() if k not in unused}
+
+
+def _same_arch(run: RunDir, arch: dict) -> bool:
+    """Whether the run's recorded network (model_spec's arch) has the options `arch` asks for."""
+    built = (run.config.get("model_spec") or {}).get("arch") or {}
+    return all(built.get(k) == v for k, v in arch.items())
 
 
 def _learn(run: RunDir, spec: BaselineSpec, ds, weights, timing: dict, on_event, should_stop) -> None:
@@ -186,7 +205,7 @@ def _learn(run: RunDir, spec: BaselineSpec, ds, weights, timing: dict, on_event,
     if run.exists("gates.pt") and summary.get("stage") == "learn" and summary.get("status") == "finished":
         return
     if weights is not None and not run.config.get("init_pretrained"):
-        net = gated_network(spec.model, spec.seed, ds, spec.expand)
+        net = gated_network(spec.model, spec.seed, ds, spec.expand, spec.arch)
         net.load_state_dict(weights)
         run.save("init.pt", net.state_dict())
         run.write_json("config.json", {**run.config, "init_pretrained": True})

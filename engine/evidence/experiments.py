@@ -80,7 +80,7 @@ class Experiment:
                 raise PfsError(f"{path} holds {what}; repeat its own command to resume it "
                                f"(see {path}/config.json; --seeds may add seeds), or pick another --out")
             return exp
-        if path.exists() and any(path.iterdir()):
+        if path.exists() and any(p.name != "cells" for p in path.iterdir()):  # cells/ alone: copied in to adopt
             raise PfsError(f"{path} exists and is not a pfs experiment (no config.json); pick another --out")
         exp = cls(path, kind, settings)
         exp._write_config()
@@ -157,10 +157,26 @@ def train_cell(path: Path, options: TrainOptions, *, data=None, on_event=None, s
     """Train a cell's structure, resuming its checkpoint when a previous attempt was killed."""
     run = RunDir.open(path)
     if cell_trained(path):
+        _check_training(run, options)
         return run.read_json("summary.json")
     started = "train" in run.config and run.exists(CHECKPOINT)
     return train_run(path, None if started else options, resume=started, overwrite=not started, data=data,
                      on_event=on_event, should_stop=should_stop)
+
+
+# Options that do not change what a cell's training computes (where and how it is logged).
+_NOT_THE_RESULT = ("device", "workers", "log_every")
+
+
+def _check_training(run: RunDir, options: TrainOptions) -> None:
+    """A finished cell copied in from elsewhere must have been trained as this grid trains its
+    cells; otherwise its accuracy is not comparable and it is refused with one line."""
+    done = run.config.get("train") or {}
+    wanted = options.to_json()
+    diff = sorted(k for k in wanted if k not in _NOT_THE_RESULT and k in done and done[k] != wanted[k])
+    if diff:
+        raise PfsError(f"{run.path} was trained with other settings ({', '.join(diff)}) than this grid trains "
+                       "its cells; remove that cell to train it again, or pick another --out")
 
 
 def mean_sd(values: list[float]) -> dict:

@@ -32,10 +32,11 @@ COMMON = {"subset": None, "test_subset": None, "train_batch_size": None}
 DEFAULTS = {
     "baselines": {"model": None, "dataset": "fashion-mnist", "data_root": None, "flops": None, "seeds": [0, 1, 2],
                   "train_epochs": None, "pretrain_epochs": 10, "slim_lambda": 1e-4, "arms": list(KINDS),
-                  "learn": {}, "expand": 1.0, "min_channels": 1, **COMMON},
+                  "learn": {}, "expand": 1.0, "min_channels": 1, "arch": None, **COMMON},
     "correlation": {"model": None, "dataset": "fashion-mnist", "data_root": None, "flops": 0.3,
                     "seeds": [0, 1, 2, 3, 4], "pretrain_epochs": [0, 1, 5, 20], "slim_lambda": 1e-4,
-                    "arms": ["slimming", "pretrained-pfs"], "learn": {}, "expand": 1.0, "min_channels": 1, **COMMON},
+                    "arms": ["slimming", "pretrained-pfs"], "learn": {}, "expand": 1.0, "min_channels": 1,
+                    "arch": None, **COMMON},
     "ticket": {"run": None, "seeds": [0, 1, 2], "train_epochs": None, "pretrained": None, "pretrain_epochs": 10,
                "inits": ["scratch", "ticket", "inherit"], **COMMON},
 }
@@ -50,7 +51,7 @@ def normalise(kind: str, settings: dict) -> dict:
         raise PfsError(f"unknown setting(s) for a {kind} experiment: {', '.join(sorted(unknown))}")
     out = {**defaults, **{k: v for k, v in settings.items() if v is not None}}
     missing = [k for k, v in out.items() if v is None and defaults[k] is None and k not in COMMON
-               and k not in ("data_root", "pretrained")]
+               and k not in ("data_root", "pretrained", "arch")]
     if missing:
         raise PfsError(f"a {kind} experiment needs {', '.join('--' + m.replace('_', '-') for m in missing)}")
     if not out["seeds"] or len(set(out["seeds"])) != len(out["seeds"]):
@@ -83,8 +84,29 @@ def _spec(s: dict, kind: str, seed: int, pretrain_epochs: int) -> BaselineSpec:
     return BaselineSpec(kind=kind, model=s["model"], dataset=s["dataset"], flops=s["flops"], seed=seed,
                         pretrain_epochs=pretrain_epochs, slim_lambda=s["slim_lambda"],
                         learn=LearnConfig(**s["learn"]), subset=s["subset"], test_subset=s["test_subset"],
-                        batch_size=s["train_batch_size"],
-                        data_root=s["data_root"], min_channels=s["min_channels"], expand=s["expand"])
+                        batch_size=s["train_batch_size"], data_root=s["data_root"], min_channels=s["min_channels"],
+                        expand=s["expand"], arch=grid_arch(s))
+
+
+V1_ARCH = {"shortcut": "A"}  # what CIFAR ResNets were built with when version-1 grids were made
+
+
+def grid_arch(s: dict) -> dict:
+    """The model options of a grid's cells: as recorded, or (a version-1 grid, which recorded
+    none) shortcut A for a CIFAR ResNet, the default then, so that its cells stay alike."""
+    if "arch" in s:
+        return dict(s["arch"] or {})
+    return dict(V1_ARCH) if _takes_shortcut(s["model"]) else {}
+
+
+def _takes_shortcut(model: str) -> bool:
+    from sample_models import model_entry
+    from sample_models.resnet_cifar import CifarResNet
+
+    try:
+        return model_entry(model).cls is CifarResNet
+    except ValueError:  # not a sample model (a file, torchvision:, timm:): no shortcut option
+        return False
 
 
 def _train_options(s: dict, seed: int, **extra) -> TrainOptions:
@@ -173,7 +195,7 @@ def correlation(exp: Experiment, *, data=None, on_event=None, should_stop=None, 
 def _pretrain_config(s: dict, seed: int, ds) -> dict:
     from engine.evidence.baselines import gated_network, run_config
 
-    net = gated_network(s["model"], seed, ds, s["expand"])
+    net = gated_network(s["model"], seed, ds, s["expand"], grid_arch(s))
     return run_config(net, ds, model=s["model"], dataset=s["dataset"], seed=seed, data_root=s["data_root"])
 
 
@@ -252,9 +274,30 @@ def _aggregate_ticket(cells: dict) -> dict:
                           "macs": cs[0]["macs"], "params": cs[0]["params"]} for k, cs in inits.items()}}
 
 
+def grid_settings(kind: str, settings: dict, out) -> dict:
+    """The settings an experiment at `out` records: `normalise`d, and (but for ticket) with
+    the cells' model options recorded whole (the shortcut a CIFAR ResNet gets by default
+    included), or, for a version-1 grid, left out as it recorded them."""
+    s = normalise(kind, settings)
+    return s if kind == "ticket" else _record_arch(s, out)
+
+
+def _record_arch(s: dict, out) -> dict:
+    given = dict(s.get("arch") or {})
+    config = Path(out) / "config.json"
+    if config.is_file() and Experiment.open(out).version == 1:
+        if given:
+            raise PfsError(f"{out} was made before grids recorded model options (its CIFAR ResNets use "
+                           "shortcut A); leave --shortcut out to continue it, or pick another --out")
+        return {k: v for k, v in s.items() if k != "arch"}
+    if _takes_shortcut(s["model"]):
+        given.setdefault("shortcut", "B")
+    return {**s, "arch": given}
+
+
 def _check_budget(s: dict, ds) -> None:
     """BudgetError (naming the fix) when even the smallest structure exceeds the grid's budget."""
-    net = gated_network(s["model"], s["seeds"][0], ds, s["expand"])
+    net = gated_network(s["model"], s["seeds"][0], ds, s["expand"], grid_arch(s))
     uniform_structure(net, s["flops"], ds.input_size, min_channels=s["min_channels"])
 
 
@@ -266,7 +309,7 @@ def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_
     if kind not in EXPERIMENTS:
         raise PfsError(f"unknown experiment {kind!r}; choose one of: {', '.join(EXPERIMENTS)}")
     given_learn = {k: v for k, v in (settings.get("learn") or {}).items() if v is not None}
-    settings = normalise(kind, settings)
+    settings = grid_settings(kind, settings, out)
     if kind != "ticket":  # everything checked before the experiment directory is written
         data = data if data is not None else load_dataset(settings["dataset"], settings["data_root"])
         _check_budget(settings, data)
@@ -278,4 +321,5 @@ def run_experiment(kind: str, out: str | Path, settings: dict, *, data=None, on_
 
 _GRIDS = {"baselines": baselines, "correlation": correlation, "ticket": ticket}
 
-__all__ = ["baselines", "correlation", "correlation_matrix", "normalise", "run_experiment", "ticket"]
+__all__ = ["baselines", "correlation", "correlation_matrix", "grid_settings", "normalise", "run_experiment",
+           "ticket"]

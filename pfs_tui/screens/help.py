@@ -50,7 +50,7 @@ minutes and retrained from scratch. Compare with the **uniform** network of the 
 correlation side by side on the Compare page.
 
 ## Keys
-- `1` Setup, `2` Learn, `3` Structure, `4` Runs, `5` Compare, `?` Help; `ctrl+p` command palette.
+- `1` Setup, `2` Learn, `3` Structure, `4` Runs, `5` Compare, `6` Race, `?` Help; `ctrl+p` command palette.
 - Setup: arrows move in the model list, `Tab` to the fields; in a field `+`/`-` or
   the up/down arrows nudge the value, the mouse wheel too; clicking the gauge sets it.
   `Escape` leaves a field: while one is being edited, letters, digits and `?` are
@@ -58,7 +58,9 @@ correlation side by side on the Compare page.
 - Learn: `s` start, `space` pause/resume, `x` stop, `i` explains the numbers; in a
   replay `[` and `]` change speed and `j` jumps to a step.
 - Structure: `+`/`-` move the FLOPs target, `e` export structure.json, `t` retrain,
-  `i` explains threshold, ties and the uniform comparison.
+  `v` race the learned structure against uniform at the same MACs (both retrained at the
+  demo size, side by side, shown on the Race page), `i` explains threshold, ties and the
+  uniform comparison.
 - Runs: `Enter` opens a run; there `g` loads its gates, `r` replays it, `t` retrains,
   `c` resumes a stopped or killed run, `n` names it.
 - Compare: `space` marks runs (two or more, of one model and data set), `o` adds a run or an

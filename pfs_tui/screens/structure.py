@@ -40,6 +40,7 @@ class StructureScreen(PageScreen):
         Binding("minus,left", "nudge(-1)", "Target -", id="structure.less", key_display="-/←"),
         Binding("e", "export", "Export", id="structure.export"),
         Binding("t", "app.retrain", "Retrain", id="structure.retrain"),
+        Binding("v", "app.race", "Race", id="structure.race"),
         Binding("i", "explain", "Explain", id="structure.explain"),
     ]
 

@@ -6,7 +6,7 @@ from textual import events
 from textual.widget import Widget
 
 PAGES = (("setup", "1 Setup"), ("learn", "2 Learn"), ("structure", "3 Structure"),
-         ("runs", "4 Runs"), ("compare", "5 Compare"), ("help", "? Help"))
+         ("runs", "4 Runs"), ("compare", "5 Compare"), ("race", "6 Race"), ("help", "? Help"))
 
 
 class NavBar(Widget):

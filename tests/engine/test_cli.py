@@ -62,9 +62,9 @@ def test_prune_is_learn_then_search(tmp_path, capsys):
 def test_models_and_flops_tables(capsys):
     code, out, _ = run_cli(capsys, "models", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
-    assert code == 0 and rows["resnet56"]["macs"] == 125_485_706
-    code, out, _ = run_cli(capsys, "flops", "resnet56", "--shortcut", "B", "--json")
-    assert json.loads(out)["macs"] == 125_747_850
+    assert code == 0 and rows["resnet56"]["macs"] == 125_747_850  # shortcut B, the official code's
+    code, out, _ = run_cli(capsys, "flops", "resnet56", "--shortcut", "A", "--json")
+    assert json.loads(out)["macs"] == 125_485_706
     code, out, _ = run_cli(capsys, "flops", "resnet20", "--dataset", "fashion-mnist", "--json")
     assert json.loads(out)["input_size"] == [1, 28, 28]
 
@@ -128,7 +128,7 @@ def test_installed_console_script_and_module_entry_point(tmp_path):
         exe = cmd if cmd[0] != "pfs" else [os.path.join(os.path.dirname(sys.executable), "pfs")]
         done = subprocess.run([*exe, "flops", "resnet56", "--json"], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["macs"] == 125_485_706
+        assert json.loads(done.stdout)["macs"] == 125_747_850
         bad = subprocess.run([*exe, "flops", "nope"], capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
 

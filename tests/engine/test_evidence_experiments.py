@@ -81,29 +81,31 @@ def test_rerun_with_other_settings_or_version_is_refused(interrupted, tmp_path):
 
 
 def test_a_grid_grows_by_seeds_and_a_version_1_grid_resumes_as_it_began(interrupted, tmp_path):
-    from engine.evidence.grids import normalise
+    from engine.evidence.grids import grid_settings
 
     exp, _, _, _ = interrupted
     config = json.loads((exp / "config.json").read_text())
     assert config["version"] == 2 and config["settings"]["learn"]["lr"] == 0.01  # the whole schedule recorded
+    assert config["settings"]["arch"] == {"shortcut": "B"}  # and the model options, defaults included
     assert config["settings"]["learn"]["steps"] == 4 and config["settings"]["learn"]["sparsity"] == 0.2
     grown = tmp_path / "grown"
     grown.mkdir()
     (grown / "config.json").write_text(json.dumps(config))
-    more = normalise("baselines", {**BASELINES, "seeds": [0, 1, 2, 3]})
+    more = grid_settings("baselines", {**BASELINES, "seeds": [0, 1, 2, 3]}, grown)
     assert Experiment.open_or_create(grown, "baselines", more).settings["seeds"] == [0, 1, 2, 3]
     assert json.loads((grown / "config.json").read_text())["settings"]["seeds"] == [0, 1, 2, 3]
     for fewer in ([0, 1], [1, 0, 2, 3, 4]):  # dropping or reordering seeds is another grid
         with pytest.raises(PfsError, match=r"other settings \(seeds\)"):
-            Experiment.open_or_create(grown, "baselines", normalise("baselines", {**BASELINES, "seeds": fewer}))
+            Experiment.open_or_create(grown, "baselines", grid_settings("baselines", {**BASELINES, "seeds": fewer},
+                                                                        grown))
     old = tmp_path / "v1"
     old.mkdir()
-    (old / "config.json").write_text(json.dumps({**config, "version": 1,
-                                                 "settings": {**config["settings"], "learn": LEARN}}))
-    reopened = Experiment.open_or_create(old, "baselines", normalise("baselines", BASELINES), LEARN)
+    v1_settings = {k: v for k, v in config["settings"].items() if k != "arch"}  # version 1 recorded none
+    (old / "config.json").write_text(json.dumps({**config, "version": 1, "settings": {**v1_settings, "learn": LEARN}}))
+    reopened = Experiment.open_or_create(old, "baselines", grid_settings("baselines", BASELINES, old), LEARN)
     assert reopened.version == 1 and reopened.settings["learn"] == LEARN  # its cells learn as they began
     with pytest.raises(PfsError, match=r"other settings \(learn\)"):
-        Experiment.open_or_create(old, "baselines", normalise("baselines", BASELINES), {**LEARN, "steps": 5})
+        Experiment.open_or_create(old, "baselines", grid_settings("baselines", BASELINES, old), {**LEARN, "steps": 5})
 
 
 def test_copied_cells_are_adopted_and_a_foreign_one_is_refused(interrupted, fmnist, tmp_path):
@@ -131,6 +133,47 @@ def test_copied_cells_are_adopted_and_a_foreign_one_is_refused(interrupted, fmni
     (other / "config.json").write_text((other / "config.json").read_text().replace('"flops": 0.05', '"flops": 0.06'))
     with pytest.raises(PfsError, match=r"uniform-s0 holds a uniform baseline made with other settings \(flops\)"):
         run_experiment("baselines", other, {**BASELINES, "seeds": [0], "arms": ["uniform"], "flops": 0.06}, data=fmnist)
+
+
+def test_a_copied_cell_counts_only_the_settings_its_arm_uses(interrupted, fmnist, tmp_path):
+    """A uniform cell is the same whatever the grid's gate-learning schedule, so a grid that
+    learns longer adopts it; a cell trained otherwise than the grid trains is refused."""
+    import shutil
+
+    exp, _, _, _ = interrupted
+    longer = {**BASELINES, "seeds": [0], "arms": ["uniform"], "learn": {**LEARN, "steps": 6}}
+    for out in ("longer", "other-training"):
+        shutil.copytree(exp / "cells" / "uniform-s0", tmp_path / out / "cells" / "uniform-s0",
+                        ignore=shutil.ignore_patterns("checkpoints", "*.pt", "*.safetensors", "events.jsonl"))
+    stamp = (tmp_path / "longer" / "cells" / "uniform-s0" / "summary.json").stat().st_mtime_ns
+    results = run_experiment("baselines", tmp_path / "longer", longer, data=fmnist)
+    assert (tmp_path / "longer" / "cells" / "uniform-s0" / "summary.json").stat().st_mtime_ns == stamp  # adopted
+    original = json.loads((exp / "results.json").read_text())["cells"]["uniform-s0"]
+    assert results["cells"]["uniform-s0"]["test_acc"] == original["test_acc"]
+    with pytest.raises(PfsError, match=r"uniform-s0 was trained with other settings \(epochs\)"):
+        run_experiment("baselines", tmp_path / "other-training", {**longer, "train_epochs": 2}, data=fmnist)
+
+
+def test_a_cell_copied_unfinished_without_its_weights_starts_again(interrupted, fmnist, tmp_path):
+    """A checkout carries a half-learned cell's config but not its init.pt: it is started again
+    (said once), not a missing-file error that stops the grid."""
+    import shutil
+
+    exp, _, _, _ = interrupted
+    clone = tmp_path / "clone"
+    shutil.copytree(exp, clone, ignore=shutil.ignore_patterns("checkpoints", "*.pt", "*.safetensors", "events.jsonl"))
+    results = json.loads((clone / "results.json").read_text())
+    del results["cells"]["pfs-s1"]
+    (clone / "results.json").write_text(json.dumps(results))
+    cell = clone / "cells" / "pfs-s1"
+    for name in ("structure.json", "summary.json", "timing.json"):  # as if copied while still learning
+        (cell / name).unlink(missing_ok=True)
+    started = []
+    run_experiment("baselines", clone, BASELINES, data=fmnist, on_start=lambda text, n, total: started.append(text))
+    assert started == ["5 of 6 cells already finished, skipped", "cell 4 of 6: pfs seed 1",
+                       "pfs-s1 was copied unfinished, without its weights: started again"]
+    again = json.loads((clone / "results.json").read_text())["cells"]["pfs-s1"]
+    assert again["keep_ratios"] == json.loads((exp / "results.json").read_text())["cells"]["pfs-s1"]["keep_ratios"]
 
 
 def test_cli_bad_experiment_input_is_one_error_line(interrupted, tmp_path, capsys):
@@ -185,6 +228,8 @@ def test_report_renders_tables_figures_and_json(interrupted, correlation, tmp_pa
     assert set(paired) == {"uniform", "random"} and all(set(d) >= {"arm", "versus", "n", "mean", "se", "ci95"}
                                                        for d in paired.values())
     assert f"- PFS - uniform = {100 * paired['uniform']['mean']:+.2f}" in md
+    not_ahead = [a for a in ("uniform", "random") if paired[a]["verdict"] != "ahead"]
+    assert (f"**PFS is not ahead of {', '.join(not_ahead)}** at this budget" in md) == bool(not_ahead)
     learned = [c["learn"] for c in results["cells"].values() if c["arm"] == "pfs"]
     assert len(learned) == 2 and all(f["steps"] == 4 and f["classes"] == 10 and 0 <= f["open_frac"] <= 1
                                      for f in learned)

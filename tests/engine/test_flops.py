@@ -51,8 +51,9 @@ def test_shortcut_variants_and_expansion_match_ptflops(shortcut):
 
 
 def test_reference_sizes_from_the_paper():
-    assert count_macs(create_model("resnet56")) == 125_485_706
-    assert round(count_macs(create_model("resnet56", shortcut="B")) / 1e6, 2) == 125.75
+    # shortcut B (1x1 projection + BN, the official code's) is the default; A stays selectable
+    assert count_macs(create_model("resnet56")) == 125_747_850
+    assert count_macs(create_model("resnet56", shortcut="A")) == 125_485_706
     assert round(count_macs(create_model("resnet110")) / 1e6) == 253
     assert round(count_macs(create_model("vgg16")) / 1e6, 1) == 313.2
     with torch.device("meta"):
@@ -63,6 +64,12 @@ def test_reference_sizes_from_the_paper():
     assert round(count_macs(mb1) / 1e6, 1) == 568.7
     # torchvision's MobileNet-V2 counts 300,775,272 MACs and 3,504,872 params with ptflops (aten)
     assert (count_macs(mb2), count_params(mb2)) == (300_775_272, 3_504_872)
+
+
+def test_default_resnet56_is_shortcut_b_and_matches_ptflops():
+    m = create_model("resnet56")
+    assert m.spec["arch"]["shortcut"] == "B"
+    assert (count_macs(m), count_params(m)) == ptflops_count(m, (3, 32, 32))
 
 
 @pytest.mark.slow

@@ -259,9 +259,9 @@ def test_default_config_is_valid_and_learn_gates_validates(tiny_data):
 
 
 # -- real data -------------------------------------------------------------------------------
-def _learn_fashion(data, steps: int):
+def _learn_fashion(data, steps: int, shortcut: str = "A"):
     torch.manual_seed(0)
-    model = create_model("resnet20", in_channels=1, num_classes=10)
+    model = create_model("resnet20", in_channels=1, num_classes=10, shortcut=shortcut)
     held = data.heldout_split(seed=0)[1]
     init_acc, _ = heldout_accuracy(model, held, 2000)
     events = []
@@ -275,6 +275,7 @@ def _per_layer_open(gates):
 
 
 def test_fashion_mnist_gate_learning_on_frozen_random_resnet20_learns(fashion_mnist):
+    # Shortcut A (zero-pad), the network these numbers were measured on; for B see below.
     init_acc, result, steps = _learn_fashion(fashion_mnist, 150)
     ce = [s.ce for s in steps]
     assert sum(ce[-20:]) / 20 < sum(ce[:20]) / 20 - 0.05
@@ -282,6 +283,18 @@ def test_fashion_mnist_gate_learning_on_frozen_random_resnet20_learns(fashion_mn
     assert result.heldout_acc > 0.15
     per_layer = _per_layer_open(result.gates)
     assert max(per_layer) - min(per_layer) > 0.15
+
+
+def test_with_shortcut_b_the_gates_lower_the_loss_and_separate_layers(fashion_mnist):
+    # Measured (seed 0): with shortcut B, the default since issue 15, the gated random resnet20
+    # predicts one class at every evaluation up to 300 steps (held-out 0.097), yet the training
+    # cross-entropy falls: the gates learn an order that accuracy does not show (docs/learning.md).
+    init_acc, result, steps = _learn_fashion(fashion_mnist, 150, shortcut="B")
+    ce = [s.ce for s in steps]
+    assert sum(ce[-20:]) / 20 < sum(ce[:20]) / 20 - 0.05
+    assert init_acc < 0.13
+    per_layer = _per_layer_open(result.gates)
+    assert max(per_layer) - min(per_layer) > 0.15  # layers already differ in what they keep
 
 
 @pytest.mark.slow

@@ -7,21 +7,15 @@ import pytest
 
 from engine.cli import build_parser, main
 from engine.cli.common import learn_config
-from engine.learn_schedule import LR, SHORT_EVAL_EVERY, SHORT_STEPS, default_schedule
+from engine.learn_schedule import LR
 
 TINY = ["resnet20", "--dataset", "synthetic", "--steps", "2", "--batch-size", "8", "--eval-every", "1",
         "--heldout-limit", "16", "--quiet"]
 
 
-@pytest.mark.parametrize("dataset", ["fashion-mnist"])
-def test_fashion_mnist_learns_the_studys_schedule_by_default(dataset):
-    config = learn_config(build_parser().parse_args(["learn", "resnet20", "--dataset", dataset]))
-    assert (config.steps, config.lr, config.eval_every) == (SHORT_STEPS, LR, SHORT_EVAL_EVERY) == (300, 0.01, 50)
-    assert default_schedule(dataset)["steps"] == 300
-
-
-@pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "synthetic"])
-def test_other_data_sets_keep_the_papers_schedule(dataset):
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "cifar10", "cifar100", "synthetic"])
+def test_every_data_set_learns_the_papers_schedule_by_default(dataset):
+    # the schedule study could not tell schedules apart by retrained accuracy: the paper's wins
     other = learn_config(build_parser().parse_args(["learn", "resnet20", "--dataset", dataset]))
     assert (other.epochs, other.steps, other.lr, other.eval_every) == (10, None, 0.01, None)
 

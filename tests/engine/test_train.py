@@ -70,7 +70,7 @@ def test_ticket_init_reproduces_the_gated_networks_kept_weights(make_run, tmp_pa
             assert torch.equal(m.weight, w), name
             assert not torch.equal(dict(scratch.named_modules())[name].weight, w)
             checked += 1
-    assert checked == 19  # every conv of ResNet-20
+    assert checked == 21  # every conv of ResNet-20: 19, and shortcut B's two 1x1 projections
     assert torch.equal(ticket.fc.weight, init["fc.weight"])
     # Gates are off and frozen for retraining.
     gates = [m for m in ticket.modules() if isinstance(m, ChannelGate)]

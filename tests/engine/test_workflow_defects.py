@@ -61,7 +61,7 @@ def test_an_impossible_budget_is_refused_before_learning(tmp_path, capsys):
         out = tmp_path / cmd[0]
         assert main([*cmd, "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "raise --flops to at least 0.0478" in err[0], err
+        assert len(err) == 1 and "raise --flops to at least 0.0539" in err[0], err
         assert not out.exists()  # nothing learned, nothing written
     assert main(["prune", "resnet20", *SYNTH, "--flops", "0.5", "--min-channels", "1000",
                  "--out", str(tmp_path / "wide")]) == 2
@@ -71,7 +71,7 @@ def test_an_impossible_budget_is_refused_before_learning(tmp_path, capsys):
 
 @pytest.mark.parametrize("flags, message", [
     (["--dataset", "nosuch"], "unknown data set 'nosuch'"),
-    (["--dataset", "synthetic", "--flops", "0.001"], "raise --flops to at least 0.0478"),
+    (["--dataset", "synthetic", "--flops", "0.001"], "raise --flops to at least 0.0539"),
 ])
 def test_a_refused_experiment_writes_nothing(tmp_path, capsys, flags, message):
     out = tmp_path / "exp"
@@ -320,3 +320,14 @@ def test_baseline_and_experiment_print_the_learn_warning(tmp_path, capsys, one_t
                  "--subset", "64", "--train-batch-size", "32", "--out", str(tmp_path / "e")]) == 0
     err = capsys.readouterr().err
     assert "pfs: warning: cell pfs-s0: no evaluated step met r (" in err and "after 2 steps" in err
+
+
+def test_runs_of_a_missing_folder_exits_2_and_download_is_offered_where_it_is_taken(tmp_path, capsys):
+    assert main(["runs", str(tmp_path / "nonexist")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    empty = tmp_path / "no-cifar"
+    empty.mkdir()
+    assert main(["learn", "resnet20", "--dataset", "cifar10", "--data-root", str(empty), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--download" in err and "`pfs learn`, `prune` and `run` take it" in err
+    assert list(empty.iterdir()) == []  # nothing written, nothing downloaded

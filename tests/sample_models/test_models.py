@@ -70,6 +70,20 @@ def test_shortcut_b_adds_projections_a_has_none():
     assert isinstance(b.layer2[0].shortcut, torch.nn.Sequential)
 
 
+def test_default_shortcut_is_b_and_a_recorded_run_rebuilds_as_a():
+    assert create_model("resnet20").spec["arch"]["shortcut"] == "B"
+    # a run made when A was the default recorded it in its spec: it rebuilds as it was
+    torch.manual_seed(0)
+    old = create_model("resnet20", shortcut="A")
+    again = rebuild(old.spec)
+    assert again.spec["arch"]["shortcut"] == "A"
+    assert not isinstance(again.layer2[0].shortcut, torch.nn.Sequential)
+    again.load_state_dict(old.state_dict())  # same tensors, strict: no projection weights appeared
+    x = torch.randn(2, 3, 32, 32)
+    old.eval(), again.eval()
+    assert torch.equal(old(x), again(x))
+
+
 def test_paper_initialisation():
     torch.manual_seed(0)
     vgg = create_model("vgg16")

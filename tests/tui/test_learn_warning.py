@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from engine.events import RunFinished, StepEnd
 from engine.learn import not_converged_message
-from engine.learn_schedule import default_schedule
+from engine.learn_schedule import DEMO_EVAL_EVERY, DEMO_STEPS, default_schedule
 from pfs_tui.session import Settings
 from pfs_tui.testing import make_app, text_of
 
 
-def test_explorer_learns_pfs_learns_default_schedule():
+def test_explorer_learns_the_demo_schedule_at_pfs_learns_rate():
+    # live demos keep the shorter schedule (named on screen); the Adam rate is pfs learn's
     kwargs = Settings().learn_kwargs()
-    schedule = default_schedule("fashion-mnist")
-    assert (kwargs["steps"], kwargs["lr"], kwargs["eval_every"]) == (schedule["steps"], schedule["lr"],
-                                                                      schedule["eval_every"])
+    assert (kwargs["steps"], kwargs["eval_every"]) == (DEMO_STEPS, DEMO_EVAL_EVERY) == (300, 50)
+    assert kwargs["lr"] == default_schedule("fashion-mnist")["lr"] == 0.01
 
 
 async def test_learn_page_shows_the_not_converged_warning(runs_root):

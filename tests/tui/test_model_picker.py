@@ -77,7 +77,7 @@ async def test_a_bad_spec_shows_one_error_and_keeps_the_model(runs_root):
             await wait_until(pilot, lambda: note.has_class("error"), what=f"the refusal of {bad}")
             assert text_of(app, "#model-note").startswith(f"cannot use {bad}: ") and why in text_of(app, "#model-note")
             assert app.session.settings.model == "resnet20"
-            assert "resnet20" in text_of(app, "#model-desc") and "30.8M MACs" in text_of(app, "#model-desc")
+            assert "resnet20" in text_of(app, "#model-desc") and "31M MACs" in text_of(app, "#model-desc")
             assert app.focused is spec  # still there to correct
         await pilot.press("backspace")
         await pilot.pause()

@@ -25,8 +25,8 @@ async def test_opens_on_resnet20_and_fashion_mnist_with_dense_costs(runs_root):
         await wait_until(pilot, lambda: table.row_count > 0, what="model list")
         assert app.session.settings.model == "resnet20" and app.session.settings.dataset == "fashion-mnist"
         row = table.get_row("resnet56")
-        assert row[1] == "95.8M"  # dense MACs of ResNet-56 at 1x28x28, from engine.flops
-        assert "resnet20" in text_of(app, "#model-desc") and "30.8M MACs" in text_of(app, "#model-desc")
+        assert row[1] == "96.1M"  # dense MACs of ResNet-56 (shortcut B) at 1x28x28, from engine.flops
+        assert "resnet20" in text_of(app, "#model-desc") and "31M MACs" in text_of(app, "#model-desc")
 
 
 async def test_choosing_a_model_and_editing_fields_changes_the_settings(runs_root):

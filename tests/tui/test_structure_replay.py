@@ -67,7 +67,7 @@ async def test_moving_the_target_updates_widths_at_once_and_export_writes_it(run
         await settled_structure(pilot, app)
         assert app.session.settings.budget == 0.45
         assert screen.structure.macs < before and screen.structure.budget == 0.45
-        assert "0.45" in text_of(app, "NavBar")
+        assert f"{screen.structure.macs_ratio:.2f} MACs" in text_of(app, "NavBar")  # what it reached
         await pilot.press("e")
         await pilot.pause()
         path = runs_root / "structure-resnet20-fashion-mnist-0.45.json"
@@ -84,7 +84,7 @@ async def test_an_unreachable_target_is_explained_not_crashed(runs_root):
         app.screen.query_one("#budget").set_value(0.01)
         await pilot.pause()
         assert await settled_structure(pilot, app) is None
-        assert "raise FLOPs target to at least 0.0408" in text_of(app, "#structure-summary")  # the field, not a flag
+        assert "raise FLOPs target to at least 0.0470" in text_of(app, "#structure-summary")  # the field, not a flag
 
 
 async def test_replay_speed_keys_and_pause(runs_root):
