@@ -13,11 +13,16 @@ The bench part (engine.jobs.speed, as `pfs bench RUN --device cuda`) times the d
 pruned network at batch 1 and --batch-size in PyTorch (channels_last, torch.compile where
 it is faster) and in onnxruntime where it has the CUDA provider, and prints its rows.
 
+Then gate learning under torchrun on the same device (bench/bench_learn_torchrun.py: nccl,
+2 ranks where 2 GPUs are visible, else 1): ms per step and the gates against one process.
+
 With --device cpu and --images 512 it also runs (slowly) anywhere, as a syntax check.
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -77,6 +82,7 @@ def main() -> None:
         print(f"{name:<14}{macs / 1e6:>11.1f}M{sec:>10.2f}{ips:>12.0f}")
     print(f"speed-up {rows[1][3] / rows[0][3]:.2f}x at {rows[1][1] / rows[0][1]:.2f} of the MACs")
     bench_speed(args.model, args.flops, "cuda" if cuda else "cpu", args.batch_size)
+    learn_under_torchrun("cuda" if cuda else "cpu")
 
 
 def bench_speed(model: str, flops: float, device: str, batch_size: int) -> None:
@@ -92,6 +98,16 @@ def bench_speed(model: str, flops: float, device: str, batch_size: int) -> None:
               f"speed-up {row['speedup']:.2f}x")
     for engine, why in speed["skipped"].items():
         print(f"{engine}: skipped, {why}")
+
+
+
+def learn_under_torchrun(device: str) -> None:
+    """Gate learning under torchrun on `device` (nccl on CUDA; a rank per GPU, at most 2)."""
+    nproc = min(2, torch.cuda.device_count()) if device == "cuda" else 2
+    print(f"\ngate learning under torchrun, {nproc} process(es) on {device}", flush=True)
+    subprocess.run([sys.executable, str(Path(__file__).with_name("bench_learn_torchrun.py")), "--device", device,
+                    "--nproc", str(nproc), "--steps", "30", "--dataset", "synthetic", "--model", "resnet56"],
+                   check=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ layer each, importing only downward:
     jobs       learn / search / pipeline jobs over run directories
     training   retraining: loop, recipes, inits, DDP
     runs       run directories: atomic files, listing, artifacts read back
-    (method)   gates flops learn search prune analysis
-    data       data sets, batching, image folders, batch sources
+    (method)   gates flops learn search prune analysis (+ heldout, learn_distributed)
+    data       data sets, batching, image folders, batch sources; collective (torchrun's process group)
     errors, events   the foundation every layer may use
 
 import-linter holds these layers (pyproject.toml, `make lint`); the engine never imports

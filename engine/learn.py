@@ -17,13 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import collective
 from engine.data import Dataset, batches
 from engine.errors import DivergedError, PfsError
 from engine.events import EpochEnd, EvalEnd, EvalStarted, Event, GateSnapshot, StepEnd
 from engine.gates import set_gates_enabled
+from engine.heldout import heldout_accuracy, num_images
+from engine.learn_distributed import Ranks
 
 REGULARISERS = ("mean", "l1")
-EVAL_CHUNK = 1000  # held-out images per forward pass: big batches give steady BN batch statistics
 STATE_VERSION = 1
 
 
@@ -42,7 +44,7 @@ class LearnConfig:
     heldout_limit: int | None = None  # cap on held-out images per evaluation (None = all)
     snapshot_every: int = 50  # GateSnapshot period in steps (0: only at the end)
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # or "auto" / "cuda": under torchrun, each process's LOCAL_RANK GPU
 
     def validate(self) -> None:
         """Raise PfsError naming the fix for the first setting that cannot work."""
@@ -73,9 +75,9 @@ class LearnConfig:
         if not _is_int(self.seed):
             fail(f"seed must be an integer, got {self.seed!r}")
         try:
-            device = torch.device(self.device)
+            device = torch.device("cpu" if self.device == "auto" else self.device)
         except (RuntimeError, TypeError):
-            fail(f"unknown device {self.device!r}; use 'cpu' or 'cuda'")
+            fail(f"unknown device {self.device!r}; use 'auto', 'cpu' or 'cuda'")
         if device.type == "cuda" and not torch.cuda.is_available():
             fail(f"device {self.device!r} asked for but CUDA is not available; use --device cpu")
 
@@ -182,7 +184,9 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
     StepEnd / EvalEnd / GateSnapshot / EpochEnd events (callers may block in it);
     `should_stop()` is polled before every step; `checkpoint(state)` gets a resumable state
     (plain tensors and numbers, safe for `torch.load(weights_only=True)`) every
-    `checkpoint_every` steps, and `resume=state` continues such a run exactly.
+    `checkpoint_every` steps, and `resume=state` continues such a run exactly. Under
+    torchrun, with the process group joined by the caller, the ranks share each global batch
+    (engine.learn_distributed) and learn the gates one process would.
     """
     config.validate()
     if not _is_int(checkpoint_every) or checkpoint_every < 0:
@@ -191,7 +195,9 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
         raise PfsError("the model has no channel gates; build it with engine.create_model")
     check_batch_fits(config, data)
     emit = on_event or (lambda event: None)
-    device = torch.device(config.device)
+    ranks = Ranks.from_env()
+    ranks.check_batch(config.batch_size)
+    device = collective.pick_device(config.device, collective.from_env().local_rank)
     train, held = data.heldout_split(seed=0)
     saved_flags = {name: p.requires_grad for name, p in model.named_parameters()}
     saved_format = _memory_format(model)
@@ -202,10 +208,11 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
         # and BN without layout reorders; the whole step takes about a fifth less time.
         model.to(memory_format=torch.channels_last)
     try:
-        loop = _Loop(model, train, held, config, emit, device)
+        loop = _Loop(model, train, held, config, emit, device, ranks)
         if resume is not None:
             loop.restore(resume)
-        loop.run(should_stop, checkpoint, checkpoint_every)
+        with ranks.batch_norm():
+            loop.run(should_stop, checkpoint, checkpoint_every)
         return loop.result()
     finally:
         model.train(saved_training)
@@ -217,7 +224,7 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
 
 def check_batch_fits(config: LearnConfig, data) -> None:
     """A PfsError unless one batch fits in the images gate learning trains on (before any run is made)."""
-    n = _num_images(data)
+    n = num_images(data)
     held = min(data.heldout_size, n // 2)
     if config.batch_size > n - held:
         raise PfsError(f"--batch-size {config.batch_size} is larger than the {n - held} images gate learning "
@@ -228,9 +235,9 @@ class _Loop:
     """The training loop's state, so that it can be checkpointed and resumed as a whole."""
 
     def __init__(self, model: nn.Module, train: Dataset, held: Dataset, config: LearnConfig,
-                 emit: Callable[[Event], None], device: torch.device) -> None:
+                 emit: Callable[[Event], None], device: torch.device, ranks: Ranks | None = None) -> None:
         self.model, self.train, self.held, self.config, self.emit = model, train, held, config, emit
-        self.device = device
+        self.device, self.ranks = device, ranks or Ranks()
         self.groups = list(model.gates())
         self.gate_params = [g.weight for g in model.gates().values()]
         gate_ids = {id(p) for p in self.gate_params}
@@ -241,7 +248,7 @@ class _Loop:
         set_gates_enabled(model, True)
         model.train()
         self.optimizer = torch.optim.Adam(self.gate_params, lr=config.lr)
-        n_train = _num_images(train)
+        n_train = num_images(train)
         self.steps_per_epoch = config.steps_per_epoch(n_train)
         self.total = config.total_steps(n_train)
         self.total_epochs = math.ceil(self.total / self.steps_per_epoch)
@@ -260,7 +267,7 @@ class _Loop:
         cfg = self.config
         batch_iter = None
         while self.step < self.total:
-            if should_stop is not None and should_stop():
+            if should_stop is not None and self.ranks.stop(should_stop(), self.device):
                 self.stopped = True
                 break
             start = time.perf_counter()
@@ -307,9 +314,11 @@ class _Loop:
         if isinstance(self.train, Dataset):
             it = batches(self.train, self.train.train_x, self.train.train_y, self.config.batch_size,
                          shuffle=True, augment=True, generator=self.generator, drop_last=True, device=self.device)
+            it = (self.ranks.mine(x, y) for x, y in it)  # every rank draws the global batch, keeps its slice
         else:  # a streamed image folder: its batches are a function of (seed, epoch) already
             it = self.train.source().train_batches(self.step // self.steps_per_epoch, self.config.batch_size,
-                                                   seed=self.config.seed, device=self.device)
+                                                   seed=self.config.seed, rank=self.ranks.rank,
+                                                   world=self.ranks.world, device=self.device)
         for _ in range(skip):
             next(it)
         return it
@@ -318,12 +327,14 @@ class _Loop:
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         logits = self.model(x)
-        ce = F.cross_entropy(logits, y)
+        # This rank's share of the global batch's loss; summed over ranks it is one process's.
+        ce = F.cross_entropy(logits, y, reduction="sum") / self.config.batch_size
         flat = torch.cat(self.gate_params)
         reg = regulariser(flat, self.config)
-        loss = ce + reg
+        loss = ce + reg / self.ranks.world
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.ranks.sum_gradients(self.gate_params)
         self.optimizer.step()
         with torch.no_grad():
             for g in self.gate_params:
@@ -331,7 +342,9 @@ class _Loop:
             flat = torch.cat(self.gate_params)
             correct = int((logits.argmax(1) == y).sum())
         self.step += 1
-        loss_v, n = float(loss.detach()), y.numel()
+        ce_v, correct, n = self.ranks.sums([float(ce.detach()), correct, y.numel()], self.device)
+        correct, n, reg_v = int(correct), int(n), float(reg.detach())
+        loss_v = ce_v + reg_v
         if not math.isfinite(loss_v):
             raise DivergedError(f"the gate-learning loss became {loss_v} at step {self.step}, so the gates are "
                                 f"no longer numbers; lower the learning rate (now --lr {self.config.lr:g}), "
@@ -345,7 +358,7 @@ class _Loop:
         # Rate from compute time only: callers may block in on_event (the TUI pauses so).
         self._step_time = seconds if self._step_time == 0 else 0.9 * self._step_time + 0.1 * seconds
         self.emit(StepEnd(stage="learn", step=self.step, total_steps=self.total, epoch=self._epoch(),
-                          loss=loss_v, ce=float(ce.detach()), reg=float(reg.detach()), mean_gate=float(flat.mean()),
+                          loss=loss_v, ce=ce_v, reg=reg_v, mean_gate=float(flat.mean()),
                           open_frac=float((flat != 0).float().mean()), lr=self.config.lr,
                           accuracy=correct / n, steps_per_s=1.0 / self._step_time))
 
@@ -363,10 +376,10 @@ class _Loop:
 
     # -- held-out evaluation -----------------------------------------------------------
     def _evaluate(self, final: bool) -> None:
-        n = _num_images(self.held)
+        n = num_images(self.held)
         self.emit(EvalStarted(stage="learn", step=self.step,
                               images=n if self.config.heldout_limit is None else min(n, self.config.heldout_limit)))
-        acc, loss = heldout_accuracy(self.model, self.held, self.config.heldout_limit, self.device)
+        acc, loss = heldout_accuracy(self.model, self.held, self.config.heldout_limit, self.device, self.ranks)
         gates = self._gates_copy()
         ev = _Eval(self.step, acc, loss, open_fraction(gates), gates)
         best = self.selection.offer(ev)
@@ -444,52 +457,6 @@ class _Loop:
         self.last_eval = None if state["last_eval"] is None else _Eval(**state["last_eval"])
         self.epoch_stats = list(state["epoch_stats"])
         self._step_time = float(state["step_time"])
-
-
-def heldout_accuracy(model: nn.Module, held: Dataset, limit: int | None = None,
-                     device: torch.device | str = "cpu") -> tuple[float, float]:
-    """(accuracy, mean CE) of the gated model on held-out images, as it is trained.
-
-    The gates were learned under BN batch statistics, so they are judged the same way:
-    train-mode BN over large chunks, with momentum set to 0 so that evaluating leaves the
-    running statistics exactly as they were. (The paper's code judges them in eval mode,
-    with the running statistics of the frozen random network, script/learn_gates.py
-    `test()`: a deviation, docs/method.md; held-out accuracies differed by at most 0.02.)
-    """
-    total = _num_images(held)
-    n = total if limit is None else min(limit, total)
-    chunks = math.ceil(n / EVAL_CHUNK)
-    size = math.ceil(n / chunks)  # equal chunks: no tiny last batch with noisy statistics
-    if isinstance(held, Dataset):
-        chunk_iter = batches(held, held.train_x[:n], held.train_y[:n], size, shuffle=False, augment=False,
-                             device=device)
-    else:  # a streamed image folder: its held-out part evaluates as a test set (centre crops)
-        chunk_iter = held.source(test_limit=n).test_batches(size, device=device)
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in bns]
-    correct, loss_sum = 0, 0.0
-    try:
-        for m in bns:
-            m.momentum = 0.0
-        # inference_mode, not just no_grad: no autograd bookkeeping at all (version counters).
-        with torch.inference_mode():
-            for xb, yb in chunk_iter:
-                if torch.device(device).type == "cpu":
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                logits = model(xb)
-                loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-                correct += int((logits.argmax(1) == yb).sum())
-    finally:
-        for m, (momentum, tracked) in zip(bns, saved):
-            m.momentum = momentum
-            if tracked is not None:
-                m.num_batches_tracked.copy_(tracked)
-    return correct / max(n, 1), loss_sum / max(n, 1)
-
-
-def _num_images(data) -> int:
-    """Training images of an in-memory Dataset or a streamed image folder."""
-    return data.train_x.shape[0] if isinstance(data, Dataset) else len(data.train_files)
 
 
 def _eval_state(ev: _Eval) -> dict:

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 
 from engine.cli import evidence, export, method, speed, training
-from engine.cli.common import Parser
+from engine.cli.common import Parser, is_main_process
 from engine.errors import PfsError, PfsWarning, StopRequested
 
 EXIT_USER, EXIT_FAILURE, EXIT_STOPPED = 2, 1, 130
@@ -63,7 +63,8 @@ def _main(argv: list[str], debug: bool) -> int:
                 raise PfsError(f"--{flag} is empty; name a path, or leave --{flag} out for the default")
         return int(args.func(args) or 0)
     except StopRequested as exc:  # Ctrl-C: the job saved its work where it stopped
-        print(f"pfs: {exc}", file=sys.stderr)
+        if is_main_process():  # under torchrun every rank stops; rank 0 says so
+            print(f"pfs: {exc}", file=sys.stderr)
         return EXIT_STOPPED
     except PfsError as exc:
         print(f"pfs: error: {exc}", file=sys.stderr)
@@ -75,9 +76,24 @@ def _main(argv: list[str], debug: bool) -> int:
     except Exception as exc:  # the one place that turns any failure into an exit status
         if debug:
             traceback.print_exc()
+        if _peer_lost(exc):  # rank 0 names the run to resume; the others point at the cause
+            print("pfs: failed: another process of this torchrun job died, so this one stopped too; the run "
+                  "keeps its last checkpoint and `torchrun ... -m engine resume RUN` continues from it"
+                  if is_main_process() else "pfs: failed: another process of this torchrun job ended first "
+                  "(its own message says why), so this one stopped too", file=sys.stderr)
+            return EXIT_FAILURE
         hint = "" if debug else " (re-run with --debug for the traceback)"
         print(f"pfs: failed: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _peer_lost(exc: Exception) -> bool:
+    """A torchrun peer died (only asked where torch is loaded: a job was running)."""
+    if "torch" not in sys.modules:
+        return False
+    from engine.collective import peer_lost
+
+    return peer_lost(exc)
 
 
 def build_parser() -> argparse.ArgumentParser:

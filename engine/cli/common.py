@@ -140,6 +140,10 @@ def add_learn_args(p, prefix: str = "") -> None:
                        help="crop size for imagefolder data (default 224)")
         p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
                        help="image decoding processes for imagefolder data (default: up to 4, one per core)")
+        from engine.training.recipes import DEVICES
+
+        p.add_argument("--device", choices=DEVICES, default="auto",
+                       help="auto: CUDA when present (under torchrun: each process's LOCAL_RANK GPU)")
     p.add_argument("--prune-residual", action="store_true",
                    help="foreign models: gate channel groups tied by residual adds, each as one")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the init, data order and split "
@@ -196,15 +200,25 @@ def learn_config(args):
     schedule = resolve_schedule(args.dataset, {"epochs": args.epochs, "steps": args.steps, "lr": args.lr,
                                                "eval_every": args.eval_every})
     config = LearnConfig(sparsity=args.sparsity, gamma=args.gamma, reg=args.reg, **schedule,
-                         batch_size=args.batch_size, heldout_limit=args.heldout_limit, seed=args.seed)
+                         batch_size=args.batch_size, heldout_limit=args.heldout_limit, seed=args.seed,
+                         device=args.device)
     config.validate()
     return config
+
+
+def is_main_process() -> bool:
+    """False in torchrun's processes other than rank 0, which print nothing (rank 0 reports)."""
+    from engine.collective import from_env
+
+    return from_env().is_main
 
 
 def out_dir(args) -> Path:
     """--out, or a new runs/MODEL-DATASET-TIME (names safe for a folder)."""
     if args.out:
         return Path(args.out)
+    if os.environ.get("WORLD_SIZE", "1") != "1":  # each process would stamp its own time
+        raise PfsError("under torchrun name the run with --out RUN, so that every process writes to the same one")
     dataset = args.dataset.replace(":", "-").replace("/", "_")
     model = args.model.rstrip("/").rsplit("/", 1)[-1].replace(".py:", "-").replace(":", "-")
     return Path("runs") / f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"

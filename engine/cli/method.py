@@ -12,6 +12,7 @@ from engine.cli.common import (
     graceful_stop,
     human,
     input_note_printer,
+    is_main_process,
     learn_config,
     learn_data_options,
     number,
@@ -212,7 +213,9 @@ def _learn_summary(out: Path, result) -> dict:
 def _cmd_learn(args) -> int:
     out, result = _learn_from_args(args)
     summary = _learn_summary(out, result)
-    if args.json:
+    if not is_main_process():
+        pass  # rank 0 reports
+    elif args.json:
         print_json(summary)
     else:
         print(f"{out}: gates from step {result.selected_step}, held-out accuracy {result.heldout_acc:.4f}, "
@@ -221,7 +224,7 @@ def _cmd_learn(args) -> int:
     if result.stopped:
         raise StopRequested(f"stopped at step {result.steps}, checkpoint saved; `pfs resume {quoted(out)}` "
                             "continues (the gates so far are kept in gates.pt)")
-    if not args.json:
+    if not args.json and is_main_process():
         print(f"next: pfs search {quoted(out)} --flops 0.5")
     return 0
 
@@ -297,8 +300,9 @@ def _cmd_prune(args) -> int:
         raise StopRequested(f"stopped while learning gates at step {result.steps}, checkpoint saved; "
                             f"`pfs resume {quoted(out)}` continues, "
                             f"then `pfs search {quoted(out)} --flops {args.flops:g}`")
-    structure = search_run(out, args.flops, min_channels=args.min_channels)
-    _print_structure(structure, args.json, out)
+    if is_main_process():  # rank 0 owns the run; the others have done their share of the learning
+        structure = search_run(out, args.flops, min_channels=args.min_channels)
+        _print_structure(structure, args.json, out)
     return 0
 
 

@@ -15,6 +15,7 @@ from engine.cli.common import (
     graceful_stop,
     human,
     input_note_printer,
+    is_main_process,
     learn_config,
     learn_data_options,
     number,
@@ -79,9 +80,7 @@ def _train_options(args, seed: int | None):
 
 
 def _report_training(summary: dict, run: Path, as_json: bool) -> None:
-    from engine.training.distributed import from_env
-
-    if not from_env().is_main:
+    if not is_main_process():
         return
     if as_json:
         print_json({k: v for k, v in summary.items() if k != "history"})
@@ -288,7 +287,7 @@ def _cmd_runs(args) -> int:
     # model specs (torchvision:resnet18, path/net.py:build) whole up to 28 characters, else their end
     mw = min(28, max(len("model"), *(len(i.model) for i in infos))) + 1
     print(f"{'run':<{width}}  {'model':<{mw}}{'stage':<10}{'status':<9}{'progress':>9}{'budget':>8}{'MACs':>9}"
-          f"{'held-out':>10}{'test':>8}{'speed-up':>10}")
+          f"{'held-out':>10}{'test':>8}{'speed-up':>10}{'ranks':>6}")
     for i in infos:
         budget = f"{i.budget:.2f}" if i.budget is not None else "-"
         heldout = f"{i.heldout_accuracy:.4f}" if i.heldout_accuracy is not None else "-"
@@ -298,7 +297,7 @@ def _cmd_runs(args) -> int:
         note = f"  corrupt: {i.corrupt}" if i.corrupt else ""
         model = i.model if len(i.model) < mw else "..." + i.model[-(mw - 4):]
         print(f"{i.name:<{width}}  {model:<{mw}}{i.stage:<10}{i.status:<9}{i.progress:>9.0%}{budget:>8}"
-              f"{macs:>9}{heldout:>10}{acc:>8}{speedup:>10}{note}")
+              f"{macs:>9}{heldout:>10}{acc:>8}{speedup:>10}{i.world_size:>6}{note}")
     return 0
 
 

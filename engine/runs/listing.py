@@ -56,6 +56,7 @@ class RunInfo:
     heldout_accuracy: float | None = None  # of the learned gates, on the held-out split
     corrupt: str | None = None  # the run's unreadable files ("events.jsonl, structure.json"), else None
     speedup: float | None = None  # measured by `pfs bench`: dense / pruned time in torch at the smallest batch
+    world_size: int = 1  # processes its latest stage ran on (torchrun), from summary.json or config.json
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -183,7 +184,8 @@ def run_info(path: str | os.PathLike) -> RunInfo:
                    total_epochs=tail.epoch.total_epochs if tail.epoch else None,
                    heldout_accuracy=heldout if heldout is not None else tail.heldout,
                    corrupt=", ".join(dict.fromkeys(corrupt)) or None,
-                   speedup=measured.speedups.get("torch") if measured else None)
+                   speedup=measured.speedups.get("torch") if measured else None,
+                   world_size=_world_size(summary.get("world_size", config.get("world_size"))))
 
 
 def _resumable(tail: _Tail) -> float:
@@ -205,6 +207,10 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
 
 def _number(v) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _world_size(v) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else 1
 
 
 def _text(v) -> str:

@@ -41,6 +41,7 @@ from engine.runs import RunDir, check_structure, read_json
 from engine.runs.export import WEIGHTS, save_weights
 from engine.search import Structure
 from engine.training import distributed
+from engine.training.distributed import pick_device
 from engine.training.inits import build_model
 from engine.training.recipes import DEVICES, INITS, SCHEDULES, Plan, lr_at, make_plan
 
@@ -137,15 +138,6 @@ def param_groups(model: nn.Module, weight_decay: float, no_wd_bn_depthwise: bool
     return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto`: CUDA when present, else CPU; asking for CUDA without one is a PfsError."""
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise PfsError("--device cuda but no CUDA device is visible; use --device cpu or auto")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
 def load_source(config: dict, options: TrainOptions, data=None):
     """The run's data set (or `data`) as a batch source (in memory, or streamed from folders)."""
     ds = data if data is not None else load_dataset(config["dataset"], config.get("data_root"))
@@ -188,34 +180,31 @@ def train_run(run_path: str | Path, options: TrainOptions | None = None, *, on_e
     device = pick_device(options.device, distributed.from_env().local_rank)
     if options.amp and device.type != "cuda":
         raise PfsError("--amp needs a CUDA device; drop --amp or run on a GPU")
-    dist = distributed.setup(device.type)
-    try:
-        with ExitStack() as owner:  # the run being trained is owned: this one, or the --out branch
-            if dist.is_main and out is None:
+    # The run being trained is owned (by rank 0): this one, or the --out branch.
+    with distributed.process_group(device.type) as dist, ExitStack() as owner:
+        if dist.is_main and out is None:
+            owner.enter_context(run.owned("train"))
+        # Everything is checked (structure, data, batch) before the first write, so a
+        # refused start leaves the run exactly as it was: no event, no deleted checkpoint.
+        job = _prepare(run, config, options, device, dist.world_size, data)
+        if out is not None:
+            run = _branch(run, out, overwrite, dist.is_main)
+            config = {**run.config, **moved_data(run.config, data_root)}
+            if dist.is_main:
                 owner.enter_context(run.owned("train"))
-            # Everything is checked (structure, data, batch) before the first write, so a
-            # refused start leaves the run exactly as it was: no event, no deleted checkpoint.
-            job = _prepare(run, config, options, device, dist.world_size, data)
-            if out is not None:
-                run = _branch(run, out, overwrite, dist.is_main)
-                config = {**run.config, **moved_data(run.config, data_root)}
-                if dist.is_main:
-                    owner.enter_context(run.owned("train"))
-            emit = _event_sink(run, on_event, dist.is_main)
-            try:
-                if dist.is_main and not resume:
-                    run.file(CHECKPOINT).unlink(missing_ok=True)  # never resume into another run's state
-                    run.write_json("config.json", {**config, "train": options.to_json()})
-                elif dist.is_main and data_root:
-                    run.write_json("config.json", config)
-                return _train(run, job, options, device, dist, emit, should_stop, resume)
-            except BaseException as exc:
-                emit(RunFailed(stage="train", error=failure_text(exc)))
-                raise
-            finally:
-                emit.close()
-    finally:
-        distributed.teardown()
+        emit = _event_sink(run, on_event, dist.is_main)
+        try:
+            if dist.is_main and not resume:
+                run.file(CHECKPOINT).unlink(missing_ok=True)  # never resume into another run's state
+                run.write_json("config.json", {**config, "train": options.to_json()})
+            elif dist.is_main and data_root:
+                run.write_json("config.json", config)
+            return _train(run, job, options, device, dist, emit, should_stop, resume)
+        except BaseException as exc:
+            emit(RunFailed(stage="train", error=failure_text(exc)))
+            raise
+        finally:
+            emit.close()
 
 
 def _branch(run: RunDir, out: str | Path, overwrite: bool, is_main: bool) -> RunDir:
