@@ -17,11 +17,14 @@ class PageScreen(Screen):
     # Where the keys go when no field is being edited: focused when the page is shown and
     # when Escape leaves a field. Never an input, or page keys would be typed into it.
     AUTO_FOCUS = ""
+    # A page with many keys of its own packs the footer (one space between keys, no ^p
+    # palette hint: ^p still opens it) so that every key stays whole at 80 columns.
+    COMPACT_FOOTER = False
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.PAGE)
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=self.COMPACT_FOOTER, show_command_palette=not self.COMPACT_FOOTER)
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -46,6 +46,7 @@ class StructureScreen(PageScreen):
     """Search runs on every change (it is analytic: tens of ms even for ResNet-56)."""
 
     PAGE = "structure"
+    COMPACT_FOOTER = True  # seven keys of its own and the app's two
     AUTO_FOCUS = "#bars-scroll"
     CSS_PATH = "structure.tcss"
     BINDINGS = [
@@ -57,7 +58,7 @@ class StructureScreen(PageScreen):
         Binding("v", "app.race", "Race", id="structure.race"),
         Binding("x", "stop_training", "Stop retraining", id="structure.stop", show=False),
         Binding("i", "explain", "Explain", id="structure.explain"),
-        Binding("l", "toggle_latency", "MACs/latency", id="structure.latency"),
+        Binding("l", "toggle_latency", "Latency", id="structure.latency"),
     ]
 
     def __init__(self) -> None:

@@ -139,8 +139,8 @@ def test_cli_bench_then_runs_shows_the_speedup(tmp_path, make_run, capsys, one_t
     assert run_info(tmp_path / "runs" / "b").speedup is None
     assert main(["runs", str(tmp_path / "runs")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[-1] == "speed-up"
-    assert {line.split()[0]: line.split()[-1] for line in lines[1:]} == {"a": f"{shown:.2f}x", "b": "-"}
+    assert lines[0].split()[-2:] == ["speed-up", "ranks"]
+    assert {line.split()[0]: line.split()[-2] for line in lines[1:]} == {"a": f"{shown:.2f}x", "b": "-"}
 
 
 def test_a_damaged_speed_file_is_listed_as_corrupt(tmp_path, make_run):

@@ -35,6 +35,8 @@ def test_learn_explained(snap_compare, runs_root):
         await pilot.press("i")
         app.screen.redraw(force=True)
         await pilot.pause()
+        await pilot.wait_for_scheduled_animations()  # the focused panel scrolls into view: let it land
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=explained)
 
