@@ -69,15 +69,17 @@ paper)
     # random, slimming) and the study's 10-epoch PFS cells are the same cells: copied in, they
     # are adopted, so only l1-gates learns anew. Shortcut A, as every cell it adopts was built.
     P=$OUT/f50-paper
-    if [ ! -e "$P" ]; then
-        mkdir -p "$P/cells"
-        for arm in uniform random slimming; do for s in 0 1 2 3 4; do
-            cp -r "$OUT/f50/cells/$arm-s$s" "$P/cells/"; done; done
-        for s in 0 1 2 3 4; do
-            [ -d "$OUT/study-lr0.01-10ep-f50/cells/pfs-s$s" ] && cp -r "$OUT/study-lr0.01-10ep-f50/cells/pfs-s$s" "$P/cells/"
-        done
-        find "$P/cells" \( -name '*.pt' -o -name '*.safetensors' -o -name events.jsonl -o -name checkpoints \) -prune -exec rm -rf {} +
-    fi
+    adopt() {  # adopt FROM ARM: copy FROM's finished cells of ARM that P lacks, records only
+        python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["cells"]))' "$OUT/$1/results.json" |
+            grep "^$2-s" | while read -r cell; do
+                [ -e "$P/cells/$cell" ] && continue
+                mkdir -p "$P/cells"; cp -r "$OUT/$1/cells/$cell" "$P/cells/"
+                find "$P/cells/$cell" \( -name '*.pt' -o -name '*.safetensors' -o -name events.jsonl \
+                    -o -name checkpoints \) -prune -exec rm -rf {} +
+            done
+    }
+    for arm in uniform random slimming; do adopt f50 $arm; done
+    adopt study-lr0.01-10ep-f50 pfs  # run again when the study finishes more seeds
     exp f50-paper --flops 0.5 --arms uniform pfs random l1-gates slimming --seeds 0 1 2 3 4 --learn-epochs 10 \
         --learn-lr 0.01 --shortcut A
     ;;
