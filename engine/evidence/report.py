@@ -117,8 +117,8 @@ def _baselines(exp: Experiment, results: dict, out: Path, md_dir: Path) -> tuple
                   *(f"- {verdict_line(d)}" for d in paired)]
         behind_or_level = [d["versus"] for d in paired if d["verdict"] != "ahead"]
         if behind_or_level:
-            lines += ["", f"**PFS is not ahead of {', '.join(behind_or_level)}** at this budget: those "
-                      "intervals include 0 or lie below it."]
+            lines += ["", f"**PFS is not ahead of {', '.join(behind_or_level)}** at this budget: each interval "
+                      "includes 0 or lies below it, or too few seeds finished to tell."]
     learning = learning_lines(exp, results)
     if learning:
         lines += ["", "Gate learning (the arms that learn gates):", "", *(f"- {x}" for x in learning)]
