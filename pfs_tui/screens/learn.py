@@ -269,7 +269,7 @@ class LearnScreen(PageScreen):
             stats += f"\n{escape(snap['message'])}"
         if snap["warning"]:
             stats += f"\n[b yellow]warning:[/] {escape(snap['warning'])}"
-        if s.steps == DEMO_STEPS:
+        if (last.total_steps if last else s.steps) == DEMO_STEPS:  # the run shown, not Setup's (a replay)
             stats += f"\n[dim]{escape(DEMO_NAME)}[/]"
         self.query_one("#learn-stats", Static).update(stats)
         steps, loss = snap["steps"], snap["loss"]

@@ -12,6 +12,7 @@ from engine.runs import RunDir, load_gated_model, run_info
 from engine.runs.schema import check_train_summary, structure_problem
 from pfs_tui.app import PfsApp
 from pfs_tui.demo import RECORDING, copy_recording, recorded_run
+from pfs_tui.demo_schedule import DEMO_NAME, DEMO_STEPS
 from pfs_tui.session import Session
 from pfs_tui.testing import settled_structure, text_of, wait_until
 
@@ -70,6 +71,9 @@ async def test_the_demo_replays_learning_then_structure_and_race_work_without_co
         await wait_until(pilot, lambda: steps.add(app.session.log.gates_step) or app.session.log.status
                          in ("finished", "recorded"), what="the replay's end")
         assert len(steps) >= 2  # the gates changed while it replayed
+        # the replayed run was learned with pfs learn's schedule, not the explorer's demo one
+        assert (DEMO_NAME in text_of(app, "#learn-stats")) == (app.session.log.snapshot()["last"].total_steps
+                                                               == DEMO_STEPS)
         await pilot.press("3")
         structure = await settled_structure(pilot, app)
         recorded = RunDir(run).read_json("structure.json")
