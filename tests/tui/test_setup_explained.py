@@ -53,10 +53,15 @@ async def test_every_setup_widget_says_what_it_means_on_screen(runs_root):
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
         seen = {}
+        shown = None
         for widget in await _tab_stops(pilot, app):
             widget.focus()
-            await pilot.pause()
-            seen[_row_of(widget).id or widget.id] = text_of(app, "#field-help")
+            # the line follows focus a message later: wait for it to change (each widget has its
+            # own meaning, so it must), rather than trust one pause on a loaded machine
+            await wait_until(pilot, lambda before=shown: text_of(app, "#field-help") != before,
+                             what="the field's meaning")
+            shown = text_of(app, "#field-help")
+            seen[_row_of(widget).id or widget.id] = shown
         assert all(seen.values()), seen  # never an empty line: no meaning only in a hover tooltip
         for name, spec in FIELDS.items():
             assert seen[name] == f"{spec.label}: {spec.help}"
