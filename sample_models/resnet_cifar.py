@@ -14,6 +14,9 @@ from torch import nn
 from sample_models.base import PrunableModel
 
 STAGES = (16, 32, 64)
+# Shortcut B (1x1 conv + BN where the width or stride changes) is the official code's
+# (models/resnet.py); A (zero-pad) stays selectable, and runs record which they used.
+DEFAULT_SHORTCUT = "B"
 
 
 class PadShortcut(nn.Module):
@@ -55,9 +58,7 @@ class BasicBlock(nn.Module):
 class CifarResNet(PrunableModel):
     """ResNet-{20,32,56,110} for 32x32 inputs: three stages of n basic blocks."""
 
-    # Shortcut B (1x1 conv + BN where the width or stride changes) is the official code's
-    # (models/resnet.py); A (zero-pad) stays selectable, and runs record which they used.
-    def __init__(self, *, depth: int = 56, shortcut: str = "B", num_classes: int = 10,
+    def __init__(self, *, depth: int = 56, shortcut: str = DEFAULT_SHORTCUT, num_classes: int = 10,
                  in_channels: int = 3, widths=None, expand: float = 1.0) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels, widths=widths,
                          expand=expand, arch={"depth": depth, "shortcut": shortcut})

@@ -291,7 +291,9 @@ def _record_arch(s: dict, out) -> dict:
                            "shortcut A); leave --shortcut out to continue it, or pick another --out")
         return {k: v for k, v in s.items() if k != "arch"}
     if _takes_shortcut(s["model"]):
-        given.setdefault("shortcut", "B")
+        from sample_models.resnet_cifar import DEFAULT_SHORTCUT
+
+        given.setdefault("shortcut", DEFAULT_SHORTCUT)
     return {**s, "arch": given}
 
 
