@@ -1,8 +1,9 @@
 """Gate learning under torchrun: wall time per step of 1 process and of N ranks, and their gates.
 
-Runs `pfs learn` three ways on the same global batch and seed: one process (native
-BatchNorm, what `pfs learn` does), one process with the ranks' global-batch BatchNorm (the
-bit-for-bit reference), and `torchrun --nproc_per_node N`. A step's wall time is the gap
+Runs `pfs learn` three ways on the same global batch and seed: one process with torch's
+native BatchNorm kernel (`learn_run(batch_norm="native")`, what runs made before the
+arithmetic was recorded used), one plain `pfs learn` process (its world-invariant
+BatchNorm: the bit-for-bit reference), and `torchrun --nproc_per_node N`. A step's wall time is the gap
 between consecutive step events in events.jsonl (evaluation steps excluded), median.
 
     .venv/bin/python bench/bench_learn_torchrun.py [--nproc 2] [--steps 40] [--batch-size 128] [--device cpu]
@@ -24,7 +25,10 @@ from pathlib import Path
 import torch
 
 from engine.cli import main as pfs
-from engine.learn_distributed import global_batch_norm
+from engine.data import load_dataset
+from engine.jobs import learn_run
+from engine.learn import LearnConfig
+from engine.learn_distributed import NATIVE
 from engine.runs import load_tensors
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -60,9 +64,11 @@ def main() -> None:
     torch.set_num_threads(int(threads))
     with tempfile.TemporaryDirectory() as tmp:
         runs = {name: Path(tmp) / name for name in ("native", "reference", "torchrun")}
-        assert pfs([*learn, "--out", str(runs["native"])]) == 0
-        with global_batch_norm():
-            assert pfs([*learn, "--out", str(runs["reference"])]) == 0
+        config = LearnConfig(steps=args.steps, batch_size=args.batch_size, eval_every=args.steps,
+                             heldout_limit=1000, device=args.device)
+        learn_run(runs["native"], model=args.model, dataset=args.dataset, learn=config,
+                  data=load_dataset(args.dataset), batch_norm=NATIVE)
+        assert pfs([*learn, "--out", str(runs["reference"])]) == 0
         subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node", str(args.nproc), "-m", "engine", *learn,
                         "--out", str(runs["torchrun"])], check=True, env={**os.environ, "OMP_NUM_THREADS": threads})
         print(f"{args.model}, global batch {args.batch_size}, {args.steps} steps, {args.device}, "

@@ -23,7 +23,7 @@ from engine.errors import DivergedError, PfsError
 from engine.events import EpochEnd, EvalEnd, EvalStarted, Event, GateSnapshot, StepEnd
 from engine.gates import set_gates_enabled
 from engine.heldout import heldout_accuracy, num_images
-from engine.learn_distributed import Ranks
+from engine.learn_distributed import WORLD_INVARIANT, Ranks
 
 REGULARISERS = ("mean", "l1")
 STATE_VERSION = 1
@@ -175,7 +175,7 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
                 on_event: Callable[[Event], None] | None = None,
                 should_stop: Callable[[], bool] | None = None,
                 checkpoint: Callable[[dict], None] | None = None, checkpoint_every: int = 0,
-                resume: dict | None = None) -> LearnResult:
+                resume: dict | None = None, batch_norm: str = WORLD_INVARIANT) -> LearnResult:
     """Learn the gates of `model` on `data` with its weights frozen; returns the selection.
 
     On return the model's gates hold the selected values (and are enabled), the weights are
@@ -186,7 +186,8 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
     (plain tensors and numbers, safe for `torch.load(weights_only=True)`) every
     `checkpoint_every` steps, and `resume=state` continues such a run exactly. Under
     torchrun, with the process group joined by the caller, the ranks share each global batch
-    (engine.learn_distributed) and learn the gates one process would.
+    (engine.learn_distributed) and learn the gates one process would: `batch_norm` is the
+    arithmetic that makes them equal (a run made before it resumes with "native").
     """
     config.validate()
     if not _is_int(checkpoint_every) or checkpoint_every < 0:
@@ -211,7 +212,7 @@ def learn_gates(model: nn.Module, data: Dataset, config: LearnConfig, *,
         loop = _Loop(model, train, held, config, emit, device, ranks)
         if resume is not None:
             loop.restore(resume)
-        with ranks.batch_norm():
+        with ranks.batch_norm(batch_norm):
             loop.run(should_stop, checkpoint, checkpoint_every)
         return loop.result()
     finally:

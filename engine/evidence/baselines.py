@@ -34,6 +34,7 @@ from engine.evidence.arms import BASELINES, KINDS, LEARNED, NEEDS_PRETRAIN
 from engine.evidence.pretrain import pretrain, pretrained_weights, seconds_until
 from engine.jobs import resume_learn, search_run
 from engine.learn import LearnConfig
+from engine.learn_distributed import WORLD_INVARIANT
 from engine.models.spec import allow_model_code
 from engine.runs import RunDir
 from engine.search import uniform_structure
@@ -135,7 +136,7 @@ def make_baseline(out: str | Path, spec: BaselineSpec, *, data=None, weights_fro
         uniform_structure(net, spec.flops, ds.input_size, min_channels=spec.min_channels)  # budget check first
         config = {**run_config(net, ds, model=spec.model, dataset=spec.dataset, seed=spec.seed,
                                 data_root=spec.data_root),
-                  "learn": asdict(spec.learn_config()), "baseline": spec.to_json()}
+                  "learn": asdict(spec.learn_config()), "batch_norm": WORLD_INVARIANT, "baseline": spec.to_json()}
         run = RunDir.create(path, config)
         run.save("init.pt", net.state_dict())
     ds = ds if ds is not None else load_dataset(spec.dataset, spec.data_root)

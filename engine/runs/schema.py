@@ -56,6 +56,8 @@ CONFIG_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     "data_options": (lambda v: isinstance(v, dict), "an object"),
     "created": (finite_number, "a time"),
     "branched_from": (lambda v: isinstance(v, str), "a run directory"),
+    # engine.learn_distributed.BATCH_NORMS (not imported: the run format needs no torch.distributed)
+    "batch_norm": (lambda v: v in ("world-invariant", "native"), '"world-invariant" or "native"'),
 }
 
 

@@ -1,11 +1,11 @@
 """Gate learning under torchrun (gloo, CPU): 2 ranks x B/2 learn the gates 1 process x B learns.
 
-The ranks normalise with the global batch's BatchNorm statistics (engine.learn_distributed).
-The reference is one process learning with that same BatchNorm (`global_batch_norm()`, in
-one process plain BatchNorm with float64 sums): the gates come out bit for bit equal.
-PyTorch's native CPU BatchNorm computes the same statistics with other rounding, and Adam
-turns rounding in a gate whose gradient is near zero into a step of its own, so against a
-native single process the gates differ by about 1.5e-2 after 20 steps: the control below.
+The ranks normalise with the global batch's BatchNorm statistics (engine.learn_distributed),
+and so does one plain `pfs learn` (its "world-invariant" BatchNorm: per-image sums, then
+float64 sums over images): the gates come out bit for bit equal. PyTorch's native CPU
+BatchNorm computes the same statistics with other rounding, and Adam turns rounding in a gate
+whose gradient is near zero into a step of its own, so a run learned with it (what runs made
+before the arithmetic was recorded used) differs by about 1.5e-2 after 20 steps: the control.
 """
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ import torch.nn.functional as F
 
 from engine.cli import main
 from engine.collective import DistInfo
+from engine.data import load_dataset
 from engine.errors import PfsError
-from engine.learn_distributed import Ranks, global_batch_norm
+from engine.jobs import learn_run
+from engine.learn import LearnConfig
+from engine.learn_distributed import NATIVE, Ranks, global_batch_norm
 from engine.runs import list_runs, load_tensors
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -54,22 +57,34 @@ def max_gate_diff(a: Path, b: Path) -> float:
     return max((ga[k] - gb[k]).abs().max().item() for k in ga)
 
 
-def learn_here(out: Path, *extra: str, same_bn: bool) -> None:
-    """The single-process reference, in this process, on one thread as the ranks are."""
+def one_thread(job):
+    """`job()` in this process on one thread, as each rank runs."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with global_batch_norm() if same_bn else nullcontext():
-            assert main([*LEARN, *STEPS, *extra, "--out", str(out)]) == 0
+        return job()
     finally:
         torch.set_num_threads(n)
 
 
+def learn_here(out: Path, *extra: str) -> None:
+    """The single-process reference: plain `pfs learn`."""
+    assert one_thread(lambda: main([*LEARN, *STEPS, *extra, "--out", str(out)])) == 0
+
+
+def learn_native(out: Path) -> None:
+    """LEARN's run, one process, with torch's native BatchNorm kernel (engine.jobs.learn_run)."""
+    config = LearnConfig(steps=20, batch_size=32, eval_every=10, heldout_limit=200, device="cpu")
+    shaping = {"subset": 1000, "image_size": None, "workers": 0}  # as LEARN's flags record it
+    one_thread(lambda: learn_run(out, model="resnet20", dataset="fashion-mnist", learn=config, expand=0.5,
+                                 data=load_dataset("fashion-mnist"), data_options=shaping, batch_norm=NATIVE))
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
-    """20 steps of one process with the ranks' BatchNorm."""
+    """20 steps of one plain `pfs learn` process."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    learn_here(out, same_bn=True)
+    learn_here(out)
     return out
 
 
@@ -77,13 +92,14 @@ def reference(tmp_path_factory) -> Path:
 def test_two_gloo_ranks_learn_the_gates_one_process_learns(reference, tmp_path):
     proc = torchrun(*LEARN, *STEPS, "--out", str(tmp_path / "ddp"))
     native = tmp_path / "native"
-    learn_here(native, same_bn=False)  # meanwhile: the control, native BatchNorm
+    learn_native(native)  # meanwhile: the control, native BatchNorm
     code, err = finished(proc)
     assert code == 0, err[-3000:]
     ddp = tmp_path / "ddp"
     assert max_gate_diff(ddp, reference) <= 1e-5  # measured: 0.0 (bit for bit)
     control = max_gate_diff(native, reference)
     assert 1e-5 < control < 0.1  # measured: 1.5e-2 of gates in [0, 1]: rounding, amplified by Adam
+    assert json.loads((native / "config.json").read_text())["batch_norm"] == NATIVE
     summary, ref = (json.loads((p / "summary.json").read_text()) for p in (ddp, reference))
     assert summary["heldout_acc"] == ref["heldout_acc"] and summary["steps"] == 20
     assert (summary["world_size"], ref["world_size"]) == (2, 1)

@@ -6,6 +6,8 @@ epoch's batches.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -13,6 +15,7 @@ from engine.data import synthetic_dataset
 from engine.errors import StopRequested
 from engine.jobs import learn_run, resume_learn
 from engine.learn import LearnConfig
+from engine.learn_distributed import NATIVE, WORLD_INVARIANT
 from engine.runs import load_tensors
 from engine.training import TrainOptions, train_run
 
@@ -90,3 +93,24 @@ def test_learning_stopped_at_any_step_resumes_to_the_uninterrupted_gates(step, l
     assert resumed.heldout_acc == learned_whole.heldout_acc
     for g in learned_whole.gates:
         assert torch.equal(learned_whole.gates[g], resumed.gates[g]), g
+
+
+def test_a_run_made_before_its_batch_norm_was_recorded_resumes_with_the_native_kernel(tmp_path, one_thread):
+    """Runs learned before config.json recorded "batch_norm" used torch's kernel: they still
+    resume bit for bit, while the default (world-invariant) arithmetic rounds otherwise."""
+    whole = learn_run(tmp_path / "whole", model="resnet20", dataset="synthetic", expand=0.25, data=_learn_data(),
+                      learn=LEARN, batch_norm=NATIVE)
+    path = tmp_path / "old"
+    learn_run(path, model="resnet20", dataset="synthetic", expand=0.25, data=_learn_data(), learn=LEARN,
+              batch_norm=NATIVE, should_stop=_stop_at(5))
+    config = json.loads((path / "config.json").read_text())
+    del config["batch_norm"]  # as written before the arithmetic was recorded
+    (path / "config.json").write_text(json.dumps(config))
+    resumed = resume_learn(path, data=_learn_data())
+    assert resumed.steps == LEARN.steps
+    for g in whole.gates:
+        assert torch.equal(whole.gates[g], resumed.gates[g]), g
+    default = learn_run(tmp_path / "new", model="resnet20", dataset="synthetic", expand=0.25, data=_learn_data(),
+                        learn=LEARN)
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["batch_norm"] == WORLD_INVARIANT
+    assert any(not torch.equal(whole.last_gates[g], default.last_gates[g]) for g in whole.gates)
