@@ -6,6 +6,7 @@
 #   tools/earn-their-keep.sh study-more     # lane 2, then: the study grown to 5 seeds
 #   tools/earn-their-keep.sh paper          # the reproduction with PFS at the new default (10 epochs)
 #   tools/earn-their-keep.sh cifar-study    # the schedule study on the CIFAR-shaped set, 3 seeds
+#   tools/earn-their-keep.sh paper-x2       # PFS at 2x expansion with the new default (~1.5 h a seed)
 #
 # Each lane runs its experiments one after another into docs/reproduction/grid/; a rerun
 # (after a kill, or on another machine after `git pull`) skips every finished cell and
@@ -83,6 +84,12 @@ paper)
     exp f50-paper --flops 0.5 --arms uniform pfs random l1-gates slimming --seeds 0 1 2 3 4 --learn-epochs 10 \
         --learn-lr 0.01 --shortcut A
     ;;
+paper-x2)
+    # PFS learned on the 2x-wide network with the default schedule, at 0.5 of the 1x network's
+    # dense MACs: f50-x2's arm at 10 epochs. Pairs with f50-paper by seed.
+    exp f50-paper-x2 --flops 0.5 --expand 2 --arms pfs --seeds 0 1 2 3 4 --learn-epochs 10 --learn-lr 0.01 \
+        --shortcut A
+    ;;
 cifar-study)
     # The CIFAR-shaped set (bench/make_cifar_like.py: Fashion-MNIST garments painted on coloured
     # backgrounds, 3x32x32, 50k/10k, CIFAR-10's on-disk format), written once into ./data
@@ -91,15 +98,17 @@ cifar-study)
     ROOT=$PWD/data/cifar-like
     [ -d "$ROOT/cifar-10-batches-py" ] || .venv/bin/python bench/make_cifar_like.py --out "$ROOT"
     C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2)
-    for f in 50 30; do
-        exp "cifar-f$f"                  --flops 0.$f --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
-        exp "cifar-study-lr0.2-300-f$f"  --flops 0.$f --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
-        exp "cifar-study-lr0.05-300-f$f" --flops 0.$f --arms pfs "${C[@]}" --learn-lr 0.05 --steps 300
-    done
-    for f in 50 30; do
-        exp "cifar-study-lr0.01-10ep-f$f" --flops 0.$f --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
-    done
+    # Order: what decides the default first (uniform, the 300-step PFS and the paper's 10
+    # epochs at 0.5), then the other learning rates, then the 0.3 budget.
+    exp cifar-f50 --flops 0.5 --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
+    exp cifar-study-lr0.01-10ep-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
+    exp cifar-study-lr0.2-300-f50  --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
+    exp cifar-study-lr0.05-300-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.05 --steps 300
+    exp cifar-f30 --flops 0.3 --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
+    exp cifar-study-lr0.01-10ep-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
+    exp cifar-study-lr0.2-300-f30  --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
+    exp cifar-study-lr0.05-300-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.05 --steps 300
     ;;
 *)
-    echo "usage: $0 reproduction|study|study-more|paper|cifar-study" >&2; exit 2 ;;
+    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|cifar-study" >&2; exit 2 ;;
 esac
