@@ -30,6 +30,7 @@ from engine.data import synthetic_dataset
 from engine.events import StepEnd
 from engine.gating import create_model
 from engine.learn import LearnConfig, _Loop, learn_gates
+from engine.learn_distributed import global_batch_norm
 
 CL = torch.channels_last
 NCHW = torch.contiguous_format
@@ -69,6 +70,16 @@ def make_engine_learn(model, x, y):
     loop = _Loop(model, data, data, LearnConfig(batch_size=x.shape[0], steps=10**6), lambda e: None,
                  torch.device("cpu"))
     return lambda: loop._train_step(x, y, time.perf_counter())
+
+
+def make_world_invariant_learn(model, x, y):
+    """The engine's step inside the BatchNorm that `pfs learn` runs (world-invariant sums)."""
+    step = make_engine_learn(model, x, y)
+
+    def run():
+        with global_batch_norm():
+            step()
+    return run
 
 
 def make_plain_learn(model, x, y, fmt):
@@ -148,7 +159,8 @@ VARIANTS = {
     # name: (label, factory(model, x, y))
     "fwd": ("forward, NHWC (channels_last)", lambda m, x, y: make_forward(m, x, CL)),
     "fwd_nchw": ("forward, NCHW (default layout)", lambda m, x, y: make_forward(m, x, NCHW)),
-    "learn": ("learn step, engine (NHWC, frozen weights)", make_engine_learn),
+    "learn": ("learn step, engine (NHWC, frozen weights), native BatchNorm", make_engine_learn),
+    "learn_wi": ("learn step, engine, world-invariant BatchNorm (pfs learn's)", make_world_invariant_learn),
     "learn_nchw": ("learn step, plain NCHW prototype", lambda m, x, y: make_plain_learn(m, x, y, NCHW)),
     "paper": ("paper's way, NHWC (weight grads computed)", lambda m, x, y: make_paper_way(m, x, y, CL)),
     "paper_nchw": ("paper's way, NCHW", lambda m, x, y: make_paper_way(m, x, y, NCHW)),
