@@ -7,6 +7,7 @@
 #   tools/earn-their-keep.sh paper          # the reproduction with PFS at the new default (10 epochs)
 #   tools/earn-their-keep.sh cifar-study    # the schedule study on the CIFAR-shaped set, 3 seeds
 #   tools/earn-their-keep.sh paper-x2       # PFS at 2x expansion with the new default (~1.5 h a seed)
+#   tools/earn-their-keep.sh pairs          # PFS (default) vs uniform at 0.5 grown to 15 seeds (~35 min a seed)
 #
 # Each lane runs its experiments one after another into docs/reproduction/grid/; a rerun
 # (after a kill, or on another machine after `git pull`) skips every finished cell and
@@ -27,6 +28,16 @@ exp() {  # exp NAME FLAGS...: one experiment, resumed where it stopped
     local name=$1; shift
     echo "== $name" >&2
     "$PFS" experiment baselines resnet20 "$@" "${TRAIN[@]}" --out "$OUT/$name"
+}
+
+adopt() {  # adopt FROM ARM TO: copy FROM's finished cells of ARM that grid TO lacks, records only
+    python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["cells"]))' "$OUT/$1/results.json" |
+        grep "^$2-s" | while read -r cell; do
+            [ -e "$3/cells/$cell" ] && continue
+            mkdir -p "$3/cells"; cp -r "$OUT/$1/cells/$cell" "$3/cells/"
+            find "$3/cells/$cell" \( -name '*.pt' -o -name '*.safetensors' -o -name events.jsonl \
+                -o -name checkpoints \) -prune -exec rm -rf {} +
+        done
 }
 
 case "${1:-}" in
@@ -70,19 +81,20 @@ paper)
     # random, slimming) and the study's 10-epoch PFS cells are the same cells: copied in, they
     # are adopted, so only l1-gates learns anew. Shortcut A, as every cell it adopts was built.
     P=$OUT/f50-paper
-    adopt() {  # adopt FROM ARM: copy FROM's finished cells of ARM that P lacks, records only
-        python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["cells"]))' "$OUT/$1/results.json" |
-            grep "^$2-s" | while read -r cell; do
-                [ -e "$P/cells/$cell" ] && continue
-                mkdir -p "$P/cells"; cp -r "$OUT/$1/cells/$cell" "$P/cells/"
-                find "$P/cells/$cell" \( -name '*.pt' -o -name '*.safetensors' -o -name events.jsonl \
-                    -o -name checkpoints \) -prune -exec rm -rf {} +
-            done
-    }
-    for arm in uniform random slimming; do adopt f50 $arm; done
-    adopt study-lr0.01-10ep-f50 pfs  # run again when the study finishes more seeds
+    for arm in uniform random slimming; do adopt f50 $arm "$P"; done
+    adopt study-lr0.01-10ep-f50 pfs "$P"  # run again when the study finishes more seeds
     exp f50-paper --flops 0.5 --arms uniform pfs random l1-gates slimming --seeds 0 1 2 3 4 --learn-epochs 10 \
         --learn-lr 0.01 --shortcut A
+    ;;
+pairs)
+    # The headline pair made bigger: at 5 seeds PFS - uniform is +0.00 +- 0.23 points (95% CI
+    # -0.63..+0.64), too wide to tell a half-point effect from none. 15 seeds narrow it to
+    # about +-0.3. Seeds 0-4 are f50-paper's cells (f50's uniform, the study's 10-epoch PFS), adopted.
+    P=$OUT/f50-pairs
+    adopt f50 uniform "$P"
+    adopt study-lr0.01-10ep-f50 pfs "$P"
+    exp f50-pairs --flops 0.5 --arms uniform pfs --seeds $(seq -s ' ' 0 14) --learn-epochs 10 --learn-lr 0.01 \
+        --shortcut A
     ;;
 paper-x2)
     # PFS learned on the 2x-wide network with the default schedule, at 0.5 of the 1x network's
@@ -110,5 +122,5 @@ cifar-study)
     exp cifar-study-lr0.05-300-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.05 --steps 300
     ;;
 *)
-    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|cifar-study" >&2; exit 2 ;;
+    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study" >&2; exit 2 ;;
 esac
