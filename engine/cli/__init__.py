@@ -25,6 +25,9 @@ from engine.cli.common import Parser, is_main_process
 from engine.errors import PfsError, PfsWarning, StopRequested
 
 EXIT_USER, EXIT_FAILURE, EXIT_STOPPED = 2, 1, 130
+# The commands whose work splits over torchrun's processes; any other would run once per
+# process, each writing the same files (or timing on cores the others use).
+SPLITS_OVER_PROCESSES = ("learn", "prune", "train", "run", "resume")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +60,9 @@ def _main(argv: list[str], debug: bool) -> int:
         args, extra = build_parser().parse_known_args(argv)
         if extra:  # named here so the hint points at the command's own --help
             raise PfsError(f"unrecognized arguments: {' '.join(extra)} (see `pfs {args.command} --help`)")
+        if os.environ.get("WORLD_SIZE", "1") != "1" and args.command not in SPLITS_OVER_PROCESSES:
+            raise PfsError(f"pfs {args.command} runs in one process: run it without torchrun (under torchrun: "
+                           f"{', '.join(SPLITS_OVER_PROCESSES)})")
         for flag in ("out", "markdown", "notes"):  # "" would mean the default, or the current folder
             value = getattr(args, flag, None)
             if value is not None and not str(value).strip():
@@ -67,7 +73,9 @@ def _main(argv: list[str], debug: bool) -> int:
             print(f"pfs: {exc}", file=sys.stderr)
         return EXIT_STOPPED
     except PfsError as exc:
-        print(f"pfs: error: {exc}", file=sys.stderr)
+        # Every rank checks the same flags and data alike and fails alike: rank 0 says it once.
+        if is_main_process():
+            print(f"pfs: error: {exc}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:  # a second Ctrl-C: no new checkpoint, the last one stays resumable
         print("pfs: interrupted; the run keeps its last checkpoint (`pfs resume RUN` continues from it)",

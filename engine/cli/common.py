@@ -78,7 +78,8 @@ def graceful_stop() -> Iterator[callable]:
         if state["stop"]:
             raise KeyboardInterrupt
         state["stop"] = True
-        print("\npfs: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+        if is_main_process():  # torchrun passes Ctrl-C to every rank; rank 0 says it once
+            print("\npfs: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
 
     try:
         signal.signal(signal.SIGINT, handler)
@@ -95,7 +96,8 @@ def warn_if_unconverged(event) -> None:
     """A sink printing the learn stage's 'did not converge' warning on stderr (after the bar)."""
     from engine.events import RunFinished
 
-    if isinstance(event, RunFinished) and event.stage == "learn" and event.summary.get("warning"):
+    if (isinstance(event, RunFinished) and event.stage == "learn" and event.summary.get("warning")
+            and event.summary.get("status") != "stopped"):  # a stopped run is judged when it finishes
         print(f"pfs: warning: {event.summary['warning']}", file=sys.stderr)
 
 
@@ -210,7 +212,10 @@ def is_main_process() -> bool:
     """False in torchrun's processes other than rank 0, which print nothing (rank 0 reports)."""
     from engine.collective import from_env
 
-    return from_env().is_main
+    try:
+        return from_env().is_main
+    except PfsError:  # torchrun's variables are malformed: this process must say so itself
+        return True
 
 
 def out_dir(args) -> Path:

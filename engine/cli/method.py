@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 from engine.cli.common import (
@@ -23,7 +24,7 @@ from engine.cli.common import (
     quoted,
     warn_if_unconverged,
 )
-from engine.errors import PfsError, StopRequested, plural
+from engine.errors import PfsError, PfsWarning, StopRequested, plural
 
 # -- models -----------------------------------------------------------------------------
 
@@ -272,6 +273,8 @@ def _cmd_search(args) -> int:
     result = latency_search_run(args.run, args.latency_ms, device=args.device or "cpu",
                                 batch_size=args.batch_size or 1, threads=args.threads,
                                 min_channels=args.min_channels, overwrite=args.overwrite, on_probe=probe)
+    for caveat in result.caveats():
+        warnings.warn(caveat, PfsWarning, stacklevel=2)
     if args.json:
         print_json({**result.structure.to_json(), "latency": result.record()})
         return 0

@@ -52,6 +52,19 @@ class LatencyResult:
                 "dense_ms": self.dense_ms, "device": self.device, "batch_size": self.batch_size,
                 "threads": self.threads, "backend": BACKEND, "probes": self.probes, "seconds": self.seconds}
 
+    def caveats(self) -> list[str]:
+        """What a user should know before trusting the result, one line each (none when all is well)."""
+        out = []
+        if self.structure.widths == self.structure.dense_widths:
+            out.append(f"the dense network already meets {self.budget_ms:g} ms (it took {self.dense_ms:.3f} ms in "
+                       "the search): nothing was pruned; lower --latency-ms to prune")
+        if self.measured_ms > self.budget_ms:
+            out.append(f"timed again, the structure took {self.measured_ms:.3f} ms, over the {self.budget_ms:g} ms "
+                       f"budget it met in the search ({self.search_ms:.3f} ms): timings on this machine vary by "
+                       f"{abs(self.measured_ms / self.search_ms - 1):.0%}; lower --latency-ms for a margin, or "
+                       "search again on a quieter machine")
+        return out
+
 
 def search_by_latency(model, latency_ms: float, input_size=None, *, device: str = "cpu", batch_size: int = 1,
                       min_channels: int = 1, gates: Mapping[str, torch.Tensor] | None = None,

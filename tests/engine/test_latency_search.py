@@ -5,6 +5,7 @@ the FLOPs search finds); the timed path is checked for what it records, never fo
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -98,3 +99,25 @@ def test_latency_search_on_cuda_records_the_device(make_run, tmp_path):
     result = latency_search_run(run.path, 1e5, device="cuda")
     assert result.device == "cuda" and result.measured_ms > 0
     assert json.loads(run.file("structure.json").read_text())["latency"]["device"] == "cuda"
+
+
+def test_a_result_that_pruned_nothing_or_ran_over_its_budget_says_so(make_run, tmp_path):
+    _, net, _ = make_run(tmp_path / "run")
+    candidates = Candidates(net, (1, 28, 28))
+    dense_ms = candidates.macs_at(candidates.size) / 1e6  # every channel kept (of the x0.25 network)
+    everything = search_by_latency(net, dense_ms * 2, (1, 28, 28), measure=_macs_ms)
+    [caveat] = everything.caveats()
+    assert caveat.startswith(f"the dense network already meets {dense_ms * 2:g} ms") and "nothing was pruned" in caveat
+    half = search_by_latency(net, dense_ms / 2, (1, 28, 28), measure=_macs_ms)
+    assert half.caveats() == []
+    slower = dataclasses.replace(half, measured_ms=half.search_ms * 1.2)  # timed again on a busier machine
+    [caveat] = slower.caveats()
+    assert f"took {slower.measured_ms:.3f} ms, over the {dense_ms / 2:g} ms budget" in caveat
+    assert "vary by 20%" in caveat
+
+
+def test_the_cli_prints_each_caveat_as_one_warning_line(make_run, tmp_path, one_thread, capsys):
+    run, _, _ = make_run(tmp_path / "run")
+    assert main(["search", str(run.path), "--latency-ms", "100000", "--batch-size", "2", "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("pfs: warning: the dense network already meets 100000 ms") == 1

@@ -232,6 +232,23 @@ def test_learn_under_torchrun_needs_a_named_run(monkeypatch, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_command_that_does_not_split_over_processes_is_refused_under_torchrun_once(monkeypatch, tmp_path, capsys,
+                                                                                     rank):
+    """`pfs search` / `bench` / ... would run once per process and write the same files: refused,
+    and every rank refuses alike, so only rank 0 prints the line."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    for command in (["search", str(tmp_path), "--flops", "0.5"], ["bench", str(tmp_path)], ["runs", str(tmp_path)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        if rank == "0":
+            assert err.count("\n") == 1 and err.startswith(f"pfs: error: pfs {command[0]} runs in one process")
+            assert "learn, prune, train, run, resume" in err
+        else:
+            assert err == ""
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
 def test_learn_on_cuda_without_cuda_is_one_line_and_writes_nothing(tmp_path, capsys):
     args = [a if a != "cpu" else "cuda" for a in LEARN]
