@@ -92,6 +92,15 @@ def graceful_stop() -> Iterator[callable]:
             signal.signal(signal.SIGINT, previous)
 
 
+def learned_gates_line(run, summary: dict) -> str:
+    """The one line `pfs learn` and `pfs resume` print for a learn stage's summary.json."""
+    line = (f"{run}: gates from step {summary.get('selected_step')}, held-out accuracy "
+            f"{summary.get('heldout_acc', float('nan')):.4f}, {summary.get('open_frac', float('nan')):.1%} open")
+    if summary.get("stopped") or summary.get("status") == "stopped":
+        line += " (stopped early)"
+    return line + ("" if summary.get("converged", True) else " (no step met r: last gates kept)")
+
+
 def warn_if_unconverged(event) -> None:
     """A sink printing the learn stage's 'did not converge' warning on stderr (after the bar)."""
     from engine.events import RunFinished

@@ -16,6 +16,7 @@ from engine.cli.common import (
     is_main_process,
     learn_config,
     learn_data_options,
+    learned_gates_line,
     number,
     out_dir,
     positive_int,
@@ -219,9 +220,7 @@ def _cmd_learn(args) -> int:
     elif args.json:
         print_json(summary)
     else:
-        print(f"{out}: gates from step {result.selected_step}, held-out accuracy {result.heldout_acc:.4f}, "
-              f"{result.open_frac:.1%} open" + (" (stopped early)" if result.stopped else "")
-              + ("" if result.converged else " (no step met r: last gates kept)"))
+        print(learned_gates_line(out, summary))
     if result.stopped:
         raise StopRequested(f"stopped at step {result.steps}, checkpoint saved; `pfs resume {quoted(out)}` "
                             "continues (the gates so far are kept in gates.pt)")

@@ -18,6 +18,7 @@ from engine.cli.common import (
     is_main_process,
     learn_config,
     learn_data_options,
+    learned_gates_line,
     number,
     out_dir,
     positive_int,
@@ -86,7 +87,7 @@ def _report_training(summary: dict, run: Path, as_json: bool) -> None:
         print_json({k: v for k, v in summary.items() if k != "history"})
         return
     if summary.get("stage") != "train":
-        print(f"{run}: gates learned, held-out accuracy {summary.get('heldout_acc', float('nan')):.4f}")
+        print(learned_gates_line(run, summary))
         print(f"next: pfs search {quoted(run)} --flops 0.5")
         return
     print(f"{run}: test accuracy {summary['test_acc']:.4f} (best {summary['best_test_acc']:.4f} at epoch "
