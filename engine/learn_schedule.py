@@ -21,7 +21,7 @@ from __future__ import annotations
 
 LR = 0.01  # Adam, the paper's and the official code's
 EPOCHS = 10  # the paper's length
-DEMO_STEPS = 300  # the explorer's live demo: about a minute on a CPU against about 17 for EPOCHS
+DEMO_STEPS = 300  # the explorer's live demo: about a minute on a CPU against about 20 for EPOCHS
 DEMO_EVAL_EVERY = 50  # the selection needs evaluations along the way, not only at the end
 
 SCHEDULE_KEYS = ("epochs", "steps", "lr", "eval_every")
