@@ -219,6 +219,8 @@ def learn_config(args):
 
 def is_main_process() -> bool:
     """False in torchrun's processes other than rank 0, which print nothing (rank 0 reports)."""
+    if os.environ.get("RANK", "0") == "0":  # rank 0, or no torchrun: no need to load torch to know
+        return True
     from engine.collective import from_env
 
     try:
