@@ -36,6 +36,12 @@ NATIVE = "native"
 BATCH_NORMS = (WORLD_INVARIANT, NATIVE)
 
 
+def check_batch_norm(arithmetic: str) -> None:
+    """A PfsError unless `arithmetic` is one of BATCH_NORMS."""
+    if arithmetic not in BATCH_NORMS:
+        raise PfsError(f"unknown BatchNorm arithmetic {arithmetic!r}; choose one of: {', '.join(BATCH_NORMS)}")
+
+
 def recorded_batch_norm(config: dict) -> str:
     """The BatchNorm arithmetic a run's config.json says it learns with (native before it said)."""
     return config.get("batch_norm", NATIVE)
@@ -96,8 +102,7 @@ class Ranks:
     def batch_norm(self, arithmetic: str = WORLD_INVARIANT):
         """The context BatchNorm runs in: the global batch's statistics over ranks, and in one
         process too unless the run learns with torch's native kernel (runs made before)."""
-        if arithmetic not in BATCH_NORMS:
-            raise PfsError(f"unknown BatchNorm arithmetic {arithmetic!r}; choose one of: {', '.join(BATCH_NORMS)}")
+        check_batch_norm(arithmetic)
         return global_batch_norm() if self.enabled or arithmetic == WORLD_INVARIANT else nullcontext()
 
 
@@ -139,7 +144,7 @@ class _GlobalBatchNorm(torch.autograd.Function):
     numbers however the global batch is split, so N ranks learn one process's gates bit
     for bit (Adam turns any rounding difference in a near-zero gate gradient into a step of
     its own). Memory passes are what cost on CPU: the backward pass computes the input's
-    gradient as a * grad + b * x + k in two fused passes (addcmul) from two per-channel
+    gradient as scale * grad + b * x + k in two fused passes (addcmul) from two per-channel
     sums. (`torch.var_mean` per image, tried for the forward pass, ran 6x slower than these
     sums on channels_last tensors.)
     """
@@ -184,13 +189,12 @@ class _GlobalBatchNorm(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_b = (sum_dy / world).to(grad.dtype)
         if ctx.needs_input_grad[0]:
-            # scale * (grad - mean(grad) - x_hat * mean(grad * x_hat)) = a * grad + b * x + k
+            # scale * (grad - mean(grad) - x_hat * mean(grad * x_hat)) = scale * grad + b * x + k
             scale = invstd if weight is None else invstd * weight.double()
-            a = scale
             b = -scale * invstd * sum_dy_xhat / ctx.n
             k = -scale * sum_dy / ctx.n - b * mean
-            a, b, k = (t.to(x.dtype).view(shape) for t in (a, b, k))
-            grad_x = torch.addcmul(k, x, b).addcmul_(grad, a)
+            scale, b, k = (t.to(x.dtype).view(shape) for t in (scale, b, k))
+            grad_x = torch.addcmul(k, x, b).addcmul_(grad, scale)
         return grad_x, grad_w, grad_b, None
 
 

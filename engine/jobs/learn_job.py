@@ -17,10 +17,9 @@ import torch
 
 from engine import collective
 from engine.data import Dataset, absolute_data_paths, load_dataset, moved_data, shaped_data
-from engine.errors import PfsError
 from engine.events import CheckpointSaved, Event, RunFailed, RunFinished, RunStarted, failure_text, fanout
 from engine.learn import LearnConfig, LearnResult, check_batch_fits, learn_gates
-from engine.learn_distributed import BATCH_NORMS, WORLD_INVARIANT, Ranks, recorded_batch_norm
+from engine.learn_distributed import WORLD_INVARIANT, Ranks, check_batch_norm, recorded_batch_norm
 from engine.runs import RunDir, load_gated_model
 from engine.search import uniform_structure
 from engine.training import CHECKPOINT as TRAIN_CHECKPOINT
@@ -50,8 +49,7 @@ def learn_run(out: str | Path, *, model: str, dataset: str, learn: LearnConfig, 
     about 1/7 less time per CPU step, with gates that differ from N ranks' by rounding.
     """
     learn.validate()
-    if batch_norm not in BATCH_NORMS:
-        raise PfsError(f"unknown BatchNorm arithmetic {batch_norm!r}; choose one of: {', '.join(BATCH_NORMS)}")
+    check_batch_norm(batch_norm)  # before any run directory is made
     with learn_group(learn) as dist:
         if dist.is_main:  # before loading data: a taken --out costs nothing
             RunDir(out).check_creatable(overwrite=overwrite)
