@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,12 @@ class ArmState:
 
 @dataclass
 class RaceState:
-    """Both arms of the race in RACE, read incrementally; `poll()` returns whether anything moved."""
+    """Both arms of the race in RACE, read incrementally; `poll()` returns whether anything moved.
+
+    Polls come from worker threads that may overlap (a cancelled thread worker runs on), and
+    the screen draws from the same lists: both hold `lock`, so no event is folded twice and
+    no half-folded epoch is drawn.
+    """
 
     path: Path
     race: Race | None = None
@@ -124,8 +130,13 @@ class RaceState:
     error: str = ""
     roots: tuple[Path, ...] = ()
     _stamp: tuple | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def poll(self) -> bool:
+        with self.lock:
+            return self._poll()
+
+    def _poll(self) -> bool:
         stamp = _stamp(self.path / RACE_FILE)
         if stamp != self._stamp:  # a new race replaced the one read (the presenter raced again)
             self.race, self.arms, self.dense, self._stamp = None, [], None, stamp

@@ -368,15 +368,24 @@ def run_busy(run_path: Path) -> str:
 
 
 class EventFollower:
-    """Reads the events appended to an events.jsonl since the last call (tail -f)."""
+    """Reads the events appended to an events.jsonl since the last call (tail -f).
+
+    Thread-safe: pages read from thread workers, and a cancelled thread worker runs on, so
+    two reads can overlap; without the lock both would return the same events.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.offset = 0
         self._partial = b""
+        self._lock = threading.Lock()
 
     def read_new(self) -> list[Event]:
         """Complete new events; a line still being written waits for the next call."""
+        with self._lock:
+            return self._read_new()
+
+    def _read_new(self) -> list[Event]:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)

@@ -65,15 +65,22 @@ class RaceScreen(PageScreen):
 
     @work(thread=True, exclusive=True, group="race", exit_on_error=False)
     def _read(self, state: RaceState) -> None:
-        state.poll()  # file reads off the UI thread; only this worker touches `state`
+        state.poll()  # file reads off the UI thread; draw() reads `state` under its lock
         self.post_message(RaceMoved())
 
     def on_race_moved(self, _: RaceMoved) -> None:
         self.draw()
 
     def draw(self) -> None:
-        head = self.query_one("#race-head", Static)
         state = self.state
+        if state is None:
+            self._draw(None)
+            return
+        with state.lock:  # a worker may be folding new events into the same lists
+            self._draw(state)
+
+    def _draw(self, state: RaceState | None) -> None:
+        head = self.query_one("#race-head", Static)
         if state is None or state.race is None:
             why = f"\n[red]{escape(state.error)}[/]" if state is not None and state.error else ""
             head.update("[b]no race yet[/b] for this run: learn gates (or open a run's gates), then press "

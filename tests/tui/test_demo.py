@@ -81,8 +81,8 @@ async def test_the_demo_replays_learning_then_structure_and_race_work_without_co
         assert structure.widths != structure.dense_widths  # searched on the recorded gates
         await pilot.press("6")
         screen = app.screen
-        await wait_until(pilot, lambda: screen.state and screen.state.dense and screen.state.gap is not None,
-                         what="the recorded race")
+        await wait_until(pilot, lambda: "gap learned - uniform:" in text_of(app, "#race-head")
+                         and "─ dense" in text_of(app, "#race-head"), what="the recorded race on the page")
         for arm in screen.state.arms:
             summary = RunDir(arm.path).read_json("summary.json")
             assert arm.accuracy == [h["test_acc"] for h in summary["history"]] and arm.status == "finished"

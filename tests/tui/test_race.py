@@ -43,8 +43,10 @@ async def test_v_on_structure_starts_both_trainings_and_the_race_page_follows_th
         await pilot.press("v")
         await wait_until(pilot, lambda: app.current_mode == "race", what="the Race page")
         screen = app.screen
-        await wait_until(pilot, lambda: screen.state and screen.state.race and
-                         all(a.epochs == [1] for a in screen.state.arms), what="both arms' first epoch")
+        # What the page shows, not the state a worker is still folding: the head is drawn after.
+        await wait_until(pilot, lambda: "gap learned - uniform:" in text_of(app, "#race-head"),
+                         what="both arms' first epoch on the page")
+        assert all(a.epochs == [1] for a in screen.state.arms)
         assert [name for name, _, _ in launched] == ["learned", "uniform"]
         for name, command, env in launched:
             assert command[2:5] == ["engine", "train", str(run / "race" / name)]
@@ -60,8 +62,10 @@ async def test_v_on_structure_starts_both_trainings_and_the_race_page_follows_th
         assert "gap learned - uniform: +0.000 (level)" in head
         for arm in ("learned", "uniform"):
             (run / "race" / arm / "go").touch()
-        await wait_until(pilot, lambda: all(a.status == "finished" for a in screen.state.arms), what="the finish")
-        assert [s[2] for s in screen.query_one("#race-plot").series] == [[0.55, 0.71], [0.55, 0.71]]
+        plot = screen.query_one("#race-plot")
+        await wait_until(pilot, lambda: text_of(app, "#race-head").count("· finished") == 2, what="the finish")
+        await wait_until(pilot, lambda: [s[2] for s in plot.series] == [[0.55, 0.71], [0.55, 0.71]],
+                         what="both curves drawn")
 
 
 async def test_the_race_page_shows_the_gap_sign_and_the_dense_line_of_a_recorded_race(runs_root):
@@ -73,8 +77,7 @@ async def test_the_race_page_shows_the_gap_sign_and_the_dense_line_of_a_recorded
     app = PfsApp(Session(runs_root=runs_root), start="race", show_eta=False, blink=False)
     app.session.run_path = run
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        await wait_until(pilot, lambda: screen.state and screen.state.gap is not None, what="the race")
+        await wait_until(pilot, lambda: "gap learned - uniform:" in text_of(app, "#race-head"), what="the race")
         head = text_of(app, "#race-head")
         assert "gap learned - uniform: +0.040 (learned ahead)" in head
         assert "test 0.780" in head and "test 0.740" in head
@@ -91,8 +94,8 @@ async def test_a_follower_sees_the_presenters_race_and_cannot_start_one(runs_roo
     app = PfsApp(Session(runs_root=runs_root), follow=str(run), show_eta=False, blink=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("6")
-        screen = app.screen
-        await wait_until(pilot, lambda: screen.state and screen.state.gap is not None, what="the followed race")
+        await wait_until(pilot, lambda: "gap learned - uniform:" in text_of(app, "#race-head"),
+                         what="the followed race")
         assert "gap learned - uniform: -0.050 (learned behind)" in text_of(app, "#race-head")
         assert app.check_action("race", ()) is False
         await pilot.press("3")
@@ -127,3 +130,29 @@ def test_a_race_run_again_is_read_afresh(runs_root):
     _finish_arm(race.arm("uniform"), [0.45])
     state.poll()
     assert [a.accuracy for a in state.arms] == [[0.4], [0.45]] and state.race.options["epochs"] == 1
+
+
+def test_overlapping_polls_fold_each_epoch_once(runs_root):
+    """The page polls from thread workers that can overlap (CI drew each epoch twice once)."""
+    import threading
+
+    from pfs_tui.racing import RaceState
+
+    run = tiny_learned_run(runs_root)
+    search_run(run, 0.5)
+    race = prepare_race(run, options=TrainOptions(epochs=3, subset=64, test_subset=32))
+    _finish_arm(race.arm("learned"), [0.5, 0.6, 0.7])
+    _finish_arm(race.arm("uniform"), [0.4, 0.5, 0.6])
+    state, start = RaceState(run / "race"), threading.Barrier(6)
+
+    def poll():
+        start.wait()
+        state.poll()
+
+    threads = [threading.Thread(target=poll) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.accuracy for a in state.arms] == [[0.5, 0.6, 0.7], [0.4, 0.5, 0.6]]
+    assert [a.epochs for a in state.arms] == [[1, 2, 3]] * 2 and abs(state.gap - 0.1) < 1e-9

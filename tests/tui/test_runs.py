@@ -105,6 +105,33 @@ def test_follower_returns_only_complete_new_lines(tmp_path):
     assert follower.read_new() == []
 
 
+def test_overlapping_reads_return_each_event_once(tmp_path):
+    """Pages read from thread workers; a cancelled thread worker runs on, so reads overlap
+    (CI once drew a race whose curves held every epoch twice)."""
+    import threading
+
+    from engine.events import JsonlSink, StepEnd
+
+    path = tmp_path / "events.jsonl"
+    with JsonlSink(path) as sink:
+        for i in range(3000):
+            sink(StepEnd(stage="learn", step=i, total_steps=3000, epoch=0, loss=1.0))
+    for _ in range(5):
+        follower, seen = EventFollower(path), []
+        start = threading.Barrier(8)
+
+        def read():
+            start.wait()
+            seen.extend(e.step for e in follower.read_new())
+
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(seen) == list(range(3000))
+
+
 async def test_opening_a_runs_gates_shows_its_structure_and_r_replays_it(runs_root):
     from engine.runs import load_gated_model
     from engine.search import search
