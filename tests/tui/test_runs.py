@@ -120,7 +120,7 @@ def test_overlapping_reads_return_each_event_once(tmp_path):
         follower, seen = EventFollower(path), []
         start = threading.Barrier(8)
 
-        def read():
+        def read(follower=follower, seen=seen, start=start):
             start.wait()
             seen.extend(e.step for e in follower.read_new())
 
