@@ -120,11 +120,13 @@ cifar-study)
     exp cifar-f50-x2 --flops 0.5 --expand 2 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 300
     exp cifar-study-lr0.2-300-f50  --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
     exp cifar-study-lr0.05-300-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.05 --steps 300
+    exp cifar-study-lr0.01-1000-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 1000
     exp cifar-f30 --flops 0.3 --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
     exp cifar-study-lr0.01-10ep-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
     exp cifar-f30-x2 --flops 0.3 --expand 2 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 300
     exp cifar-study-lr0.2-300-f30  --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
     exp cifar-study-lr0.05-300-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.05 --steps 300
+    exp cifar-study-lr0.01-1000-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 1000
     ;;
 *)
     echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study" >&2; exit 2 ;;
