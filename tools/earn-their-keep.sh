@@ -114,6 +114,9 @@ cifar-more)
     C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 3 4)
     exp cifar-study-lr0.2-300-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
     exp cifar-f50 --flops 0.5 --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
+    # The control for lr 0.2's lead: its structures are within 2 channels a layer of uniform;
+    # does any other structure at the same MACs beat uniform here too?
+    exp cifar-f50-random --flops 0.5 --arms random "${C[@]}" --learn-lr 0.01 --steps 300
     exp cifar-study-lr0.01-10ep-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
     ;;
 cifar-study)
