@@ -28,9 +28,15 @@ def make_app(runs_root: Path, start: str = "setup", **settings) -> PfsApp:
     return PfsApp(session, start=start, show_eta=False, blink=False)
 
 
+# The least time any wait gets. Waits are bounds against hanging, never speed checks: a test
+# asking for 60 s of a 6-step learning run timed out at 90 s on 2 cores running 6 processes.
+MIN_WAIT_S = 300.0
+
+
 async def wait_until(pilot, predicate, timeout: float = 120.0, what: str = "condition") -> None:
-    """Let the app run until `predicate()` holds; fail after `timeout` seconds (generous: a
-    bound against hanging, not a speed check; CI's shared machine can be slow for a minute)."""
+    """Let the app run until `predicate()` holds; fail after `timeout` seconds, and never
+    before MIN_WAIT_S (a bound against hanging; CI's shared machine can be slow for minutes)."""
+    timeout = max(timeout, MIN_WAIT_S)
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -71,6 +71,8 @@ async def test_the_demo_replays_learning_then_structure_and_race_work_without_co
         await wait_until(pilot, lambda: steps.add(app.session.log.gates_step) or app.session.log.status
                          in ("finished", "recorded"), what="the replay's end")
         assert len(steps) >= 2  # the gates changed while it replayed
+        # The page draws on its timer: wait for the drawn stats, not the log the replay filled.
+        await wait_until(pilot, lambda: "mean gate -" not in text_of(app, "#learn-stats"), what="the stats drawn")
         # the replayed run was learned with pfs learn's schedule, not the explorer's demo one
         assert (DEMO_NAME in text_of(app, "#learn-stats")) == (app.session.log.snapshot()["last"].total_steps
                                                                == DEMO_STEPS)

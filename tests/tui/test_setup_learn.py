@@ -75,7 +75,7 @@ async def test_learning_runs_in_a_worker_and_leaves_a_run_directory(runs_root):
         assert [s for s, _ in log.heldout] == [3, 6]
         run = RunDir.open(app.session.run_path)
         assert run.exists("gates.pt") and run.config["model"] == "resnet20"
-        assert "step 6/6" in text_of(app, "#learn-status")
+        await wait_until(pilot, lambda: "step 6/6" in text_of(app, "#learn-status"), what="the status drawn")
         assert "336 channels" in text_of(app, "#hist-title")
         # The structure page now searches the learned gates, not the initial ones.
         await pilot.press("3")

@@ -159,4 +159,4 @@ async def test_redraws_stay_at_a_few_hz_however_fast_events_arrive(runs_root):
         elapsed = time.monotonic() - t0
         assert len(app.session.log.steps) == 5000
         assert screen.draws - start_draws <= elapsed * REDRAW_HZ + 3
-        assert "step 5000/5000" in text_of(app, "#learn-status")
+        await wait_until(pilot, lambda: "step 5000/5000" in text_of(app, "#learn-status"), what="the last step drawn")
