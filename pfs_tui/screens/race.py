@@ -7,6 +7,8 @@ follower tab and in the recorded demo; the race is started from the Structure pa
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
@@ -73,10 +75,7 @@ class RaceScreen(PageScreen):
 
     def draw(self) -> None:
         state = self.state
-        if state is None:
-            self._draw(None)
-            return
-        with state.lock:  # a worker may be folding new events into the same lists
+        with state.lock if state is not None else nullcontext():  # a worker may be folding events in
             self._draw(state)
 
     def _draw(self, state: RaceState | None) -> None:
