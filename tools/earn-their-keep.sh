@@ -8,6 +8,8 @@
 #   tools/earn-their-keep.sh cifar-study    # the schedule study on the CIFAR-shaped set, 3 seeds
 #   tools/earn-their-keep.sh cifar-more     # its pairs at 0.5 (uniform, lr 0.2, 300 steps, 10 epochs) to 5 seeds
 #   tools/earn-their-keep.sh paper-x2       # PFS at 2x expansion with the new default (~1.5 h a seed)
+#   tools/earn-their-keep.sh cifar-f30      # the CIFAR-shaped set at 0.3: uniform, 300 steps, lr 0.2, random (3 seeds)
+#   tools/earn-their-keep.sh cifar-f30-learned  # 0.3 with the gates learned at 0.5: 10 epochs (5 seeds), 2x (3 seeds)
 #   tools/earn-their-keep.sh pairs          # PFS (default) vs uniform at 0.5 grown to 15 seeds (~35 min a seed)
 #
 # Each lane runs its experiments one after another into docs/reproduction/grid/; a rerun
@@ -39,6 +41,42 @@ adopt() {  # adopt FROM ARM TO: copy FROM's finished cells of ARM that grid TO l
             find "$3/cells/$cell" \( -name '*.pt' -o -name '*.safetensors' -o -name events.jsonl \
                 -o -name checkpoints \) -prune -exec rm -rf {} +
         done
+}
+
+adopt_learning() {  # adopt_learning FROM TO FLOPS: give grid TO's pfs cells (at budget FLOPS) the gates FROM's finished cells learned
+    # Gate learning never sees the budget (config.json differs only in baseline.flops), so a
+    # cell at another budget starts from the same learned gates: copied with their learning
+    # record (events, timing, summary), the cell skips learning and searches its own budget.
+    # Only where FROM's gates.pt is still on this machine (the commits hold records, not gates).
+    python3 - "$OUT/$1" "$OUT/$2" "$3" <<'PY'
+import json, shutil, sys
+from pathlib import Path
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+flops = float(sys.argv[3])
+for cell in json.loads((src / "results.json").read_text())["cells"]:
+    s, d = src / "cells" / cell, dst / "cells" / cell
+    if not cell.startswith("pfs-s") or d.exists() or not (s / "gates.pt").is_file():
+        continue
+    summary = json.loads((s / "summary.json").read_text())
+    while summary.get("stage") != "learn":  # train -> baseline -> learn
+        summary = summary["learn"]
+    config = json.loads((s / "config.json").read_text())
+    config["baseline"]["flops"] = flops
+    config.pop("train", None)  # FROM's training of its own structure stays behind
+    learn_s = json.loads((s / "timing.json").read_text())["learn"]
+    tmp = dst / "cells" / f".{cell}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("init.pt", "gates.pt"):
+        shutil.copy2(s / name, tmp / name)
+    events = [e for e in (s / "events.jsonl").read_text().splitlines()
+              if json.loads(e).get("stage") == "learn" or json.loads(e).get("type") == "gates"]
+    (tmp / "events.jsonl").write_text("".join(e + "\n" for e in events))
+    for name, data in (("config.json", config), ("summary.json", summary), ("timing.json", {"learn": learn_s})):
+        (tmp / name).write_text(json.dumps(data, indent=2) + "\n")
+    tmp.rename(d)
+    print(f"{d}: gates learned in {s} ({learn_s:.0f} s)", file=sys.stderr)
+PY
 }
 
 case "${1:-}" in
@@ -119,6 +157,27 @@ cifar-more)
     exp cifar-f50-random --flops 0.5 --arms random "${C[@]}" --learn-lr 0.01 --steps 300
     exp cifar-study-lr0.01-10ep-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
     ;;
+cifar-f30)
+    # The CIFAR-shaped set at 0.3 of dense MACs, the cheap arms first: uniform and the 300-step
+    # PFS, then lr 0.2 (ahead at 0.5, with near-uniform structures) and the random control, so
+    # the second budget says whether lr 0.2's lead at 0.5 is a property of the schedule.
+    ROOT=$PWD/data/cifar-like
+    [ -d "$ROOT/cifar-10-batches-py" ] || .venv/bin/python bench/make_cifar_like.py --out "$ROOT"
+    C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2)
+    exp cifar-f30 --flops 0.3 --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
+    exp cifar-study-lr0.2-300-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
+    exp cifar-f30-random --flops 0.3 --arms random "${C[@]}" --learn-lr 0.01 --steps 300
+    ;;
+cifar-f30-learned)
+    # The schedules that learn long, at 0.3: their gates are the ones learned for the same
+    # seeds at 0.5 (adopt_learning), so each cell costs its search and its training only.
+    ROOT=$PWD/data/cifar-like
+    C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 3 4)
+    adopt_learning cifar-study-lr0.01-10ep-f50 cifar-study-lr0.01-10ep-f30 0.3
+    exp cifar-study-lr0.01-10ep-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
+    adopt_learning cifar-f50-x2 cifar-f30-x2 0.3
+    exp cifar-f30-x2 --flops 0.3 --expand 2 --arms pfs --dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 --learn-lr 0.01 --steps 300
+    ;;
 cifar-study)
     # The CIFAR-shaped set (bench/make_cifar_like.py: Fashion-MNIST garments painted on coloured
     # backgrounds, 3x32x32, 50k/10k, CIFAR-10's on-disk format), written once into ./data
@@ -146,5 +205,5 @@ cifar-study)
     exp cifar-study-lr0.01-1000-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 1000
     ;;
 *)
-    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study|cifar-more" >&2; exit 2 ;;
+    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study|cifar-more|cifar-f30|cifar-f30-learned" >&2; exit 2 ;;
 esac

@@ -28,7 +28,9 @@ SCHEDULES = [  # (experiment name without its budget, schedule in words); the re
     ("study-lr0.05-300-f{f}", "lr 0.05 x 300 steps"),
     ("study-lr0.2-300-f{f}", "lr 0.2 x 300 steps (former Fashion-MNIST default)"),
     ("f{f}-x2", "lr 0.01 x 300 steps, learned at 2x width"),
+    ("f{f}-random", "random gate values (the control: nothing learned)"),
 ]
+ARM = {"f{f}-random": "random"}  # every other row is the pfs arm of its grid
 PAPER = "study-lr0.01-10ep-f{f}"
 
 
@@ -65,7 +67,8 @@ def main() -> None:
         paper = pfs_acc(prefix + PAPER.format(f=f))
         for template, words in SCHEDULES:
             name = prefix + template.format(f=f)
-            pfs = {c["seed"]: c for c in cells(name).values() if c["arm"] == "pfs"}
+            arm = ARM.get(template, "pfs")
+            pfs = {c["seed"]: c for c in cells(name).values() if c["arm"] == arm}
             if not pfs:
                 continue
             accs = [c["test_acc"] for c in pfs.values()]
@@ -73,16 +76,16 @@ def main() -> None:
             learned = [c["learn"] for c in pfs.values() if c.get("learn")]
             opens = [f["open_frac"] for f in learned]
             held = [f["heldout_acc"] for f in learned]
-            tied = [json.loads((GRID / name / "cells" / f"pfs-s{s}" / "structure.json").read_text())
+            tied = [json.loads((GRID / name / "cells" / f"{arm}-s{s}" / "structure.json").read_text())
                     .get("tied_channels") for s in pfs]
-            secs = [c["timing"].get("learn") for c in pfs.values() if c.get("timing")]
+            secs = [c["timing"]["learn"] for c in pfs.values() if "learn" in c.get("timing", {})]
             span = (lambda xs, f: f"{min(xs):{f}}-{max(xs):{f}}" if xs else "n/a")
             own = {s: c["test_acc"] for s, c in pfs.items()}
             versus_paper = "-" if template == PAPER else paired(own, paper)
             print(f"| {words} | {budget} | {statistics.fmean(accs):.4f} +- {sd:.4f} ({len(accs)}) "
                   f"| {paired(own, uniform)} | {versus_paper} | {span(opens, '.2f')} "
                   f"| {span(held, '.2f')} | {span([t for t in tied if t is not None], 'd')} "
-                  f"| {statistics.median(secs):.0f} |")
+                  f"| {f'{statistics.median(secs):.0f}' if secs else 'n/a'} |")
 
 
 if __name__ == "__main__":
