@@ -10,6 +10,8 @@
 #   tools/earn-their-keep.sh paper-x2       # PFS at 2x expansion with the new default (~1.5 h a seed)
 #   tools/earn-their-keep.sh cifar-f30      # the CIFAR-shaped set at 0.3: uniform, 300 steps, lr 0.2, random (3 seeds)
 #   tools/earn-their-keep.sh cifar-f30-learned  # 0.3 with the gates learned at 0.5: 10 epochs (5 seeds), 2x (3 seeds)
+#   tools/earn-their-keep.sh cifar-lr0.05   # lr 0.05 x 300 steps at 0.5 and (same gates) 0.3, 3 seeds
+#   tools/earn-their-keep.sh cifar-1000     # lr 0.01 x 1,000 steps, the same way
 #   tools/earn-their-keep.sh pairs          # PFS (default) vs uniform at 0.5 grown to 15 seeds (~35 min a seed)
 #
 # Each lane runs its experiments one after another into docs/reproduction/grid/; a rerun
@@ -171,12 +173,26 @@ cifar-f30)
 cifar-f30-learned)
     # The schedules that learn long, at 0.3: their gates are the ones learned for the same
     # seeds at 0.5 (adopt_learning), so each cell costs its search and its training only.
+    # The 0.5 grid is finished first where it lacks seeds, so that no gates are learned twice.
     ROOT=$PWD/data/cifar-like
     C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 3 4)
+    adopt_learning cifar-f50-x2 cifar-f30-x2 0.3
+    exp cifar-f30-x2 --flops 0.3 --expand 2 --arms pfs --dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 \
+        --learn-lr 0.01 --steps 300
+    exp cifar-study-lr0.01-10ep-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
     adopt_learning cifar-study-lr0.01-10ep-f50 cifar-study-lr0.01-10ep-f30 0.3
     exp cifar-study-lr0.01-10ep-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
-    adopt_learning cifar-f50-x2 cifar-f30-x2 0.3
-    exp cifar-f30-x2 --flops 0.3 --expand 2 --arms pfs --dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 --learn-lr 0.01 --steps 300
+    ;;
+cifar-lr0.05|cifar-1000)
+    # The other schedules of the study on the CIFAR-shaped set, 3 seeds: learned at 0.5, and
+    # the same gates searched at 0.3 (adopt_learning).
+    ROOT=$PWD/data/cifar-like
+    C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2)
+    if [ "$1" = cifar-lr0.05 ]; then name=lr0.05-300; L=(--learn-lr 0.05 --steps 300)
+    else name=lr0.01-1000; L=(--learn-lr 0.01 --steps 1000); fi
+    exp "cifar-study-$name-f50" --flops 0.5 --arms pfs "${C[@]}" "${L[@]}"
+    adopt_learning "cifar-study-$name-f50" "cifar-study-$name-f30" 0.3
+    exp "cifar-study-$name-f30" --flops 0.3 --arms pfs "${C[@]}" "${L[@]}"
     ;;
 cifar-study)
     # The CIFAR-shaped set (bench/make_cifar_like.py: Fashion-MNIST garments painted on coloured
@@ -205,5 +221,5 @@ cifar-study)
     exp cifar-study-lr0.01-1000-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 1000
     ;;
 *)
-    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study|cifar-more|cifar-f30|cifar-f30-learned" >&2; exit 2 ;;
+    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study|cifar-more|cifar-f30|cifar-f30-learned|cifar-lr0.05|cifar-1000" >&2; exit 2 ;;
 esac
