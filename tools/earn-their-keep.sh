@@ -9,6 +9,7 @@
 #   tools/earn-their-keep.sh cifar-more     # its pairs at 0.5 (uniform, lr 0.2, 300 steps, 10 epochs) to 5 seeds
 #   tools/earn-their-keep.sh paper-x2       # PFS at 2x expansion with the new default (~1.5 h a seed)
 #   tools/earn-their-keep.sh cifar-f30      # the CIFAR-shaped set at 0.3: uniform, 300 steps, lr 0.2, random (3 seeds)
+#   tools/earn-their-keep.sh cifar-f30-more # its uniform and 300-step PFS to 5 seeds
 #   tools/earn-their-keep.sh cifar-f30-learned  # 0.3 with the gates learned at 0.5: 10 epochs (5 seeds), 2x (3 seeds)
 #   tools/earn-their-keep.sh cifar-lr0.05   # lr 0.05 x 300 steps at 0.5 and (same gates) 0.3, 3 seeds
 #   tools/earn-their-keep.sh cifar-1000     # lr 0.01 x 1,000 steps, the same way
@@ -170,6 +171,13 @@ cifar-f30)
     exp cifar-study-lr0.2-300-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
     exp cifar-f30-random --flops 0.3 --arms random "${C[@]}" --learn-lr 0.01 --steps 300
     ;;
+cifar-f30-more)
+    # Uniform and the 300-step PFS at 0.3 grown to 5 seeds, to pair with the 10-epoch cells
+    # (cifar-f30-learned), which have 5.
+    ROOT=$PWD/data/cifar-like
+    exp cifar-f30 --flops 0.3 --arms uniform pfs --dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 3 4 \
+        --learn-lr 0.01 --steps 300
+    ;;
 cifar-f30-learned)
     # The schedules that learn long, at 0.3: their gates are the ones learned for the same
     # seeds at 0.5 (adopt_learning), so each cell costs its search and its training only.
@@ -221,5 +229,5 @@ cifar-study)
     exp cifar-study-lr0.01-1000-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 1000
     ;;
 *)
-    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study|cifar-more|cifar-f30|cifar-f30-learned|cifar-lr0.05|cifar-1000" >&2; exit 2 ;;
+    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study|cifar-more|cifar-f30|cifar-f30-more|cifar-f30-learned|cifar-lr0.05|cifar-1000" >&2; exit 2 ;;
 esac
