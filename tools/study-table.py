@@ -21,16 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.evidence.report import _T975  # noqa: E402 (the report's own t table)
 
 GRID = Path("docs/reproduction/grid")
-SCHEDULES = [  # (experiment name without its budget, schedule in words); the reference grid (uniform
-    # and PFS at lr 0.01 x 300 steps) is PREFIX + "f50" / "f30"
+SCHEDULES = [  # (experiment name without its budget, schedule in words[, arm: pfs unless named]); the
+    # reference grid (uniform and PFS at lr 0.01 x 300 steps) is PREFIX + "f50" / "f30"
     ("f{f}", "lr 0.01 x 300 steps"), ("study-lr0.01-1000-f{f}", "lr 0.01 x 1,000 steps"),
     ("study-lr0.01-10ep-f{f}", "lr 0.01 x 10 epochs (paper; default)"),
     ("study-lr0.05-300-f{f}", "lr 0.05 x 300 steps"),
     ("study-lr0.2-300-f{f}", "lr 0.2 x 300 steps (former Fashion-MNIST default)"),
     ("f{f}-x2", "lr 0.01 x 300 steps, learned at 2x width"),
-    ("f{f}-random", "random gate values (the control: nothing learned)"),
+    ("f{f}-random", "random gate values (the control: nothing learned)", "random"),
 ]
-ARM = {"f{f}-random": "random"}  # every other row is the pfs arm of its grid
 PAPER = "study-lr0.01-10ep-f{f}"
 
 
@@ -65,9 +64,9 @@ def main() -> None:
         ref = cells(f"{prefix}f{f}")
         uniform = {c["seed"]: c["test_acc"] for c in ref.values() if c["arm"] == "uniform"}
         paper = pfs_acc(prefix + PAPER.format(f=f))
-        for template, words in SCHEDULES:
+        for template, words, *named in SCHEDULES:
             name = prefix + template.format(f=f)
-            arm = ARM.get(template, "pfs")
+            arm = named[0] if named else "pfs"
             pfs = {c["seed"]: c for c in cells(name).values() if c["arm"] == arm}
             if not pfs:
                 continue
