@@ -5,11 +5,10 @@
 #   tools/earn-their-keep.sh study          # lane 2: learning schedules x budgets, 3 seeds
 #   tools/earn-their-keep.sh study-more     # lane 2, then: the study grown to 5 seeds
 #   tools/earn-their-keep.sh paper          # the reproduction with PFS at the new default (10 epochs)
-#   tools/earn-their-keep.sh cifar-study    # the schedule study on the CIFAR-shaped set, 3 seeds
+#   tools/earn-their-keep.sh cifar-study    # the whole CIFAR-shaped study: the cifar-* parts below, in order
 #   tools/earn-their-keep.sh cifar-more     # its pairs at 0.5 (uniform, lr 0.2, 300 steps, 10 epochs) to 5 seeds
 #   tools/earn-their-keep.sh paper-x2       # PFS at 2x expansion with the new default (~1.5 h a seed)
 #   tools/earn-their-keep.sh cifar-f30      # the CIFAR-shaped set at 0.3: uniform, 300 steps, lr 0.2, random (3 seeds)
-#   tools/earn-their-keep.sh cifar-f30-more # its uniform and 300-step PFS to 5 seeds
 #   tools/earn-their-keep.sh cifar-f30-learned  # 0.3 with the gates learned at 0.5: 10 epochs (5 seeds), 2x (3 seeds)
 #   tools/earn-their-keep.sh cifar-lr0.05   # lr 0.05 x 300 steps at 0.5 and (same gates) 0.3, 3 seeds
 #   tools/earn-their-keep.sh cifar-1000     # lr 0.01 x 1,000 steps, the same way
@@ -72,14 +71,19 @@ for cell in json.loads((src / "results.json").read_text())["cells"]:
     tmp.mkdir(parents=True)
     for name in ("init.pt", "gates.pt"):
         shutil.copy2(s / name, tmp / name)
-    events = [e for e in (s / "events.jsonl").read_text().splitlines()
-              if json.loads(e).get("stage") == "learn" or json.loads(e).get("type") == "gates"]
-    (tmp / "events.jsonl").write_text("".join(e + "\n" for e in events))
+    events = [json.loads(line) for line in (s / "events.jsonl").read_text().splitlines()]
+    (tmp / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events
+                                              if e.get("stage") == "learn" or e.get("type") == "gates"))
     for name, data in (("config.json", config), ("summary.json", summary), ("timing.json", {"learn": learn_s})):
         (tmp / name).write_text(json.dumps(data, indent=2) + "\n")
     tmp.rename(d)
     print(f"{d}: gates learned in {s} ({learn_s:.0f} s)", file=sys.stderr)
 PY
+}
+
+cifar_data() {  # sets ROOT: the CIFAR-shaped set, written once into ./data (git-ignored)
+    ROOT=$PWD/data/cifar-like
+    [ -d "$ROOT/cifar-10-batches-py" ] || .venv/bin/python bench/make_cifar_like.py --out "$ROOT"
 }
 
 case "${1:-}" in
@@ -150,8 +154,7 @@ cifar-more)
     # network at chance and most of its kept channels filled by the tie-break; 2 degrees of
     # freedom are too few to build a default on. Uniform and lr 0.2 first (cheap), then the
     # 300-step and the paper's 10-epoch PFS.
-    ROOT=$PWD/data/cifar-like
-    [ -d "$ROOT/cifar-10-batches-py" ] || .venv/bin/python bench/make_cifar_like.py --out "$ROOT"
+    cifar_data
     C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 3 4)
     exp cifar-study-lr0.2-300-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
     exp cifar-f50 --flops 0.5 --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
@@ -163,26 +166,20 @@ cifar-more)
 cifar-f30)
     # The CIFAR-shaped set at 0.3 of dense MACs, the cheap arms first: uniform and the 300-step
     # PFS, then lr 0.2 (ahead at 0.5, with near-uniform structures) and the random control, so
-    # the second budget says whether lr 0.2's lead at 0.5 is a property of the schedule.
-    ROOT=$PWD/data/cifar-like
-    [ -d "$ROOT/cifar-10-batches-py" ] || .venv/bin/python bench/make_cifar_like.py --out "$ROOT"
-    C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2)
+    # the second budget says whether lr 0.2's lead at 0.5 is a property of the schedule. Seeds
+    # as each grid has grown them (uniform, 300 steps and lr 0.2 to 5; random 3).
+    cifar_data
+    C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 3 4)
     exp cifar-f30 --flops 0.3 --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
     exp cifar-study-lr0.2-300-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
-    exp cifar-f30-random --flops 0.3 --arms random "${C[@]}" --learn-lr 0.01 --steps 300
-    ;;
-cifar-f30-more)
-    # Uniform and the 300-step PFS at 0.3 grown to 5 seeds, to pair with the 10-epoch cells
-    # (cifar-f30-learned), which have 5.
-    ROOT=$PWD/data/cifar-like
-    exp cifar-f30 --flops 0.3 --arms uniform pfs --dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 3 4 \
+    exp cifar-f30-random --flops 0.3 --arms random --dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 \
         --learn-lr 0.01 --steps 300
     ;;
 cifar-f30-learned)
     # The schedules that learn long, at 0.3: their gates are the ones learned for the same
     # seeds at 0.5 (adopt_learning), so each cell costs its search and its training only.
     # The 0.5 grid is finished first where it lacks seeds, so that no gates are learned twice.
-    ROOT=$PWD/data/cifar-like
+    cifar_data
     C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 3 4)
     adopt_learning cifar-f50-x2 cifar-f30-x2 0.3
     exp cifar-f30-x2 --flops 0.3 --expand 2 --arms pfs --dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 \
@@ -194,7 +191,7 @@ cifar-f30-learned)
 cifar-lr0.05|cifar-1000)
     # The other schedules of the study on the CIFAR-shaped set, 3 seeds: learned at 0.5, and
     # the same gates searched at 0.3 (adopt_learning).
-    ROOT=$PWD/data/cifar-like
+    cifar_data
     C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2)
     if [ "$1" = cifar-lr0.05 ]; then name=lr0.05-300; L=(--learn-lr 0.05 --steps 300)
     else name=lr0.01-1000; L=(--learn-lr 0.01 --steps 1000); fi
@@ -203,31 +200,21 @@ cifar-lr0.05|cifar-1000)
     exp "cifar-study-$name-f30" --flops 0.3 --arms pfs "${C[@]}" "${L[@]}"
     ;;
 cifar-study)
-    # The CIFAR-shaped set (bench/make_cifar_like.py: Fashion-MNIST garments painted on coloured
-    # backgrounds, 3x32x32, 50k/10k, CIFAR-10's on-disk format), written once into ./data
-    # (git-ignored); its absolute path is part of each grid's settings, so keep the checkout at
-    # the same place (/work/main) on every machine. Cheapest schedules first.
-    ROOT=$PWD/data/cifar-like
-    [ -d "$ROOT/cifar-10-batches-py" ] || .venv/bin/python bench/make_cifar_like.py --out "$ROOT"
-    C=(--dataset cifar10 --data-root "$ROOT" --seeds 0 1 2)
-    # Order: what decides the default first (uniform, the 300-step PFS and the paper's 10
-    # epochs at 0.5), then the other learning rates, then the 0.3 budget.
-    exp cifar-f50 --flops 0.5 --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
-    exp cifar-study-lr0.01-10ep-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
+    # The whole CIFAR-shaped study, part after part (each part resumes its grids; their seeds are
+    # the ones the grids have grown to). The set (bench/make_cifar_like.py: Fashion-MNIST garments
+    # painted on coloured backgrounds, 3x32x32, 50k/10k, CIFAR-10's on-disk format) is written
+    # once into ./data (git-ignored); its absolute path is part of each grid's settings, so keep
+    # the checkout at the same place (/work/main) on every machine.
+    SELF=tools/$(basename "$0")  # this script, from the repository root (cd above)
+    bash "$SELF" cifar-more
     # Shortcut B at 1x: the gated random network stays at chance while its gates learn (held-out
-    # 0.10 through 10 epochs); at 2x it leaves chance within 100 steps. The official code learns
-    # at 5x (-e 80). So: the 2x-learned structure, pruned to the same MACs.
-    exp cifar-f50-x2 --flops 0.5 --expand 2 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 300
-    exp cifar-study-lr0.2-300-f50  --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
-    exp cifar-study-lr0.05-300-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.05 --steps 300
-    exp cifar-study-lr0.01-1000-f50 --flops 0.5 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 1000
-    exp cifar-f30 --flops 0.3 --arms uniform pfs "${C[@]}" --learn-lr 0.01 --steps 300
-    exp cifar-study-lr0.01-10ep-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --learn-epochs 10
-    exp cifar-f30-x2 --flops 0.3 --expand 2 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 300
-    exp cifar-study-lr0.2-300-f30  --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.2 --steps 300
-    exp cifar-study-lr0.05-300-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.05 --steps 300
-    exp cifar-study-lr0.01-1000-f30 --flops 0.3 --arms pfs "${C[@]}" --learn-lr 0.01 --steps 1000
+    # 0.10 through 10 epochs); the official code learns at 5x (-e 80). So: the 2x-learned
+    # structure, pruned to the same MACs.
+    cifar_data
+    exp cifar-f50-x2 --flops 0.5 --expand 2 --arms pfs --dataset cifar10 --data-root "$ROOT" --seeds 0 1 2 \
+        --learn-lr 0.01 --steps 300
+    for part in cifar-f30 cifar-f30-learned cifar-lr0.05 cifar-1000; do bash "$SELF" "$part"; done
     ;;
 *)
-    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study|cifar-more|cifar-f30|cifar-f30-more|cifar-f30-learned|cifar-lr0.05|cifar-1000" >&2; exit 2 ;;
+    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study|cifar-more|cifar-f30|cifar-f30-learned|cifar-lr0.05|cifar-1000" >&2; exit 2 ;;
 esac
