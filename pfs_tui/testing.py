@@ -33,7 +33,7 @@ def make_app(runs_root: Path, start: str = "setup", **settings) -> PfsApp:
 MIN_WAIT_S = 300.0
 
 
-async def wait_until(pilot, predicate, timeout: float = 120.0, what: str = "condition") -> None:
+async def wait_until(pilot, predicate, timeout: float = MIN_WAIT_S, what: str = "condition") -> None:
     """Let the app run until `predicate()` holds; fail after `timeout` seconds, and never
     before MIN_WAIT_S (a bound against hanging; CI's shared machine can be slow for minutes)."""
     timeout = max(timeout, MIN_WAIT_S)
@@ -67,7 +67,7 @@ def text_of(app, selector: str) -> str:
     return widget.render().plain
 
 
-async def settled_structure(pilot, app, timeout: float = 120.0):
+async def settled_structure(pilot, app, timeout: float = MIN_WAIT_S):
     """The Structure page's structure once the search for the current inputs has landed."""
     screen = app.screen
     await wait_until(pilot, lambda: screen.settled, timeout=timeout, what="the structure search")

@@ -248,7 +248,7 @@ async def test_the_list_follows_a_run_that_gets_a_structure(runs_root):
         picker = app.screen.query_one("#compare-runs")
         await wait_until(pilot, lambda: picker.option_count == 1, what="the runs list")
         (later / "structure.json").write_text(structure)  # as `pfs search` writes it, while the page is shown
-        await wait_until(pilot, lambda: picker.option_count == 2, timeout=90, what="the list to refresh by itself")
+        await wait_until(pilot, lambda: picker.option_count == 2, what="the list to refresh by itself")
         assert any(line.startswith(f"{UNMARKED} later") for line in _list_lines(app))
 
 

@@ -102,15 +102,15 @@ async def test_pausing_learning_marks_the_run_for_followers_and_resuming_clears_
                    heldout_limit=40, snapshot_every=2, budget=0.4)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2", "s")
-        await wait_until(pilot, lambda: len(app.session.log.steps) >= 1, timeout=120, what="a first step")
+        await wait_until(pilot, lambda: len(app.session.log.steps) >= 1, what="a first step")
         run = app.session.run_path
         assert json.loads((run / "config.json").read_text())["tui"] == {"budget": 0.4}
         await pilot.press("space")
-        await wait_until(pilot, lambda: (run / PAUSED_FILE).is_file(), timeout=60, what="the pause mark")
+        await wait_until(pilot, lambda: (run / PAUSED_FILE).is_file(), what="the pause mark")
         await pilot.press("space")
-        await wait_until(pilot, lambda: not (run / PAUSED_FILE).is_file(), timeout=60, what="the mark to go")
+        await wait_until(pilot, lambda: not (run / PAUSED_FILE).is_file(), what="the mark to go")
         await pilot.press("x")
-        await wait_until(pilot, lambda: app.session.log.status == "stopped", timeout=120, what="the stop")
+        await wait_until(pilot, lambda: app.session.log.status == "stopped", what="the stop")
 
 
 async def test_a_follower_tab_builds_no_models(runs_root, monkeypatch):

@@ -100,7 +100,7 @@ async def test_a_file_spec_is_listed_and_learning_runs_on_it(runs_root, tmp_path
         assert "nets/tiny_net.py:build" in [k.value for k in table.rows]
         assert "your model, from a Python file" in text_of(app, "#model-desc")
         await pilot.press("s")
-        await wait_until(pilot, lambda: app.session.log.status == "finished", timeout=90, what="learning")
+        await wait_until(pilot, lambda: app.session.log.status == "finished", what="learning")
         await app.workers.wait_for_complete()
         run = RunDir.open(app.session.run_path)
         assert run.config["model"] == "nets/tiny_net.py:build" and run.exists("gates.pt")

@@ -54,7 +54,7 @@ async def test_c_resumes_a_stopped_run_and_refuses_a_finished_or_busy_one(runs_r
         await pilot.pause()
         assert calls == [run] and any("is training (pid" in n.message for n in app._notifications)
         (run / "go").touch()
-        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to end")
+        await wait_until(pilot, lambda: train_process_alive(run) is False, what="the process to end")
 
 
 @pytest.mark.slow  # a real `pfs resume` process: ~20 s idle, a minute or more on a loaded box
@@ -65,8 +65,8 @@ async def test_a_stopped_learning_run_resumed_from_the_runs_page_finishes_its_st
         await show_runs(pilot, app)
         await pilot.press("c")
         await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="the run page")
-        await wait_until(pilot, lambda: app.screen.status == "finished", timeout=240, what="the resumed learning")
-        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to end")
+        await wait_until(pilot, lambda: app.screen.status == "finished", what="the resumed learning")
+        await wait_until(pilot, lambda: train_process_alive(run) is False, what="the process to end")
         assert app.screen.learn_steps[-1] == 12
     summary = RunDir(run).read_json("summary.json")
     assert summary["status"] == "finished" and summary["steps"] == 12
@@ -135,7 +135,7 @@ async def test_a_killed_then_resumed_training_shows_the_resumed_process_not_the_
         assert any("train continues after step 10 (epoch 1), its last checkpoint" in n.message
                    for n in app._notifications)
         (run / "go").touch()
-        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to end")
+        await wait_until(pilot, lambda: train_process_alive(run) is False, what="the process to end")
 
 
 async def test_a_training_stopped_with_x_reads_stopped_with_where_to_go_on_not_failed(runs_root):
@@ -179,5 +179,5 @@ async def test_a_resumed_learning_run_is_shown_on_the_learn_page_with_its_own_r(
         assert app.session.run_path == run and app.session.settings.gamma == 1.5
         assert app.session.log.snapshot()["steps"]  # its curves so far
         (run / "go").touch()
-        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to end")
+        await wait_until(pilot, lambda: train_process_alive(run) is False, what="the process to end")
         await wait_until(pilot, lambda: app.session.log.status == "stopped", what="the follow to end")

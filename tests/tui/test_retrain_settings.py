@@ -50,12 +50,12 @@ async def test_a_demo_retraining_runs_pfs_train_on_a_subset_and_shows_steps_with
         await pilot.press("t")  # retrain from the Structure page: a real `pfs train`, detached
         await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="the run page")
         screen = app.screen
-        await wait_until(pilot, lambda: screen.train_step is not None, timeout=180, what="a training step")
+        await wait_until(pilot, lambda: screen.train_step is not None, what="a training step")
         # 1280 images / batch 128 = 10 steps; a StepEnd every 10 steps: progress before the epoch ends.
         assert screen.train_step.total_steps == 10
         assert "step 10/10 (epoch 1)  loss" in text_of(app, "#run-head")
-        await wait_until(pilot, lambda: screen.status == "finished", timeout=180, what="the end of training")
-        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to exit")
+        await wait_until(pilot, lambda: screen.status == "finished", what="the end of training")
+        await wait_until(pilot, lambda: train_process_alive(run) is False, what="the process to exit")
     train = RunDir(run).config["train"]
     assert train["subset"] == 1280 and train["epochs"] == 1
 

@@ -26,7 +26,7 @@ async def test_t_and_e_on_a_run_that_is_training_are_refused_and_nothing_is_writ
     async with app.run_test(size=(80, 24)) as pilot:
         await app.retrain_run(run)
         await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.epochs,
-                         timeout=60, what="the first epoch")
+                         what="the first epoch")
         before = {name: (run / name).read_bytes() for name in ("structure.json", TRAIN_PID, "config.json")}
         events_before = (run / "events.jsonl").read_bytes()
         await pilot.press("t")  # twice: the old code asked, then overwrote on the second press
@@ -46,5 +46,5 @@ async def test_t_and_e_on_a_run_that_is_training_are_refused_and_nothing_is_writ
         assert {name: (run / name).read_bytes() for name in before} == before
         assert (run / "events.jsonl").read_bytes() == events_before  # no `failed` from a refused child
         (run / "go").touch()
-        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to end")
+        await wait_until(pilot, lambda: train_process_alive(run) is False, what="the process to end")
     assert b'"failed"' not in (run / "events.jsonl").read_bytes()

@@ -67,7 +67,7 @@ async def test_learning_runs_in_a_worker_and_leaves_a_run_directory(runs_root):
         await wait_until(pilot, lambda: app.current_mode == "learn", what="learn page")
         screen = app.screen
         assert isinstance(screen, LearnScreen)
-        await wait_until(pilot, lambda: app.session.log.status == "finished", timeout=90, what="learning")
+        await wait_until(pilot, lambda: app.session.log.status == "finished", what="learning")
         await app.workers.wait_for_complete()
         await pilot.pause(0.3)  # one redraw tick
         log = app.session.log
@@ -87,7 +87,7 @@ async def test_pause_blocks_learning_and_stop_ends_it_early(runs_root):
     app = make_app(runs_root, **{**TINY, "steps": 5000})  # far more than the test lets it run
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.click("#start")  # the mouse works too: the setup page's button
-        await wait_until(pilot, lambda: len(app.session.log.steps) >= 1, timeout=60, what="a first step")
+        await wait_until(pilot, lambda: len(app.session.log.steps) >= 1, what="a first step")
         await pilot.press("space")
         await wait_until(pilot, lambda: app.session.log.status == "paused", what="the worker to block")
         held = len(app.session.log.steps)
@@ -95,14 +95,14 @@ async def test_pause_blocks_learning_and_stop_ends_it_early(runs_root):
         assert len(app.session.log.steps) == held  # blocked inside the event callback
         assert "paused" in text_of(app, "#learn-status")
         await pilot.press("space")
-        await wait_until(pilot, lambda: len(app.session.log.steps) > held, timeout=60, what="resumed steps")
+        await wait_until(pilot, lambda: len(app.session.log.steps) > held, what="resumed steps")
         # Keys are handled between steps: pages switch while the worker computes.
         await pilot.press("3")
-        await wait_until(pilot, lambda: app.current_mode == "structure", timeout=10, what="the page switch")
+        await wait_until(pilot, lambda: app.current_mode == "structure", what="the page switch")
         await pilot.press("2")
-        await wait_until(pilot, lambda: app.current_mode == "learn", timeout=10, what="the page switch")
+        await wait_until(pilot, lambda: app.current_mode == "learn", what="the page switch")
         await pilot.press("x")
-        await wait_until(pilot, lambda: app.session.log.status == "stopped", timeout=60, what="the stop")
+        await wait_until(pilot, lambda: app.session.log.status == "stopped", what="the stop")
         assert len(app.session.log.steps) < 5000
         assert RunDir.open(app.session.run_path).read_json("summary.json")["status"] == "stopped"
 
@@ -111,7 +111,7 @@ async def test_quit_while_learning_stops_it_and_waits_for_the_gates(runs_root):
     app = make_app(runs_root, **{**TINY, "steps": 5000})
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2", "s")
-        await wait_until(pilot, lambda: len(app.session.log.steps) >= 1, timeout=120, what="a first step")
+        await wait_until(pilot, lambda: len(app.session.log.steps) >= 1, what="a first step")
         learner = next(w for w in app.workers if w.group == "learn")
         await pilot.press("q")
         run = app.session.run_path

@@ -18,7 +18,7 @@ def test_setup_page(snap_compare, runs_root, size):
 
     async def ready(pilot):
         table = app.screen.query_one("#model-table")
-        await wait_until(pilot, lambda: table.row_count > 0, timeout=120, what="model list")  # slow when loaded
+        await wait_until(pilot, lambda: table.row_count > 0, what="model list")  # slow when loaded
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=ready)

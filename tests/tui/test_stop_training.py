@@ -38,7 +38,7 @@ async def test_x_on_a_retraining_sends_one_graceful_stop_and_says_so(runs_root):
         assert any("already stopping" in n.message for n in app._notifications)
         assert (run / "sigints").read_text() == "int\n"
         (run / "go").touch()
-        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to end")
+        await wait_until(pilot, lambda: train_process_alive(run) is False, what="the process to end")
         app.clear_notifications()
         await pilot.press("x")
         await pilot.pause()
@@ -86,4 +86,4 @@ async def test_runs_shows_a_starting_retraining_not_a_running_search(runs_root):
                          what="the row to say the training is starting")
         assert "stage train · starting" in text_of(app, "#run-preview")
         (run / "go").touch()
-        await wait_until(pilot, lambda: train_process_alive(run) is False, timeout=60, what="the process to end")
+        await wait_until(pilot, lambda: train_process_alive(run) is False, what="the process to end")

@@ -34,7 +34,7 @@ async def test_l_targets_a_fraction_of_the_dense_latency_timed_off_the_ui_thread
         await pilot.press("3")
         by_macs = await settled_structure(pilot, app)
         await pilot.press("l")
-        found = await settled_structure(pilot, app, timeout=120)
+        found = await settled_structure(pilot, app)
         screen, lat = app.screen, app.screen.latency
         assert threads and threading.main_thread() not in threads
         assert lat.structure is found and lat.budget_ms == pytest.approx(0.9 * lat.dense_ms)
