@@ -8,6 +8,7 @@
 #   tools/earn-their-keep.sh cifar-study    # the whole CIFAR-shaped study: the cifar-* parts below, in order
 #   tools/earn-their-keep.sh cifar-more     # its pairs at 0.5 (uniform, lr 0.2, 300 steps, 10 epochs) to 5 seeds
 #   tools/earn-their-keep.sh paper-x2       # PFS at 2x expansion with the new default (~1.5 h a seed)
+#   tools/earn-their-keep.sh f30-x2         # the study's 2x-width row at 0.3 (~13 min a seed)
 #   tools/earn-their-keep.sh cifar-f30      # the CIFAR-shaped set at 0.3: uniform, 300 steps, lr 0.2, random
 #   tools/earn-their-keep.sh cifar-f30-learned  # 0.3 with the gates learned at 0.5: 2x, 10 epochs
 #   tools/earn-their-keep.sh cifar-lr0.05   # lr 0.05 x 300 steps at 0.5 and (same gates) 0.3
@@ -148,6 +149,12 @@ paper-x2)
     exp f50-paper-x2 --flops 0.5 --expand 2 --arms pfs --seeds 0 1 2 3 4 --learn-epochs 10 --learn-lr 0.01 \
         --shortcut A
     ;;
+f30-x2)
+    # The study's expand-2 row at 0.3 of dense MACs, as f50-x2 at 0.5 (its committed cells hold
+    # records, not gates, so the gates are learned again). Pairs with f30 by seed; shortcut A,
+    # as f30 and f50-x2 were built.
+    exp f30-x2 --flops 0.3 --expand 2 --arms pfs --seeds 0 1 2 3 4 "${DEFAULT_LEARN[@]}" --shortcut A
+    ;;
 cifar-more)
     # The CIFAR-shaped pairs at 0.5 grown from 3 to 5 seeds: at 3 seeds lr 0.2 x 300 steps came
     # out ahead of uniform (+1.65 +- 0.18 points), the grid's first "ahead", with its gated
@@ -211,5 +218,5 @@ cifar-study)
     for part in cifar-f30 cifar-f30-learned cifar-lr0.05 cifar-1000; do bash "$SELF" "$part"; done
     ;;
 *)
-    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|pairs|cifar-study|cifar-more|cifar-f30|cifar-f30-learned|cifar-lr0.05|cifar-1000" >&2; exit 2 ;;
+    echo "usage: $0 reproduction|study|study-more|paper|paper-x2|f30-x2|pairs|cifar-study|cifar-more|cifar-f30|cifar-f30-learned|cifar-lr0.05|cifar-1000" >&2; exit 2 ;;
 esac
