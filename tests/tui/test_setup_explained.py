@@ -92,11 +92,12 @@ SEEN_CELLS = 3  # a label in reverse, a widget's background: never a lone cursor
 async def _focus_contrast(pilot, app, widget, other) -> float:
     """How much SEEN_CELLS cells of `widget`'s row, at least, change in background brightness
     between `widget` focused and `other` focused, as drawn. More than one cell: a text cursor
-    is one cell and blinks, so it cannot be the only sign of focus. A loaded machine draws a focus change late (CI saw
-    a one-pause capture give 28), so a low reading is measured again, each time with longer
-    pauses, until it clears 60 or MIN_WAIT_S runs out. A late draw shows one state twice (a
-    low reading) or the two states swapped (the same reading): a retry cannot pass a row
-    whose focus draws no change."""
+    is one cell and blinks, so it cannot be the only sign of focus.
+
+    A loaded machine draws a focus change late (CI saw a one-pause capture give 28), so a low
+    reading is measured again, each time with longer pauses, until it clears 60 or MIN_WAIT_S
+    runs out. A late draw shows one state twice (a low reading) or the two states swapped
+    (the same reading): a retry cannot pass a row whose focus draws no change."""
     row, wait, deadline = _row_of(widget), None, time.monotonic() + MIN_WAIT_S
     while True:
         widget.focus()
